@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Network accounting: tc programs on the ingress and egress of VM taps and bridges.
+ * Counts bytes, packets, L2 multicast/broadcast, bytes per L4 protocol and TCP SYNs
+ * per device and direction. Always returns "continue" (TCX_NEXT / TC_ACT_UNSPEC, both
+ * -1) so later programs and filters on the device still run. */
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "vmlinux.h"
+#include "vmscope.h"
+
+#define VS_CONTINUE (-1) /* TCX_NEXT == TC_ACT_UNSPEC */
+
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define IPPROTO_ICMPV6_ 58
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, VS_IFINDEX_DIRECT_MAX);
+  __type(key, __u32);   /* ifindex */
+  __type(value, __u32); /* slot + 1; 0 = not monitored */
+} if_slot SEC(".maps");
+
+/* Rare hosts with huge ifindexes (long tap churn): bounded hash fallback. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, VS_MAX_SLOTS);
+  __type(key, __u32);
+  __type(value, __u32);
+} if_slot_far SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, VS_MAX_SLOTS* VS_DIR_COUNT);
+  __type(key, __u32);
+  __type(value, struct vs_net_counters);
+} net_stats SEC(".maps");
+
+/* Header bytes at off: straight from the linear data when it is there (fast path),
+ * else copied out of a paged skb. */
+static __always_inline void* header(struct __sk_buff* skb, __u32 off, void* buf, __u32 len) {
+  void* data = (void*)(long)skb->data;
+  void* end = (void*)(long)skb->data_end;
+  if (off > 128) return 0; /* bounds the offset for the verifier */
+  if (data + off + len <= end) return data + off;
+  if (bpf_skb_load_bytes(skb, off, buf, len)) return 0;
+  return buf;
+}
+
+static __always_inline void classify(struct __sk_buff* skb, struct vs_net_counters* c, __u32 len) {
+  __u8 buf[40];
+  __u8* eth = header(skb, 0, buf, ETH_HLEN);
+  if (!eth) {
+    c->l4_bytes[VS_L4_OTHER] += len;
+    return;
+  }
+  if (eth[0] & 1) {
+    if ((eth[0] & eth[1] & eth[2] & eth[3] & eth[4] & eth[5]) == 0xff)
+      c->bcast_packets++;
+    else
+      c->mcast_packets++;
+  }
+  __u16 proto = ((__u16)eth[12] << 8) | eth[13];
+  __u32 off = ETH_HLEN;
+  if (proto == ETH_P_8021Q || proto == ETH_P_8021AD) {
+    __u8* vlan = header(skb, off, buf, 4);
+    if (!vlan) {
+      c->l4_bytes[VS_L4_OTHER] += len;
+      return;
+    }
+    proto = ((__u16)vlan[2] << 8) | vlan[3];
+    off += 4;
+  }
+
+  __u8 l4proto;
+  __u32 l4off;
+  int first_fragment = 1;
+  if (proto == ETH_P_IP) {
+    __u8* ip = header(skb, off, buf, 20);
+    if (!ip) goto other;
+    l4proto = ip[9];
+    l4off = off + (ip[0] & 0xf) * 4;
+    first_fragment = ((ip[6] & 0x1f) | ip[7]) == 0;
+  } else if (proto == ETH_P_IPV6) {
+    __u8* ip6 = header(skb, off, buf, 40);
+    if (!ip6) goto other;
+    l4proto = ip6[6]; /* extension headers count as "other" */
+    l4off = off + 40;
+  } else {
+    goto other;
+  }
+
+  switch (l4proto) {
+    case IPPROTO_TCP: {
+      c->l4_bytes[VS_L4_TCP] += len;
+      if (!first_fragment) return;
+      __u8* tcp = header(skb, l4off + 13, buf, 1);
+      if (tcp && (tcp[0] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) c->tcp_syns++;
+      return;
+    }
+    case IPPROTO_UDP:
+      c->l4_bytes[VS_L4_UDP] += len;
+      return;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6_:
+      c->l4_bytes[VS_L4_ICMP] += len;
+      return;
+  }
+other:
+  c->l4_bytes[VS_L4_OTHER] += len;
+}
+
+static __always_inline int count(struct __sk_buff* skb, __u32 dir) {
+  __u32 ifindex = skb->ifindex;
+  __u32* slot = ifindex < VS_IFINDEX_DIRECT_MAX ? bpf_map_lookup_elem(&if_slot, &ifindex)
+                                                : bpf_map_lookup_elem(&if_slot_far, &ifindex);
+  if (!slot || *slot == 0) return VS_CONTINUE;
+  __u32 idx = (*slot - 1) * VS_DIR_COUNT + dir;
+  struct vs_net_counters* c = bpf_map_lookup_elem(&net_stats, &idx);
+  if (!c) return VS_CONTINUE;
+  __u32 len = skb->len;
+  c->bytes += len;
+  c->packets++;
+  classify(skb, c, len);
+  return VS_CONTINUE;
+}
+
+SEC("tc")
+int vs_tc_ingress(struct __sk_buff* skb) {
+  return count(skb, VS_DIR_INGRESS);
+}
+
+SEC("tc")
+int vs_tc_egress(struct __sk_buff* skb) {
+  return count(skb, VS_DIR_EGRESS);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,101 @@
+#include "attach/net_programs.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+
+#include "net.skel.h"
+
+namespace vmscope {
+
+void NetPrograms::Deleter::operator()(net_bpf* skel) const {
+  net_bpf__destroy(skel);
+}
+
+NetPrograms::NetPrograms(net_bpf* skel) : skel_(skel) {
+  zeros_.resize(static_cast<size_t>(libbpf_num_possible_cpus()));
+}
+NetPrograms::NetPrograms(NetPrograms&&) noexcept = default;
+NetPrograms& NetPrograms::operator=(NetPrograms&&) noexcept = default;
+NetPrograms::~NetPrograms() = default;
+
+Result<NetPrograms> NetPrograms::load() {
+  net_bpf* skel = net_bpf__open_and_load();
+  if (!skel) return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
+  return NetPrograms(skel);
+}
+
+int NetPrograms::ingress_prog_fd() const {
+  return bpf_program__fd(skel_->progs.vs_tc_ingress);
+}
+int NetPrograms::egress_prog_fd() const {
+  return bpf_program__fd(skel_->progs.vs_tc_egress);
+}
+int NetPrograms::net_stats_fd() const {
+  return bpf_map__fd(skel_->maps.net_stats);
+}
+
+Status NetPrograms::write_if_slot(int ifindex, uint32_t value) {
+  auto key = static_cast<uint32_t>(ifindex);
+  int err;
+  if (key < VS_IFINDEX_DIRECT_MAX) {
+    err = bpf_map_update_elem(bpf_map__fd(skel_->maps.if_slot), &key, &value, BPF_ANY);
+  } else if (value == 0) {
+    err = bpf_map_delete_elem(bpf_map__fd(skel_->maps.if_slot_far), &key);
+    if (err && errno == ENOENT) err = 0;
+  } else {
+    err = bpf_map_update_elem(bpf_map__fd(skel_->maps.if_slot_far), &key, &value, BPF_ANY);
+  }
+  if (err) return Error::from_errno(fmt::format("update if_slot for ifindex {}", ifindex), errno);
+  return {};
+}
+
+Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
+  if (auto it = slot_of_.find(ifindex); it != slot_of_.end()) return it->second;
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else if (next_slot_ < VS_MAX_SLOTS) {
+    slot = next_slot_++;
+  } else {
+    return Error::msg(fmt::format("assign counter slot to ifindex {}: all {} slots in use", ifindex,
+                                  VS_MAX_SLOTS));
+  }
+  // Zero before publishing: the previous owner's counts must not leak into the new device.
+  for (uint32_t dir = 0; dir < VS_DIR_COUNT; ++dir) {
+    uint32_t idx = slot * VS_DIR_COUNT + dir;
+    if (bpf_map_update_elem(net_stats_fd(), &idx, zeros_.data(), BPF_ANY)) {
+      free_slots_.push_back(slot);
+      return Error::from_errno(fmt::format("zero net_stats slot {}", slot), errno);
+    }
+  }
+  if (auto st = write_if_slot(ifindex, slot + 1); !st) {
+    free_slots_.push_back(slot);
+    return st.error();
+  }
+  slot_of_[ifindex] = slot;
+  return slot;
+}
+
+void NetPrograms::release_slot(int ifindex) {
+  auto it = slot_of_.find(ifindex);
+  if (it == slot_of_.end()) return;
+  (void)write_if_slot(ifindex, 0);  // the device may be gone already; nothing to undo then
+  free_slots_.push_back(it->second);
+  slot_of_.erase(it);
+  // Shrink the drain range when the top slots are free.
+  std::sort(free_slots_.begin(), free_slots_.end());
+  while (!free_slots_.empty() && free_slots_.back() + 1 == next_slot_) {
+    free_slots_.pop_back();
+    --next_slot_;
+  }
+  std::sort(free_slots_.begin(), free_slots_.end(), std::greater<>());
+}
+
+uint32_t NetPrograms::slot_limit() const {
+  return next_slot_;
+}
+
+}  // namespace vmscope

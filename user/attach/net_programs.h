@@ -1,0 +1,48 @@
+// Owner of the loaded network accounting object (bpf/net.bpf.c) and of its slot table:
+// which device counts into which net_stats slot.
+#pragma once
+
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "vmscope.h"
+
+struct net_bpf;
+
+namespace vmscope {
+
+class NetPrograms {
+ public:
+  static Result<NetPrograms> load();
+  NetPrograms(NetPrograms&&) noexcept;
+  NetPrograms& operator=(NetPrograms&&) noexcept;
+  ~NetPrograms();
+
+  int ingress_prog_fd() const;
+  int egress_prog_fd() const;
+  int net_stats_fd() const;
+
+  // Gives ifindex a zeroed slot and points if_slot at it; the same slot if it has one.
+  Result<uint32_t> assign_slot(int ifindex);
+  // Stops counting ifindex and frees its slot.
+  void release_slot(int ifindex);
+  // Highest slot in use + 1: how far a drain has to read.
+  uint32_t slot_limit() const;
+
+ private:
+  struct Deleter {
+    void operator()(net_bpf* skel) const;
+  };
+  explicit NetPrograms(net_bpf* skel);
+  Status write_if_slot(int ifindex, uint32_t value);
+
+  std::unique_ptr<net_bpf, Deleter> skel_;
+  std::unordered_map<int, uint32_t> slot_of_;  // ifindex -> slot
+  std::vector<uint32_t> free_slots_;           // released slots, reused first
+  uint32_t next_slot_ = 0;                     // never-used slots start here
+  std::vector<vs_net_counters> zeros_;         // one slot's worth of per-CPU zeros
+};
+
+}  // namespace vmscope

@@ -1,0 +1,48 @@
+// Agent configuration: CLI11 flags over an optional TOML file (toml++); flags win.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attach/tc_attachment.h"
+#include "common/result.h"
+#include "discover/naming.h"
+
+namespace vmscope {
+
+struct Config {
+  double interval_s = 1.0;
+  uint64_t count = 0;                // ticks before a clean exit; 0 = run until signalled
+  std::vector<std::string> outputs;  // sink URLs; empty means stdout ("-")
+  std::string log_level = "info";
+  bool drop_path = true;  // albatross default; --no-drop-path keeps "a:b"
+  AttachMode attach_mode = AttachMode::kAuto;
+  std::string http_username, http_password;
+  std::vector<NameOverride> overrides;
+};
+
+enum class Command { kRun, kList };
+
+struct CommandLine {
+  Command command = Command::kRun;
+  Config config;
+};
+
+// What main should do: run a command, or exit with a code after printing message
+// (help text on stdout for code 0, one-line error on stderr for code 2).
+struct ParseOutcome {
+  std::optional<CommandLine> cli;
+  int exit_code = 0;
+  std::string message;
+};
+
+ParseOutcome parse_command_line(const std::vector<std::string>& args);
+
+// TOML text over base (the defaults); used for --config FILE. Errors name the key.
+Result<Config> apply_toml(std::string_view toml_text, std::string_view source, Config base);
+
+Result<AttachMode> parse_attach_mode(std::string_view s);
+Status validate(const Config& c);
+
+}  // namespace vmscope

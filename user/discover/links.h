@@ -1,0 +1,68 @@
+// Network devices from rtnetlink (libmnl): one dump of all links, link events as they
+// happen, and one dump of every device's kernel statistics per tick.
+#pragma once
+
+#include <linux/if_link.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+
+struct mnl_socket;
+
+namespace vmscope {
+
+struct LinkInfo {
+  int ifindex = 0;
+  std::string name;
+  std::string kind;     // IFLA_INFO_KIND: "tun", "bridge", "veth", ... ("" for physical)
+  bool is_tap = false;  // kind "tun" in IFF_TAP mode: what VMs use
+  int master = 0;       // ifindex of the bridge it is enslaved to, 0 if none
+  uint32_t mtu = 0;
+  bool carrier = false;  // IFF_LOWER_UP: a tap has it while a process holds it open
+};
+
+struct LinkEvent {
+  bool removed = false;  // RTM_DELLINK
+  LinkInfo link;
+};
+
+using LinkStatsMap = std::unordered_map<int, rtnl_link_stats64>;  // by ifindex
+
+// One rtnetlink socket (RAII). Requests are synchronous; the event socket is polled.
+class Netlink {
+ public:
+  // groups: RTMGRP_* bitmask to subscribe to (0 for a request-only socket).
+  static Result<Netlink> open(unsigned groups);
+  Netlink(Netlink&&) noexcept;
+  Netlink& operator=(Netlink&&) noexcept;
+  ~Netlink();
+
+  int fd() const;
+  Result<std::vector<LinkInfo>> dump_links();
+  // Kernel statistics of every device (RTM_GETSTATS, 64-bit link stats only).
+  Result<LinkStatsMap> dump_stats();
+  // Statistics of one device.
+  Result<rtnl_link_stats64> link_stats(int ifindex);
+  // Reads all pending events without blocking. Returns an error on overrun (ENOBUFS):
+  // the caller must then resynchronise with dump_links().
+  Status read_events(const std::function<void(const LinkEvent&)>& on_event);
+
+ private:
+  explicit Netlink(mnl_socket* sock);
+  Status request(void* nlh_buf, const std::function<int(const struct nlmsghdr*)>& on_msg,
+                 const char* what);
+  struct Deleter {
+    void operator()(mnl_socket* s) const;
+  };
+  std::unique_ptr<mnl_socket, Deleter> sock_;
+  unsigned seq_ = 0;
+  std::vector<char> buf_;
+};
+
+}  // namespace vmscope

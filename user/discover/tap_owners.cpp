@@ -1,0 +1,107 @@
+#include "discover/tap_owners.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <memory>
+
+#include "common/unique_fd.h"
+
+namespace vmscope {
+namespace {
+
+struct DirCloser {
+  void operator()(DIR* d) const { closedir(d); }
+};
+using DirPtr = std::unique_ptr<DIR, DirCloser>;
+
+bool all_digits(const char* s) {
+  if (!*s) return false;
+  for (; *s; ++s)
+    if (*s < '0' || *s > '9') return false;
+  return true;
+}
+
+// Whole small file (procfs files report size 0, so read until EOF).
+bool read_small_file(const std::string& path, std::string& out) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  out.clear();
+  std::array<char, 4096> buf;
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0) return false;
+    if (n == 0) return true;
+    out.append(buf.data(), static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+std::string tap_from_fdinfo(std::string_view fdinfo) {
+  constexpr std::string_view key = "iff:";
+  size_t pos = 0;
+  while (pos < fdinfo.size()) {
+    size_t eol = fdinfo.find('\n', pos);
+    if (eol == std::string_view::npos) eol = fdinfo.size();
+    std::string_view line = fdinfo.substr(pos, eol - pos);
+    if (line.substr(0, key.size()) == key) {
+      line.remove_prefix(key.size());
+      while (!line.empty() && (line.front() == '\t' || line.front() == ' ')) line.remove_prefix(1);
+      return std::string(line);
+    }
+    pos = eol + 1;
+  }
+  return {};
+}
+
+TapOwners scan_tap_owners(const std::string& proc_root) {
+  TapOwners owners;
+  DirPtr proc(opendir(proc_root.c_str()));
+  if (!proc) return owners;
+  std::string path, text;
+  std::array<char, 64> target;
+  while (dirent* pe = readdir(proc.get())) {
+    if (!all_digits(pe->d_name)) continue;
+    std::string fd_dir = proc_root + "/" + pe->d_name + "/fd";
+    DirPtr fds(opendir(fd_dir.c_str()));
+    if (!fds) continue;  // gone, or a kernel thread we may not read
+    while (dirent* fe = readdir(fds.get())) {
+      if (!all_digits(fe->d_name)) continue;
+      path = fd_dir + "/" + fe->d_name;
+      ssize_t n = readlink(path.c_str(), target.data(), target.size() - 1);
+      if (n <= 0 || std::string_view(target.data(), static_cast<size_t>(n)) != "/dev/net/tun")
+        continue;
+      if (!read_small_file(proc_root + "/" + pe->d_name + "/fdinfo/" + fe->d_name, text)) continue;
+      std::string tap = tap_from_fdinfo(text);
+      if (tap.empty()) continue;
+      auto& pids = owners[tap];
+      int pid = std::atoi(pe->d_name);
+      if (pids.empty() || pids.back() != pid) pids.push_back(pid);
+    }
+  }
+  return owners;
+}
+
+Result<ProcessInfo> read_process(int pid, const std::string& proc_root) {
+  ProcessInfo info;
+  info.pid = pid;
+  std::string base = proc_root + "/" + std::to_string(pid);
+  std::string cmdline;
+  if (!read_small_file(base + "/cmdline", cmdline))
+    return Error::from_errno(fmt::format("read {}/cmdline", base), errno);
+  size_t start = 0;
+  while (start < cmdline.size()) {
+    size_t end = cmdline.find('\0', start);
+    if (end == std::string::npos) end = cmdline.size();
+    info.argv.emplace_back(cmdline, start, end - start);
+    start = end + 1;
+  }
+  read_small_file(base + "/cgroup", info.cgroup);  // optional: naming falls back to argv
+  return info;
+}
+
+}  // namespace vmscope

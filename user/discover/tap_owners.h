@@ -1,0 +1,27 @@
+// Which processes hold which taps: /proc/<pid>/fd/* that point at /dev/net/tun carry
+// an "iff:\t<tap>" line in their fdinfo. No orchestrator needs to be asked.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "discover/naming.h"
+
+namespace vmscope {
+
+// tap name -> pids holding it open (a tap fd may be shared after fork or fd passing).
+using TapOwners = std::unordered_map<std::string, std::vector<int>>;
+
+// One pass over every process under proc_root. Processes that vanish mid-scan or are
+// unreadable are skipped.
+TapOwners scan_tap_owners(const std::string& proc_root = "/proc");
+
+// argv and cgroup of one process.
+Result<ProcessInfo> read_process(int pid, const std::string& proc_root = "/proc");
+
+// The "iff:" value of one fdinfo text, or "" when it has none.
+std::string tap_from_fdinfo(std::string_view fdinfo);
+
+}  // namespace vmscope

@@ -1,0 +1,17 @@
+// Layout checks of the kernel/user contract (bpf/vmscope.h): a change on one side that
+// the other does not expect fails the build instead of corrupting counters.
+#pragma once
+
+#include <cstddef>
+
+#include "vmscope.h"
+
+static_assert(sizeof(vs_net_counters) == 9 * 8, "vs_net_counters: 9 u64, no padding");
+static_assert(offsetof(vs_net_counters, bytes) == 0);
+static_assert(offsetof(vs_net_counters, packets) == 8);
+static_assert(offsetof(vs_net_counters, mcast_packets) == 16);
+static_assert(offsetof(vs_net_counters, bcast_packets) == 24);
+static_assert(offsetof(vs_net_counters, l4_bytes) == 32);
+static_assert(offsetof(vs_net_counters, tcp_syns) == 64);
+static_assert(sizeof(vs_net_counters) % 8 == 0, "per-CPU values are 8-byte aligned per CPU");
+static_assert(VS_DIR_COUNT == 2 && VS_L4_COUNT == 4);

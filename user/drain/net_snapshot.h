@@ -1,0 +1,66 @@
+// One tick's view of the network: cumulative counters since vmscope attached, per VM tap
+// and per bridge. Built by NetCollector, encoded by output/net_lines, shown by top.
+#pragma once
+
+#include <linux/if_link.h>
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "attach/net_attacher.h"
+#include "discover/inventory.h"
+#include "discover/links.h"
+#include "drain/net_drain.h"
+
+namespace vmscope {
+
+// Kernel link statistics that BPF cannot see (errors and drops), since attach.
+struct LinkErrors {
+  uint64_t rx_errors = 0, rx_dropped = 0, tx_errors = 0, tx_dropped = 0, collisions = 0;
+};
+
+struct TapSample {
+  int ifindex = 0;
+  std::string ifname, vm, launcher, bridge;
+  int pid = 0;
+  uint32_t mtu = 0;
+  vs_net_counters vm_to_host{};  // the tap's ingress (its RX)
+  vs_net_counters host_to_vm{};  // the tap's egress (its TX)
+  LinkErrors errors;
+};
+
+struct BridgeSample {
+  int ifindex = 0;
+  std::string name;
+  uint32_t taps = 0;             // VM taps enslaved to it
+  vs_net_counters vm_to_host{};  // sum over its taps
+  vs_net_counters host_to_vm{};
+  vs_net_counters host_rx{};  // the bridge device's own ingress: VMs -> host stack
+  vs_net_counters host_tx{};  // its egress: host stack -> VMs
+};
+
+struct NetSnapshot {
+  int64_t timestamp_ns = 0;
+  std::vector<TapSample> taps;  // ordered by ifindex
+  std::vector<BridgeSample> bridges;
+};
+
+class NetCollector {
+ public:
+  explicit NetCollector(int net_stats_fd) : drain_(net_stats_fd) {}
+
+  // Remembers the kernel's error/drop counters of a newly attached device as zero point.
+  void on_attached(int ifindex, Netlink& nl);
+  void on_detached(int ifindex) { base_.erase(ifindex); }
+
+  Result<NetSnapshot> collect(const Inventory& inv, const NetAttacher& att, Netlink& nl,
+                              uint32_t slot_limit, int64_t timestamp_ns);
+
+ private:
+  NetDrain drain_;
+  std::unordered_map<int, rtnl_link_stats64> base_;
+};
+
+}  // namespace vmscope

@@ -1,0 +1,71 @@
+// vmscope entry point: the only place that turns errors into messages and exit codes.
+// Exit codes: 0 done, 1 runtime failure, 2 bad command line or configuration.
+#include <bpf/libbpf.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "agent/agent.h"
+#include "config/config.h"
+
+namespace {
+
+// libbpf's own messages, through our logger: its warnings are ours, the rest is debug.
+int libbpf_to_spdlog(libbpf_print_level level, const char* fmt, va_list args) {
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
+  std::string_view msg(buf, n > 0 ? std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1) : 0);
+  while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  auto lvl = level == LIBBPF_WARN   ? spdlog::level::warn
+             : level == LIBBPF_INFO ? spdlog::level::debug
+                                    : spdlog::level::trace;
+  spdlog::log(lvl, "libbpf: {}", msg);
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Logs go to stderr: stdout carries line protocol.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("vmscope"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  vmscope::ParseOutcome parsed =
+      vmscope::parse_command_line(std::vector<std::string>(argv, argv + argc));
+  if (!parsed.cli) {
+    std::fputs(parsed.message.c_str(), parsed.exit_code == 0 ? stdout : stderr);
+    if (!parsed.message.empty() && parsed.message.back() != '\n')
+      std::fputc('\n', parsed.exit_code == 0 ? stdout : stderr);
+    return parsed.exit_code;
+  }
+  const vmscope::Config& config = parsed.cli->config;
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  libbpf_set_print(libbpf_to_spdlog);
+
+  if (parsed.cli->command == vmscope::Command::kList) {
+    if (auto st = vmscope::list_vms(config, stdout); !st) {
+      std::fprintf(stderr, "vmscope: %s\n", st.error().message.c_str());
+      return 1;
+    }
+    return 0;
+  }
+
+  vmscope::SinkOptions sink_opts;
+  sink_opts.http_username = config.http_username;
+  sink_opts.http_password = config.http_password;
+  std::vector<std::unique_ptr<vmscope::Sink>> sinks;
+  for (const auto& url : config.outputs) {
+    auto sink = vmscope::make_sink(url, sink_opts);
+    if (!sink) {
+      std::fprintf(stderr, "vmscope: %s\n", sink.error().message.c_str());
+      return 2;
+    }
+    sinks.push_back(std::move(*sink));
+  }
+  if (auto st = vmscope::run_agent(config, std::move(sinks)); !st) {
+    std::fprintf(stderr, "vmscope: %s\n", st.error().message.c_str());
+    return 1;
+  }
+  return 0;
+}
