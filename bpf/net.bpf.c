@@ -3,10 +3,11 @@
  * Counts bytes, packets, L2 multicast/broadcast, bytes per L4 protocol and TCP SYNs
  * per device and direction. Always returns "continue" (TCX_NEXT / TC_ACT_UNSPEC, both
  * -1) so later programs and filters on the device still run. */
+#include "vmlinux.h"
+
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "vmlinux.h"
 #include "vmscope.h"
 
 #define VS_CONTINUE (-1) /* TCX_NEXT == TC_ACT_UNSPEC */

@@ -17,9 +17,12 @@ int libbpf_to_spdlog(libbpf_print_level level, const char* fmt, va_list args) {
   int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
   std::string_view msg(buf, n > 0 ? std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1) : 0);
   while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
-  auto lvl = level == LIBBPF_WARN   ? spdlog::level::warn
-             : level == LIBBPF_INFO ? spdlog::level::debug
-                                    : spdlog::level::trace;
+  // Kernel extack notes (e.g. "Exclusivity flag on" for a clsact hook that already
+  // exists) accompany errors we report ourselves with context.
+  bool note = msg.find("Kernel error message") != std::string_view::npos;
+  auto lvl = level == LIBBPF_WARN && !note ? spdlog::level::warn
+             : level == LIBBPF_INFO        ? spdlog::level::debug
+                                           : spdlog::level::trace;
   spdlog::log(lvl, "libbpf: {}", msg);
   return n;
 }

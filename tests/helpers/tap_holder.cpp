@@ -7,7 +7,8 @@
 //         big-endian length followed by the frame.
 // stdout: "ready <tap>" once the tap is open; on stdin EOF, after draining what the host
 //         sent: "rx frames=N bytes=N tcp=N udp=N icmp=N other=N syns=N" — a tally of the
-//         frames read from the tap (what the "VM" received), then exit 0.
+//         frames read from the tap (what the "VM" received); it then keeps holding the
+//         tap, like a VM, until killed.
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
@@ -138,5 +139,12 @@ int main(int argc, char** argv) {
               (unsigned long long)rx.frames, (unsigned long long)rx.bytes,
               (unsigned long long)rx.tcp, (unsigned long long)rx.udp, (unsigned long long)rx.icmp,
               (unsigned long long)rx.other, (unsigned long long)rx.syns);
-  return 0;
+  std::fflush(stdout);
+  // Keep holding the tap, as a VM does, until killed.
+  for (;;) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (poll(&pfd, 1, -1) > 0)
+      while (read(fd, buf.data(), buf.size()) > 0) {
+      }
+  }
 }

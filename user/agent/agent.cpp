@@ -140,6 +140,9 @@ class Agent {
   void on_link_events() {
     bool changed = false;
     auto st = events_.read_events([&](const LinkEvent& ev) {
+      spdlog::debug("link event: {} {} (ifindex {}, carrier {}, master {})",
+                    ev.removed ? "removed" : "changed", ev.link.name, ev.link.ifindex,
+                    ev.link.carrier, ev.link.master);
       inventory_.apply(ev);
       changed = true;
     });

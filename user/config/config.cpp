@@ -134,6 +134,7 @@ Result<std::string> read_file(const std::string& path) {
 ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   CLI::App app{"vmscope: host-side monitor for virtual machines", "vmscope"};
   app.require_subcommand(1);
+  app.fallthrough();  // `vmscope run --log-level debug` as well as `vmscope --log-level debug run`
   std::string log_level;
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off");
 

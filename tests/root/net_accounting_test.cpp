@@ -1,0 +1,324 @@
+// Root tests: the agent on real taps and a real bridge in a network namespace. Counted
+// bytes and packets must equal the kernel's own interface counters exactly, per-protocol
+// bytes must equal the traffic sent, and nothing of vmscope may remain attached after exit.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <ctime>
+
+#include "test_env.h"
+
+namespace vmscope::test {
+namespace {
+
+int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+const std::vector<std::string> kSolo5Args = {
+    "--mem=64", "--net:service=vmmtap0",        "--net-mac:service=02:00:00:00:00:02",
+    "--",       "/run/albatross/alice:web.img", "--name=web"};
+
+// A bridge br0 (10.99.0.1/24) in its own namespace; the "VM" is 10.99.0.2 behind taps.
+struct Bridge {
+  Netns ns;
+  Bridge() {
+    // No multicast on the host side: IGMP reports at link-up would reach the taps at
+    // random moments and make "traffic sent" inexact.
+    ns.must("ip link add br0 type bridge mcast_snooping 0");
+    ns.must("ip link set br0 multicast off");
+    ns.must("ip addr add 10.99.0.1/24 dev br0");
+    ns.must("ip link set br0 up");
+  }
+  void add_tap(const std::string& tap) {
+    ns.must("ip tuntap add " + tap + " mode tap");
+    ns.must("ip link set " + tap + " master br0 up");
+  }
+  std::unique_ptr<Child> hold(const std::string& argv0, const std::vector<std::string>& args) {
+    auto c = std::make_unique<Child>(helper_bin("tap_holder"), args,
+                                     SpawnOptions{ns.name(), argv0, {}, true});
+    if (!c->wait_line([](const std::string& l) { return l.rfind("ready ", 0) == 0; }, 5s))
+      throw std::runtime_error("tap_holder did not start: " + c->stderr_text());
+    return c;
+  }
+  std::unique_ptr<Child> agent(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"run", "--interval", "0.3", "--log-level", "debug"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<Child>(vmscope_bin(), args, SpawnOptions{ns.name(), "", {}, false});
+  }
+};
+
+// First point of a measurement with the given tag value, stamped after `after_ns`.
+std::optional<Point> wait_point(Child& agent, const std::string& measurement,
+                                const std::string& tag, const std::string& value, int64_t after_ns,
+                                std::chrono::milliseconds timeout = 5s) {
+  auto line = agent.wait_line(
+      [&](const std::string& l) {
+        auto p = parse_point(l);
+        return p && p->measurement == measurement && p->tags[tag] == value &&
+               p->timestamp > after_ns;
+      },
+      timeout);
+  if (!line) return std::nullopt;
+  return parse_point(*line);
+}
+
+// vmscope's clsact filters in the namespace, plus any loaded vmscope program anywhere: a
+// tcx link that outlived the agent would keep its program loaded (bpftool 7.1 cannot
+// show tcx links per device). Assumes no other vmscope runs on the test machine.
+std::string vmscope_attachments(const Netns& ns) {
+  return ns.capture("bpftool net show 2>/dev/null | grep vs_tc_ || true") +
+         capture("bpftool prog show 2>/dev/null | grep -E 'name vs_tc_(ingress|egress)' || true");
+}
+
+// Removed clsact filters release their program after an RCU grace period: allow for it.
+std::string attachments_after_exit(const Netns& ns) {
+  std::string left;
+  for (int i = 0; i < 100; ++i) {
+    left = vmscope_attachments(ns);
+    if (left.empty()) break;
+    usleep(20000);
+  }
+  return left;
+}
+
+class TapAccounting : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TapAccounting, CountsEqualKernelCountersAndTrafficSent) {
+  Bridge br;
+  br.add_tap("vmmtap0");
+  auto holder = br.hold("solo5-hvt", kSolo5Args);
+  br.ns.must("ip neigh add 10.99.0.2 lladdr 02:00:00:00:00:02 dev br0 nud permanent");
+  const Mac br_mac = mac_of(br.ns, "br0");
+  const Netns& ns = br.ns;
+  const uint64_t rx0 = ns.stat("vmmtap0", "rx_bytes"), rxp0 = ns.stat("vmmtap0", "rx_packets");
+  const uint64_t tx0 = ns.stat("vmmtap0", "tx_bytes"), txp0 = ns.stat("vmmtap0", "tx_packets");
+  const uint64_t brrx0 = ns.stat("br0", "rx_packets"), brtx0 = ns.stat("br0", "tx_packets");
+
+  auto agent = br.agent({"--attach", GetParam()});
+  ASSERT_TRUE(wait_point(*agent, "interface", "vm", "web", 0)) << agent->stderr_text();
+
+  // What the VM sends, by protocol (frame sizes include the 14-byte Ethernet header).
+  const uint32_t vm = ip("10.99.0.2"), host = ip("10.99.0.1");
+  const Mac mcast{{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}};
+  uint64_t udp = 0, tcp = 0, icmp = 0, other = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto f = ipv4_frame(br_mac, kVmMac, vm, host, 17, 200);
+    udp += f.size();
+    inject(*holder, f);
+  }
+  for (int i = 0; i < 3; ++i) {
+    auto f = ipv4_frame(mcast, kVmMac, vm, ip("224.0.0.1"), 17, 50);
+    udp += f.size();
+    inject(*holder, f);
+  }
+  for (int i = 0; i < 5; ++i) {
+    auto f = ipv4_frame(br_mac, kVmMac, vm, host, 6, 20, 0x02);  // SYN: a new connection
+    tcp += f.size();
+    inject(*holder, f);
+  }
+  for (int i = 0; i < 3; ++i) {
+    auto f = ipv4_frame(br_mac, kVmMac, vm, host, 6, 120, 0x12);  // SYN-ACK: not new
+    tcp += f.size();
+    inject(*holder, f);
+  }
+  for (int i = 0; i < 4; ++i) {
+    auto f = ipv4_frame(br_mac, kVmMac, vm, host, 1, 64);
+    icmp += f.size();
+    inject(*holder, f);
+  }
+  for (int i = 0; i < 2; ++i) {
+    auto f = arp_frame(kVmMac, vm, host);
+    other += f.size();
+    inject(*holder, f);
+  }
+  // What the host sends to the VM: UDP datagrams and TCP connection attempts.
+  ns.must("bash -c 'for i in $(seq 20); do printf %0300d 0 > /dev/udp/10.99.0.2/9; done'");
+  for (int i = 0; i < 3; ++i) sh(ns.exec("timeout 0.3 bash -c 'exec 3<>/dev/tcp/10.99.0.2/80'"));
+  holder->close_stdin();
+  auto tally_line =
+      holder->wait_line([](const std::string& l) { return l.rfind("rx ", 0) == 0; }, 10s);
+  ASSERT_TRUE(tally_line);
+  auto tally = parse_tally(*tally_line);
+
+  const uint64_t rx1 = ns.stat("vmmtap0", "rx_bytes"), rxp1 = ns.stat("vmmtap0", "rx_packets");
+  const uint64_t tx1 = ns.stat("vmmtap0", "tx_bytes"), txp1 = ns.stat("vmmtap0", "tx_packets");
+  const uint64_t brrx1 = ns.stat("br0", "rx_packets"), brtx1 = ns.stat("br0", "tx_packets");
+  const int64_t t1 = now_ns();
+
+  auto iface = wait_point(*agent, "interface", "vm", "web", t1);
+  ASSERT_TRUE(iface) << agent->stderr_text() << "\nlast line: " << agent->lines().back();
+  EXPECT_EQ(iface->tags.at("bridge"), "service");
+  EXPECT_EQ(iface->i("vm_to_host_bytes"), int64_t(rx1 - rx0));
+  EXPECT_EQ(iface->i("vm_to_host_packets"), int64_t(rxp1 - rxp0));
+  EXPECT_EQ(iface->i("host_to_vm_bytes"), int64_t(tx1 - tx0));
+  EXPECT_EQ(iface->i("host_to_vm_packets"), int64_t(txp1 - txp0));
+  EXPECT_EQ(iface->i("vm_to_host_bytes"), int64_t(udp + tcp + icmp + other));
+  EXPECT_EQ(iface->i("vm_to_host_mcast"), 3);
+  EXPECT_EQ(iface->i("vm_to_host_errors"), 0);
+  EXPECT_EQ(iface->i("vm_to_host_dropped"), 0);
+  EXPECT_EQ(iface->i("host_to_vm_dropped"), 0);
+  EXPECT_EQ(iface->i("mtu"), 1500);
+  std::printf(
+      "[ figures ] tap rx delta %llu B / %llu pkts, tx delta %llu B / %llu pkts; agent %lld/%lld, "
+      "%lld/%lld\n",
+      (unsigned long long)(rx1 - rx0), (unsigned long long)(rxp1 - rxp0),
+      (unsigned long long)(tx1 - tx0), (unsigned long long)(txp1 - txp0),
+      (long long)iface->i("vm_to_host_bytes"), (long long)iface->i("vm_to_host_packets"),
+      (long long)iface->i("host_to_vm_bytes"), (long long)iface->i("host_to_vm_packets"));
+
+  auto net = wait_point(*agent, "vm_net", "vm", "web", t1);
+  ASSERT_TRUE(net);
+  EXPECT_EQ(net->tags.at("ifname"), "vmmtap0");
+  EXPECT_EQ(net->i("vm_to_host_udp_bytes"), int64_t(udp));
+  EXPECT_EQ(net->i("vm_to_host_tcp_bytes"), int64_t(tcp));
+  EXPECT_EQ(net->i("vm_to_host_icmp_bytes"), int64_t(icmp));
+  EXPECT_EQ(net->i("vm_to_host_other_bytes"), int64_t(other));
+  EXPECT_EQ(net->i("vm_to_host_new_connections"), 5);
+  EXPECT_EQ(net->i("vm_to_host_mcast_packets"), 3);
+  EXPECT_EQ(net->i("vm_to_host_bcast_packets"), 2);
+  // Host -> VM: what the "VM" itself received, tallied by protocol.
+  EXPECT_EQ(uint64_t(net->i("host_to_vm_udp_bytes")), tally["udp"]);
+  EXPECT_EQ(uint64_t(net->i("host_to_vm_tcp_bytes")), tally["tcp"]);
+  EXPECT_EQ(uint64_t(net->i("host_to_vm_icmp_bytes")), tally["icmp"]);
+  EXPECT_EQ(uint64_t(net->i("host_to_vm_other_bytes")), tally["other"]);
+  EXPECT_EQ(uint64_t(net->i("host_to_vm_new_connections")), tally["syns"]);
+  EXPECT_GE(tally["syns"], 3u);
+  EXPECT_EQ(tally["bytes"], tx1 - tx0);
+
+  auto bridge = wait_point(*agent, "bridge", "bridge", "br0", t1);
+  ASSERT_TRUE(bridge);
+  EXPECT_EQ(bridge->i("taps"), 1);
+  EXPECT_EQ(bridge->i("vm_to_host_bytes"), iface->i("vm_to_host_bytes"));
+  EXPECT_EQ(bridge->i("host_to_vm_bytes"), iface->i("host_to_vm_bytes"));
+  // The bridge device's own traffic: what the host stack exchanged with the VMs.
+  EXPECT_EQ(bridge->i("host_rx_packets"), int64_t(brrx1 - brrx0));
+  EXPECT_EQ(bridge->i("host_tx_packets"), int64_t(brtx1 - brtx0));
+
+  agent->signal(SIGTERM);
+  int st = agent->wait(10s);
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  EXPECT_EQ(WEXITSTATUS(st), 0) << agent->stderr_text();
+  EXPECT_EQ(attachments_after_exit(ns), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(AttachModes, TapAccounting, ::testing::Values("tcx", "clsact"));
+
+// Taps that appear while the agent runs are counted from then on; removed ones vanish.
+TEST(TapLifecycle, NewTapsAttachWithinOneIntervalAndRemovedOnesDetach) {
+  Bridge br;
+  auto agent = br.agent({});
+  ASSERT_TRUE(agent->wait_line([](const std::string&) { return false; }, 700ms) == std::nullopt);
+
+  br.add_tap("vmmtap1");
+  const int64_t t0 = now_ns();
+  auto holder = br.hold("/usr/bin/qemu-system-x86_64",
+                        {"-name", "guest=web2,debug-threads=on", "-netdev",
+                         "tap,id=n0,ifname=vmmtap1,script=no,downscript=no", "-m", "64"});
+  // A tap no process holds is still reported, named after itself.
+  br.ns.must("ip tuntap add vmmtap9 mode tap");
+  br.ns.must("ip link set vmmtap9 up");
+  auto first = wait_point(*agent, "interface", "vm", "web2", t0, 2s);
+  ASSERT_TRUE(first) << agent->stderr_text();
+  EXPECT_LE(first->timestamp - t0, 1'000'000'000) << "not attached within one interval";
+  EXPECT_EQ(first->tags.at("bridge"), "br0");  // not solo5: the master bridge
+  ASSERT_TRUE(wait_point(*agent, "interface", "vm", "vmmtap9", t0, 2s));
+
+  const Mac br_mac = mac_of(br.ns, "br0");
+  for (int i = 0; i < 7; ++i)
+    inject(*holder, ipv4_frame(br_mac, kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, 100));
+  holder->close_stdin();
+  ASSERT_TRUE(holder->wait_line([](const std::string& l) { return l.rfind("rx ", 0) == 0; }, 10s));
+  const uint64_t rx = br.ns.stat("vmmtap1", "rx_bytes");
+  const uint64_t rxp = br.ns.stat("vmmtap1", "rx_packets");
+  auto p = wait_point(*agent, "interface", "vm", "web2", now_ns());
+  ASSERT_TRUE(p);
+  // The tap was born after the agent started: everything it ever counted is ours.
+  EXPECT_EQ(p->i("vm_to_host_bytes"), int64_t(rx));
+  EXPECT_EQ(p->i("vm_to_host_packets"), int64_t(rxp));
+  EXPECT_EQ(rxp, 7u);
+
+  holder.reset();
+  br.ns.must("ip link del vmmtap1");
+  const int64_t t_del = now_ns();
+  // Two ticks later no line names the removed tap, and nothing is attached to it.
+  ASSERT_TRUE(wait_point(*agent, "interface", "vm", "vmmtap9", t_del + 700'000'000));
+  for (const auto& l : agent->lines()) {
+    auto q = parse_point(l);
+    if (q && q->timestamp > t_del + 400'000'000) {
+      EXPECT_NE(q->tags["vm"], "web2") << l;
+    }
+  }
+
+  agent->signal(SIGINT);
+  int st = agent->wait(10s);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_EQ(attachments_after_exit(br.ns), "");
+}
+
+// However the agent stops, it removes only what it attached: a foreign clsact filter on
+// the same tap stays and keeps counting.
+struct StopCase {
+  const char* attach;
+  const char* how;  // "count", "SIGTERM", "SIGINT"
+};
+
+class CleanExit : public ::testing::TestWithParam<StopCase> {};
+
+TEST_P(CleanExit, LeavesNothingAttachedAndForeignFiltersWork) {
+  const StopCase c = GetParam();
+  Bridge br;
+  br.add_tap("vmmtap0");
+  auto holder = br.hold("solo5-hvt", kSolo5Args);
+  // The foreign filter mirrors what it matches to a veth: its action counts packets.
+  br.ns.must("ip link add fx0 type veth peer name fx1");
+  br.ns.must("ip link set fx0 up");
+  br.ns.must("ip link set fx1 up");
+  br.ns.must("tc qdisc add dev vmmtap0 clsact");
+  br.ns.must(
+      "tc filter add dev vmmtap0 ingress pref 1 protocol all u32 match u32 0 0 "
+      "action mirred egress mirror dev fx0");
+  auto foreign_packets = [&] {
+    std::string out = br.ns.capture("tc -s filter show dev vmmtap0 ingress");
+    auto pos = out.find("Sent ");
+    if (pos == std::string::npos) throw std::runtime_error("no stats: " + out);
+    return std::stoull(out.substr(out.find("bytes ", pos) + 6));
+  };
+
+  std::vector<std::string> extra = {"--attach", c.attach};
+  if (std::string(c.how) == "count") extra.insert(extra.end(), {"--count", "3"});
+  auto agent = br.agent(extra);
+  ASSERT_TRUE(wait_point(*agent, "interface", "vm", "web", 0)) << agent->stderr_text();
+  EXPECT_NE(vmscope_attachments(br.ns), "");
+  const Mac br_mac = mac_of(br.ns, "br0");
+  inject(*holder, ipv4_frame(br_mac, kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, 64));
+  if (std::string(c.how) == "SIGTERM") agent->signal(SIGTERM);
+  if (std::string(c.how) == "SIGINT") agent->signal(SIGINT);
+  int st = agent->wait(10s);
+  ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
+  EXPECT_EQ(WEXITSTATUS(st), 0) << agent->stderr_text();
+
+  EXPECT_EQ(attachments_after_exit(br.ns), "");
+  EXPECT_NE(br.ns.capture("tc filter show dev vmmtap0 ingress"), "") << "foreign filter removed";
+  const uint64_t before = foreign_packets();
+  for (int i = 0; i < 4; ++i)
+    inject(*holder, ipv4_frame(br_mac, kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, 64));
+  for (int i = 0; i < 50 && foreign_packets() < before + 4; ++i) usleep(20000);
+  EXPECT_EQ(foreign_packets(), before + 4) << "foreign filter no longer counts";
+}
+
+INSTANTIATE_TEST_SUITE_P(Stops, CleanExit,
+                         ::testing::Values(StopCase{"tcx", "count"}, StopCase{"tcx", "SIGTERM"},
+                                           StopCase{"tcx", "SIGINT"}, StopCase{"clsact", "count"},
+                                           StopCase{"clsact", "SIGTERM"},
+                                           StopCase{"clsact", "SIGINT"}),
+                         [](const auto& info) {
+                           return std::string(info.param.attach) + "_" + info.param.how;
+                         });
+
+}  // namespace
+}  // namespace vmscope::test

@@ -1,0 +1,368 @@
+#include "test_env.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace vmscope::test {
+
+int sh(const std::string& cmd) {
+  int st = std::system(cmd.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+void must(const std::string& cmd) {
+  if (int rc = sh(cmd); rc != 0)
+    throw std::runtime_error("command failed (" + std::to_string(rc) + "): " + cmd);
+}
+
+std::string capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("popen: " + cmd);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int st = pclose(p);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) throw std::runtime_error("command failed: " + cmd);
+  return out;
+}
+
+Netns::Netns() {
+  static std::atomic<int> seq{0};
+  name_ = "vst-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
+  vmscope::test::must("ip netns add " + name_);
+  must("ip link set lo up");
+  must("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
+}
+
+Netns::~Netns() {
+  sh("ip netns pids " + name_ + " 2>/dev/null | xargs -r kill -9");
+  for (int i = 0; i < 50 && sh("[ -z \"$(ip netns pids " + name_ + " 2>/dev/null)\" ]") != 0; ++i)
+    usleep(20000);
+  sh("ip netns del " + name_);
+}
+
+std::string Netns::exec(const std::string& cmd) const {
+  return "ip netns exec " + name_ + " " + cmd;
+}
+void Netns::must(const std::string& cmd) const {
+  vmscope::test::must(exec(cmd));
+}
+std::string Netns::capture(const std::string& cmd) const {
+  return vmscope::test::capture(exec(cmd));
+}
+uint64_t Netns::stat(const std::string& dev, const std::string& counter) const {
+  return std::stoull(capture("cat /sys/class/net/" + dev + "/statistics/" + counter));
+}
+
+Child::Child(const std::string& path, const std::vector<std::string>& args, SpawnOptions opts) {
+  int in[2] = {-1, -1}, out[2];
+  if (opts.pipe_stdin && pipe2(in, O_CLOEXEC) < 0) throw std::runtime_error("pipe");
+  if (pipe2(out, O_CLOEXEC) < 0) throw std::runtime_error("pipe");
+  char tmpl[] = "/tmp/vmscope-child-XXXXXX";
+  int errfd = mkstemp(tmpl);
+  stderr_path_ = tmpl;
+  int nsfd = -1;
+  if (!opts.netns.empty()) {
+    nsfd = open(("/run/netns/" + opts.netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) throw std::runtime_error("open netns " + opts.netns);
+  }
+  std::vector<std::string> argv_s;
+  argv_s.push_back(opts.argv0.empty() ? path : opts.argv0);
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
+  env_s.insert(env_s.end(), opts.env.begin(), opts.env.end());
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork");
+  if (pid_ == 0) {
+    if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) < 0) _exit(126);
+    if (opts.pipe_stdin)
+      dup2(in[0], 0);
+    else {
+      int devnull = open("/dev/null", O_RDONLY);
+      dup2(devnull, 0);
+    }
+    dup2(out[1], 1);
+    dup2(errfd, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execve(path.c_str(), argv.data(), envp.data());
+    _exit(127);
+  }
+  if (nsfd >= 0) close(nsfd);
+  close(errfd);
+  close(out[1]);
+  stdout_fd_ = out[0];
+  if (opts.pipe_stdin) {
+    close(in[0]);
+    stdin_fd_ = in[1];
+  }
+  reader_ = std::thread([this] { reader(); });
+}
+
+Child::~Child() {
+  if (!reaped_) {
+    kill(pid_, SIGKILL);
+    wait(5000ms);
+  }
+  close_stdin();
+  if (reader_.joinable()) reader_.join();
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+  unlink(stderr_path_.c_str());
+}
+
+void Child::reader() {
+  std::string partial;
+  std::array<char, 65536> buf;
+  for (;;) {
+    ssize_t n = read(stdout_fd_, buf.data(), buf.size());
+    if (n <= 0) break;
+    partial.append(buf.data(), static_cast<size_t>(n));
+    size_t pos;
+    std::lock_guard lk(mu_);
+    while ((pos = partial.find('\n')) != std::string::npos) {
+      lines_.push_back(partial.substr(0, pos));
+      partial.erase(0, pos + 1);
+    }
+    cv_.notify_all();
+  }
+  std::lock_guard lk(mu_);
+  eof_ = true;
+  cv_.notify_all();
+}
+
+void Child::write_stdin(const void* data, size_t n) {
+  auto* p = static_cast<const char*>(data);
+  while (n) {
+    ssize_t w = write(stdin_fd_, p, n);
+    if (w <= 0) throw std::runtime_error("write to child stdin");
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+void Child::close_stdin() {
+  if (stdin_fd_ >= 0) close(stdin_fd_);
+  stdin_fd_ = -1;
+}
+
+void Child::signal(int sig) {
+  kill(pid_, sig);
+}
+
+int Child::wait(std::chrono::milliseconds timeout) {
+  if (reaped_) return status_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int st;
+    pid_t r = waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      status_ = st;
+      return st;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return -1;
+    usleep(10000);
+  }
+}
+
+std::optional<std::string> Child::wait_line(const std::function<bool(const std::string&)>& pred,
+                                            std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  size_t seen = 0;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    for (; seen < lines_.size(); ++seen)
+      if (pred(lines_[seen])) return lines_[seen];
+    if (eof_) return std::nullopt;
+    if (cv_.wait_until(lk, deadline) == std::cv_status::timeout) {
+      for (; seen < lines_.size(); ++seen)
+        if (pred(lines_[seen])) return lines_[seen];
+      return std::nullopt;
+    }
+  }
+}
+
+std::vector<std::string> Child::lines() {
+  std::lock_guard lk(mu_);
+  return lines_;
+}
+
+std::string Child::stderr_text() const {
+  std::ifstream in(stderr_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int64_t Point::i(const std::string& field) const {
+  auto it = fields.find(field);
+  if (it == fields.end()) throw std::runtime_error(measurement + ": no field " + field);
+  return std::stoll(it->second);
+}
+
+std::optional<Point> parse_point(const std::string& line) {
+  // measurement,tags fields ts  (our test names contain no escapes or spaces)
+  auto sp1 = line.find(' ');
+  if (sp1 == std::string::npos) return std::nullopt;
+  auto sp2 = line.find(' ', sp1 + 1);
+  Point p;
+  std::string head = line.substr(0, sp1);
+  std::string fields =
+      line.substr(sp1 + 1, sp2 == std::string::npos ? std::string::npos : sp2 - sp1 - 1);
+  if (sp2 != std::string::npos) p.timestamp = std::stoll(line.substr(sp2 + 1));
+  std::stringstream hs(head);
+  std::string part;
+  bool first = true;
+  while (std::getline(hs, part, ',')) {
+    if (first) {
+      p.measurement = part;
+      first = false;
+      continue;
+    }
+    auto eq = part.find('=');
+    p.tags[part.substr(0, eq)] = part.substr(eq + 1);
+  }
+  std::stringstream fs(fields);
+  while (std::getline(fs, part, ',')) {
+    auto eq = part.find('=');
+    if (eq == std::string::npos) return std::nullopt;
+    std::string v = part.substr(eq + 1);
+    if (!v.empty() && v.back() == 'i') v.pop_back();
+    p.fields[part.substr(0, eq)] = v;
+  }
+  return p;
+}
+
+std::string vmscope_bin() {
+  return VMSCOPE_BIN;
+}
+std::string helper_bin(const std::string& name) {
+  return std::string(VMSCOPE_TEST_HELPERS_DIR) + "/" + name;
+}
+std::string source_dir() {
+  return VMSCOPE_SOURCE_DIR;
+}
+
+uint32_t ip(const char* dotted) {
+  in_addr a;
+  inet_pton(AF_INET, dotted, &a);
+  return ntohl(a.s_addr);
+}
+
+namespace {
+
+void put16(std::vector<uint8_t>& f, size_t off, uint16_t v) {
+  f[off] = static_cast<uint8_t>(v >> 8);
+  f[off + 1] = static_cast<uint8_t>(v);
+}
+void put32(std::vector<uint8_t>& f, size_t off, uint32_t v) {
+  put16(f, off, static_cast<uint16_t>(v >> 16));
+  put16(f, off + 2, static_cast<uint16_t>(v));
+}
+uint16_t csum(const uint8_t* p, size_t n) {
+  uint32_t s = 0;
+  for (size_t i = 0; i + 1 < n; i += 2) s += (p[i] << 8) | p[i + 1];
+  if (n & 1) s += p[n - 1] << 8;
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return static_cast<uint16_t>(~s);
+}
+
+}  // namespace
+
+std::vector<uint8_t> ipv4_frame(Mac dst, Mac src, uint32_t saddr, uint32_t daddr, uint8_t proto,
+                                size_t l4_len, uint8_t tcp_flags) {
+  std::vector<uint8_t> f(14 + 20 + l4_len, 0);
+  std::memcpy(&f[0], dst.b, 6);
+  std::memcpy(&f[6], src.b, 6);
+  put16(f, 12, 0x0800);
+  f[14] = 0x45;
+  put16(f, 16, static_cast<uint16_t>(20 + l4_len));
+  f[22] = 64;
+  f[23] = proto;
+  put32(f, 26, saddr);
+  put32(f, 30, daddr);
+  put16(f, 24, csum(&f[14], 20));
+  size_t l4 = 34;
+  if (proto == 17 && l4_len >= 8) {  // UDP to the discard port; checksum 0 = none
+    put16(f, l4, 40000);
+    put16(f, l4 + 2, 9);
+    put16(f, l4 + 4, static_cast<uint16_t>(l4_len));
+  } else if (proto == 6 && l4_len >= 20) {
+    put16(f, l4, 40001);
+    put16(f, l4 + 2, 9);
+    f[l4 + 12] = 5 << 4;
+    f[l4 + 13] = tcp_flags;
+  } else if (proto == 1 && l4_len >= 8) {
+    f[l4] = 8;  // echo request
+  }
+  return f;
+}
+
+std::vector<uint8_t> arp_frame(Mac src, uint32_t sender_ip, uint32_t target_ip) {
+  std::vector<uint8_t> f(42, 0);
+  std::memcpy(&f[0], kBroadcast.b, 6);
+  std::memcpy(&f[6], src.b, 6);
+  put16(f, 12, 0x0806);
+  put16(f, 14, 1);
+  put16(f, 16, 0x0800);
+  f[18] = 6;
+  f[19] = 4;
+  put16(f, 20, 1);
+  std::memcpy(&f[22], src.b, 6);
+  put32(f, 28, sender_ip);
+  put32(f, 38, target_ip);
+  return f;
+}
+
+Mac mac_of(const Netns& ns, const std::string& dev) {
+  std::string s = ns.capture("cat /sys/class/net/" + dev + "/address");
+  Mac m{};
+  unsigned v[6];
+  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
+    throw std::runtime_error("bad mac: " + s);
+  for (int i = 0; i < 6; ++i) m.b[i] = static_cast<uint8_t>(v[i]);
+  return m;
+}
+
+void inject(Child& holder, const std::vector<uint8_t>& frame) {
+  uint8_t len[2] = {static_cast<uint8_t>(frame.size() >> 8), static_cast<uint8_t>(frame.size())};
+  holder.write_stdin(len, 2);
+  holder.write_stdin(frame.data(), frame.size());
+}
+
+std::map<std::string, uint64_t> parse_tally(const std::string& line) {
+  std::map<std::string, uint64_t> out;
+  std::stringstream ss(line);
+  std::string tok;
+  while (ss >> tok) {
+    auto eq = tok.find('=');
+    if (eq != std::string::npos) out[tok.substr(0, eq)] = std::stoull(tok.substr(eq + 1));
+  }
+  return out;
+}
+
+}  // namespace vmscope::test

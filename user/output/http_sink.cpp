@@ -1,0 +1,179 @@
+// HTTP sink: POST batches of lines to InfluxDB 1.x /write with libcurl.
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+
+#include "output/sinks_impl.h"
+
+namespace vmscope::sink_detail {
+namespace {
+
+// Keeps requests well under InfluxDB's max-body-size (25 MB by default) and its
+// recommended 5000-line batches.
+constexpr size_t kMaxBody = 1 << 20;
+constexpr size_t kMaxResponse = 4096;  // enough of an error body to log
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+using CurlPtr = std::unique_ptr<CURL, CurlDeleter>;
+using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
+
+CURLcode global_init() {
+  static std::once_flag once;
+  static CURLcode rc = CURLE_OK;
+  std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  return rc;
+}
+
+// Whole lines up to kMaxBody, or one longer line alone.
+size_t batch_len(std::string_view pending) {
+  if (pending.size() <= kMaxBody) return pending.size();
+  const size_t nl = pending.rfind('\n', kMaxBody - 1);
+  return nl != std::string_view::npos ? nl + 1 : pending.find('\n') + 1;
+}
+
+// One line of a server reply for a log message.
+std::string summarize(std::string_view body) {
+  std::string s(body.substr(0, 300));
+  std::replace_if(
+      s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s.empty() ? "(empty body)" : s;
+}
+
+size_t collect_body(char* data, size_t size, size_t nmemb, void* user) {
+  auto* out = static_cast<std::string*>(user);
+  const size_t n = size * nmemb;
+  out->append(data, std::min(n, kMaxResponse - std::min(out->size(), kMaxResponse)));
+  return n;
+}
+
+class HttpSink final : public Sink {
+ public:
+  HttpSink(std::string url, const SinkOptions& opts, CurlPtr curl, SlistPtr headers)
+      : url_(std::move(url)),
+        opts_(opts),
+        backlog_(opts.max_backlog_bytes),
+        link_(url_),
+        curl_(std::move(curl)),
+        headers_(std::move(headers)) {
+    CURL* c = curl_.get();
+    curl_easy_setopt(c, CURLOPT_URL, url_.c_str());
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers_.get());
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // timeouts without SIGALRM
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "vmscope");
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error_);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &response_);
+    if (!opts_.http_username.empty()) {
+      curl_easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+      curl_easy_setopt(c, CURLOPT_USERNAME, opts_.http_username.c_str());
+      curl_easy_setopt(c, CURLOPT_PASSWORD, opts_.http_password.c_str());
+    }
+  }
+
+  const std::string& url() const override { return url_; }
+
+  void write(std::string_view lines) override {
+    stats_.lines_dropped += backlog_.push(lines);
+    deliver();
+  }
+
+  void flush() override { deliver(); }
+
+  SinkStats stats() const override { return stats_; }
+
+ private:
+  // POSTs batches until the backlog is empty, the deadline passes or the server fails; a failed
+  // batch stays queued for the next write.
+  void deliver() {
+    const auto deadline = Clock::now() + opts_.timeout;
+    while (!backlog_.empty()) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return;
+      const std::string_view body = backlog_.pending().substr(0, batch_len(backlog_.pending()));
+      CURL* c = curl_.get();
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+      curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(left.count()));
+      curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(left.count()));
+      response_.clear();
+      error_[0] = '\0';
+      const CURLcode rc = curl_easy_perform(c);
+      if (rc != CURLE_OK) {
+        stats_.connected = false;
+        link_.down("disconnected", error_[0] != '\0' ? error_ : curl_easy_strerror(rc));
+        return;
+      }
+      long code = 0;
+      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+      if (code >= 200 && code < 300) {
+        stats_.connected = true;
+        link_.up();
+        rejected_ = false;
+        stats_.bytes_written += body.size();
+        stats_.lines_written += backlog_.consume(body.size());
+        continue;
+      }
+      if (code == 400) {
+        // InfluxDB parsed the batch and refuses (some of) it; it will refuse it again, and any
+        // good points in it were already written.
+        stats_.connected = true;
+        link_.up();
+        if (!rejected_) {
+          spdlog::warn("output {}: InfluxDB rejected a batch (HTTP 400): {}", url_,
+                       summarize(response_));
+          rejected_ = true;
+        }
+        stats_.lines_dropped += backlog_.drop(body.size());
+        continue;
+      }
+      stats_.connected = false;
+      link_.down(fmt::format("HTTP {}", code), summarize(response_));
+      return;
+    }
+  }
+
+  const std::string url_;
+  const SinkOptions opts_;
+  Backlog backlog_;
+  LinkLog link_;
+  CurlPtr curl_;
+  SlistPtr headers_;
+  std::string response_;
+  char error_[CURL_ERROR_SIZE] = {};
+  bool rejected_ = false;  // a 400 was logged since the last success
+  SinkStats stats_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Sink>> make_http_sink(std::string url, const SinkOptions& opts) {
+  if (const CURLcode rc = global_init(); rc != CURLE_OK) {
+    return Error::msg(fmt::format("curl_global_init: {}", curl_easy_strerror(rc)));
+  }
+  CurlPtr curl(curl_easy_init());
+  if (!curl) return Error::msg("curl_easy_init failed");
+  SlistPtr headers;
+  // curl_slist_append returns the new head, or nullptr leaving the old list intact.
+  for (const char* h : {"Content-Type: text/plain; charset=utf-8",
+                        "Expect:"}) {  // no 100-continue round trip before each body
+    curl_slist* next = curl_slist_append(headers.get(), h);
+    if (next == nullptr) return Error::msg("curl_slist_append failed");
+    if (!headers) headers.reset(next);  // later appends keep the same head
+  }
+  return std::unique_ptr<Sink>(
+      std::make_unique<HttpSink>(std::move(url), opts, std::move(curl), std::move(headers)));
+}
+
+}  // namespace vmscope::sink_detail

@@ -1,0 +1,59 @@
+// LineWriter: encodes points as InfluxDB line protocol (1.x reference) into a caller's buffer.
+//
+// Escaping, per the InfluxDB 1.x line protocol reference:
+//   measurement:                    comma, space             -> \,  "\ "
+//   tag key, tag value, field key:  comma, equals sign, space -> \,  \=  "\ "
+//   string field value:             double quote, backslash  -> \"  \\   (inside "...")
+// Beyond the spec, so that each point stays exactly one line that InfluxDB 1.6 and Telegraf parse:
+//   - a newline or carriage return anywhere becomes the two characters \n or \r (as Telegraf's
+//     serializer does). InfluxDB 1.x stores them literally; it never splits the point.
+//   - in names and tag values, backslashes right before an escaped character are doubled (Telegraf
+//     and the 1.x field scanner read "\x" pairs, so an odd run would swallow the escape), and
+//     trailing backslashes are dropped (1.x has no way to write one before a separator).
+// An element that ends up empty is skipped (tag, field) or drops the line (measurement).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace vmscope {
+
+// Appends InfluxDB line protocol to a caller-owned buffer (no allocation per line beyond the
+// buffer's growth). Usage: w.begin("m").tag("k", "v").field_int("n", 1).end(ts);
+// Tags must come before fields; a tag after a field is skipped.
+class LineWriter {
+ public:
+  explicit LineWriter(std::string& out);
+
+  LineWriter& begin(std::string_view measurement);  // starts a line
+  // Skipped when value is empty (line protocol forbids empty tag values).
+  LineWriter& tag(std::string_view key, std::string_view value);
+  LineWriter& field_int(std::string_view key, int64_t v);  // 123i
+  // Written as integer with i (clamped to INT64_MAX) for InfluxDB 1.x compatibility.
+  LineWriter& field_uint(std::string_view key, uint64_t v);
+  // Shortest round-trip repr; NaN/Inf fields are skipped (not representable).
+  LineWriter& field_float(std::string_view key, double v);
+  // e.g. utime 1.250000 (albatross writes sec.usec with 6 decimals); NaN/Inf skipped.
+  LineWriter& field_fixed(std::string_view key, double v, int decimals);
+  LineWriter& field_string(std::string_view key, std::string_view v);
+  LineWriter& field_bool(std::string_view key, bool v);
+  // Appends " <ts>\n"; a negative ts writes no timestamp. A line with no field is dropped entirely
+  // (invalid in line protocol): end() then rolls the buffer back to where begin() started.
+  void end(int64_t timestamp_ns);
+  size_t lines() const { return lines_; }  // lines completed by this writer
+
+ private:
+  // Writes the separator and escaped key; false (buffer unchanged) if the field must be skipped.
+  bool field_key(std::string_view key);
+
+  std::string& out_;
+  size_t line_start_ = 0;
+  size_t lines_ = 0;
+  bool open_ = false;      // begin() seen, end() not yet
+  bool has_name_ = false;  // measurement escaped to something non-empty
+  bool has_field_ = false;
+};
+
+}  // namespace vmscope

@@ -1,0 +1,56 @@
+// Sink: where encoded line protocol goes (stdout, Telegraf over TCP/UDP, InfluxDB 1.x over HTTP).
+// A sink is used from one thread; it never throws and keeps a bounded backlog while the
+// destination is down.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace vmscope {
+
+struct SinkOptions {
+  std::string http_username, http_password;  // basic auth for http(s) sinks
+  // Per-sink buffer while the destination is down; oldest whole lines dropped beyond it.
+  size_t max_backlog_bytes = 8 << 20;
+  std::chrono::milliseconds timeout{2000};  // connect/write timeout per attempt
+  // Like albatross-influx. Milliseconds (not seconds) so tests can use short intervals;
+  // std::chrono::seconds values still assign to it.
+  std::chrono::milliseconds reconnect_interval{std::chrono::seconds(5)};
+};
+
+struct SinkStats {
+  uint64_t lines_written = 0, lines_dropped = 0, bytes_written = 0;
+  bool connected = false;
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual const std::string& url() const = 0;
+  // Queues a batch of complete lines (each ending in '\n') and tries to deliver everything
+  // queued. Never throws; never blocks longer than about options.timeout. Undelivered lines
+  // stay queued (bounded).
+  virtual void write(std::string_view lines) = 0;
+  // Last attempt to deliver the backlog before exit (bounded by timeout).
+  virtual void flush() = 0;
+  virtual SinkStats stats() const = 0;
+};
+
+// "-" stdout;
+// "tcp://HOST[:PORT]" (Telegraf socket_listener; default port 8094);
+// "udp://HOST[:PORT]" (default 8094; one datagram per group of whole lines, at most 1400 bytes
+//   each unless a single line is longer);
+// "http://HOST[:PORT]/write?db=NAME[&rp=RP][&precision=ns]" and https (InfluxDB 1.x /write via
+//   libcurl, POST, expects 204; db is required).
+// HOST is a name, an IPv4 address or a bracketed IPv6 address; names are resolved when
+// connecting, not here, so a sink can be made while DNS or the destination is down.
+// Bad URL -> Error with one-line message like: output "tcp://": missing host
+Result<std::unique_ptr<Sink>> make_sink(std::string_view url, const SinkOptions& opts);
+
+}  // namespace vmscope
