@@ -38,7 +38,7 @@ template <typename T>
 Status read_key(const toml::table& t, std::string_view key, std::string_view where, T& out) {
   const toml::node* n = t.get(key);
   if (!n) return {};
-  auto v = n->value<T>();
+  auto v = n->value_exact<T>();  // no silent int -> bool or string conversions
   if (!v) return Error::msg(fmt::format("{}: key \"{}\" has the wrong type", where, key));
   out = *v;
   return {};
@@ -148,7 +148,8 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   };
   CLI::App* run = app.add_subcommand("run", "collect and emit metrics every interval");
   run->add_option("--interval", flags.interval_s, "seconds between ticks (default 1)");
-  run->add_option("--count", flags.count, "stop after N ticks (default: run until signalled)");
+  int64_t count = 0;
+  run->add_option("--count", count, "stop after N ticks (default: run until signalled)");
   run->add_option("--output", flags.outputs,
                   "-, tcp://HOST[:PORT], udp://HOST[:PORT], http://HOST:PORT/write?db=NAME "
                   "(repeatable; default -)");
@@ -195,7 +196,14 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   }
   // Flags given on the command line win over the file.
   if (run->count("--interval")) c.interval_s = flags.interval_s;
-  if (run->count("--count")) c.count = flags.count;
+  if (run->count("--count")) {
+    if (count < 0) {
+      out.exit_code = 2;
+      out.message = fmt::format("vmscope: --count {}: must be >= 0", count);
+      return out;
+    }
+    c.count = static_cast<uint64_t>(count);
+  }
   if (run->count("--output")) c.outputs = flags.outputs;
   if (!log_level.empty()) c.log_level = log_level;
   if (no_drop_path) c.drop_path = false;

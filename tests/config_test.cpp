@@ -1,0 +1,190 @@
+// Command line and TOML configuration: defaults, precedence (flags win), and the exact
+// one-line errors an operator sees for bad input.
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace vmscope {
+namespace {
+
+ParseOutcome parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "vmscope");
+  return parse_command_line(args);
+}
+
+TEST(ConfigCli, RunDefaults) {
+  auto out = parse({"run"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->command, Command::kRun);
+  const Config& c = out.cli->config;
+  EXPECT_DOUBLE_EQ(c.interval_s, 1.0);
+  EXPECT_EQ(c.count, 0u);
+  EXPECT_EQ(c.outputs, std::vector<std::string>{"-"});
+  EXPECT_TRUE(c.drop_path);
+  EXPECT_EQ(c.attach_mode, AttachMode::kAuto);
+}
+
+TEST(ConfigCli, RunFlags) {
+  auto out =
+      parse({"run", "--interval", "0.5", "--count", "3", "--output", "-", "--output",
+             "tcp://127.0.0.1", "--attach", "clsact", "--no-drop-path", "--log-level", "debug"});
+  ASSERT_TRUE(out.cli) << out.message;
+  const Config& c = out.cli->config;
+  EXPECT_DOUBLE_EQ(c.interval_s, 0.5);
+  EXPECT_EQ(c.count, 3u);
+  EXPECT_EQ(c.outputs, (std::vector<std::string>{"-", "tcp://127.0.0.1"}));
+  EXPECT_EQ(c.attach_mode, AttachMode::kClsact);
+  EXPECT_FALSE(c.drop_path);
+  EXPECT_EQ(c.log_level, "debug");
+}
+
+TEST(ConfigCli, List) {
+  auto out = parse({"list", "--no-drop-path"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->command, Command::kList);
+  EXPECT_FALSE(out.cli->config.drop_path);
+}
+
+TEST(ConfigCli, HelpExitsZero) {
+  auto out = parse({"run", "--help"});
+  EXPECT_FALSE(out.cli);
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_NE(out.message.find("--interval"), std::string::npos);
+}
+
+struct BadArgs {
+  std::vector<std::string> args;
+  std::string message;
+};
+
+class ConfigCliErrors : public ::testing::TestWithParam<BadArgs> {};
+
+TEST_P(ConfigCliErrors, OneLineErrorExit2) {
+  auto out = parse(GetParam().args);
+  EXPECT_FALSE(out.cli);
+  EXPECT_EQ(out.exit_code, 2);
+  EXPECT_EQ(out.message, GetParam().message);
+  EXPECT_EQ(out.message.find('\n'), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigCliErrors,
+    ::testing::Values(
+        BadArgs{{}, "vmscope: A subcommand is required"},
+        BadArgs{{"walk"}, "vmscope: A subcommand is required"},
+        BadArgs{{"run", "--interval", "0"},
+                "vmscope: interval 0: must be between 0.01 and 3600 seconds"},
+        BadArgs{{"run", "--interval", "abc"}, "vmscope: Could not convert: --interval = abc"},
+        BadArgs{{"run", "--count", "-1"}, "vmscope: --count -1: must be >= 0"},
+        BadArgs{{"run", "--attach", "xdp"},
+                "vmscope: --attach: attach mode \"xdp\": expected auto, tcx or clsact"},
+        BadArgs{{"run", "--log-level", "loud"},
+                "vmscope: log level \"loud\": expected trace, debug, info, warn, error, "
+                "critical or off"},
+        BadArgs{{"run", "--config", "/nonexistent/vmscope.toml"},
+                "vmscope: --config: File does not exist: /nonexistent/vmscope.toml"}));
+
+TEST(ConfigToml, AllKeys) {
+  auto c = apply_toml(R"(
+interval = 2
+count = 5
+outputs = ["tcp://127.0.0.1:8094", "-"]
+log_level = "warn"
+drop_path = false
+attach = "tcx"
+[http]
+username = "u"
+password = "p"
+[[override]]
+tap = "vmmtap7"
+name = "legacy"
+bridge = "br9"
+[[override]]
+process = "my-vmm --id=\\w+"
+name = "other"
+)",
+                      "test.toml", Config{});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_DOUBLE_EQ(c->interval_s, 2.0);
+  EXPECT_EQ(c->count, 5u);
+  EXPECT_EQ(c->outputs.size(), 2u);
+  EXPECT_EQ(c->log_level, "warn");
+  EXPECT_FALSE(c->drop_path);
+  EXPECT_EQ(c->attach_mode, AttachMode::kTcx);
+  EXPECT_EQ(c->http_username, "u");
+  EXPECT_EQ(c->http_password, "p");
+  ASSERT_EQ(c->overrides.size(), 2u);
+  EXPECT_EQ(c->overrides[0].tap, "vmmtap7");
+  EXPECT_EQ(c->overrides[0].bridge, "br9");
+  EXPECT_EQ(c->overrides[1].process_regex, "my-vmm --id=\\w+");
+}
+
+struct BadToml {
+  std::string text;
+  std::string message;
+};
+
+class ConfigTomlErrors : public ::testing::TestWithParam<BadToml> {};
+
+TEST_P(ConfigTomlErrors, NamesTheKey) {
+  auto c = apply_toml(GetParam().text, "f.toml", Config{});
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message, GetParam().message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigTomlErrors,
+    ::testing::Values(
+        BadToml{"intervall = 1", "f.toml: unknown key \"intervall\""},
+        BadToml{"interval = \"1s\"", "f.toml: key \"interval\" must be a number"},
+        BadToml{"interval = -1", "f.toml: interval -1: must be between 0.01 and 3600 seconds"},
+        BadToml{"count = -2", "f.toml: key \"count\" must be >= 0"},
+        BadToml{"drop_path = 1", "f.toml: key \"drop_path\" has the wrong type"},
+        BadToml{"outputs = \"-\"", "f.toml: key \"outputs\" must be an array of URLs"},
+        BadToml{"outputs = [1]", "f.toml: key \"outputs\" must hold strings"},
+        BadToml{"attach = \"xdp\"", "f.toml: attach mode \"xdp\": expected auto, tcx or clsact"},
+        BadToml{"[http]\nuser = \"x\"", "f.toml: unknown key \"http.user\""},
+        BadToml{"[[override]]\nname = \"x\"\ntaps = \"y\"",
+                "f.toml: unknown key \"override.taps\""},
+        BadToml{"interval = ",
+                "f.toml:1:12: Error while parsing key-value pair: encountered end-of-file"}));
+
+TEST(ConfigFile, FlagsWinOverFile) {
+  char path[] = "/tmp/vmscope-config-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  {
+    std::ofstream f(path);
+    f << "interval = 5\ncount = 9\noutputs = [\"udp://127.0.0.1:8094\"]\n";
+  }
+  auto out = parse({"run", "--config", path, "--interval", "0.25"});
+  std::remove(path);
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_DOUBLE_EQ(out.cli->config.interval_s, 0.25);  // flag
+  EXPECT_EQ(out.cli->config.count, 9u);                // file
+  EXPECT_EQ(out.cli->config.outputs, std::vector<std::string>{"udp://127.0.0.1:8094"});
+}
+
+TEST(ConfigFile, BadFileIsOneLineError) {
+  char path[] = "/tmp/vmscope-config-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  {
+    std::ofstream f(path);
+    f << "[[override]]\nname = \"x\"\nprocess = \"(\"\n";
+  }
+  auto out = parse({"run", "--config", path});
+  std::remove(path);
+  EXPECT_EQ(out.exit_code, 2);
+  EXPECT_EQ(out.message.rfind("vmscope: " + std::string(path) + ": override for \"x\": ", 0), 0u)
+      << out.message;
+  EXPECT_EQ(out.message.find('\n'), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vmscope

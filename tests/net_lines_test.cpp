@@ -1,0 +1,86 @@
+// The network measurements keep albatross' exact schema: names, order, meanings.
+#include "output/net_lines.h"
+
+#include <gtest/gtest.h>
+
+namespace vmscope {
+namespace {
+
+vs_net_counters counters(uint64_t bytes, uint64_t packets) {
+  vs_net_counters c{};
+  c.bytes = bytes;
+  c.packets = packets;
+  c.mcast_packets = 2;
+  c.bcast_packets = 1;
+  c.l4_bytes[VS_L4_TCP] = bytes / 2;
+  c.l4_bytes[VS_L4_UDP] = bytes / 4;
+  c.l4_bytes[VS_L4_ICMP] = 0;
+  c.l4_bytes[VS_L4_OTHER] = bytes - bytes / 2 - bytes / 4;
+  c.tcp_syns = 3;
+  return c;
+}
+
+TEST(NetLines, InterfaceLineIsAlbatrossSchema) {
+  NetSnapshot s;
+  s.timestamp_ns = 1700000000000000000;
+  TapSample t;
+  t.ifname = "vmmtap0";
+  t.vm = "web";
+  t.bridge = "service";
+  t.mtu = 1500;
+  t.vm_to_host = counters(1000, 10);
+  t.host_to_vm = counters(2000, 20);
+  t.errors = {1, 2, 3, 4, 0};
+  s.taps.push_back(t);
+  std::string out;
+  EXPECT_EQ(encode_net(s, out), 2u);
+  const std::string want_interface =
+      "interface,vm=web,bridge=service vm_to_host_packets=10i,vm_to_host_errors=1i,"
+      "vm_to_host_bytes=1000i,vm_to_host_mcast=2i,vm_to_host_dropped=2i,"
+      "host_to_vm_packets=20i,host_to_vm_errors=3i,host_to_vm_bytes=2000i,host_to_vm_mcast=2i,"
+      "host_to_vm_dropped=4i,mtu=1500i,send_queue_length=0i,max_send_queue_length=0i,"
+      "send_queue_drops=0i,baudrate=0i,collisions=0i 1700000000000000000\n";
+  const std::string want_vm_net =
+      "vm_net,bridge=service,ifname=vmmtap0,vm=web vm_to_host_tcp_bytes=500i,"
+      "vm_to_host_udp_bytes=250i,vm_to_host_icmp_bytes=0i,vm_to_host_other_bytes=250i,"
+      "vm_to_host_new_connections=3i,vm_to_host_mcast_packets=2i,vm_to_host_bcast_packets=1i,"
+      "host_to_vm_tcp_bytes=1000i,host_to_vm_udp_bytes=500i,host_to_vm_icmp_bytes=0i,"
+      "host_to_vm_other_bytes=500i,host_to_vm_new_connections=3i,host_to_vm_mcast_packets=2i,"
+      "host_to_vm_bcast_packets=1i 1700000000000000000\n";
+  EXPECT_EQ(out, want_interface + want_vm_net);
+}
+
+TEST(NetLines, TapWithoutBridgeOmitsTheTag) {
+  NetSnapshot s;
+  s.timestamp_ns = 5;
+  TapSample t;
+  t.ifname = "tap0";
+  t.vm = "my vm,1";  // escaped, not broken
+  s.taps.push_back(t);
+  std::string out;
+  encode_net(s, out);
+  EXPECT_EQ(out.rfind("interface,vm=my\\ vm\\,1 vm_to_host_packets=0i,", 0), 0u) << out;
+  EXPECT_NE(out.find("vm_net,ifname=tap0,vm=my\\ vm\\,1 "), std::string::npos) << out;
+}
+
+TEST(NetLines, BridgeLine) {
+  NetSnapshot s;
+  s.timestamp_ns = 7;
+  BridgeSample b;
+  b.name = "br0";
+  b.taps = 2;
+  b.vm_to_host = counters(10, 1);
+  b.host_to_vm = counters(20, 2);
+  b.host_rx = counters(30, 3);
+  b.host_tx = counters(40, 4);
+  s.bridges.push_back(b);
+  std::string out;
+  EXPECT_EQ(encode_net(s, out), 1u);
+  EXPECT_EQ(out,
+            "bridge,bridge=br0 taps=2i,vm_to_host_bytes=10i,vm_to_host_packets=1i,"
+            "host_to_vm_bytes=20i,host_to_vm_packets=2i,host_rx_bytes=30i,host_rx_packets=3i,"
+            "host_tx_bytes=40i,host_tx_packets=4i 7\n");
+}
+
+}  // namespace
+}  // namespace vmscope
