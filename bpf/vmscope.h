@@ -45,4 +45,68 @@ struct vs_net_counters {
   __u64 tcp_syns; /* TCP SYN without ACK: new connections opened in this direction */
 };
 
+/* ---- processes: lifecycle (proc.bpf.c) and per-tick sampling (tasks.bpf.c) ---- */
+
+#define VS_MAX_PROCS 16384 /* tracked VM processes (LRU hash: a leak can never block new VMs) */
+#define VS_COMM_LEN 16
+#define VS_ARGS_LEN 1024 /* argv bytes carried by an exec event (NUL-separated, as cmdline) */
+
+/* Value of `tracked` (key: tgid). User space inserts the processes it named as VMs. */
+struct vs_tracked {
+  __u64 start_boottime_ns; /* task->start_boottime of the group leader */
+};
+
+/* CPU, faults and context switches of one task, or of a process's exited threads
+ * (signal_struct). Times in ns, raw as the kernel keeps them: user space applies the
+ * kernel's utime/stime scaling (cputime_adjust) so values match /proc. */
+struct vs_task_counters {
+  __u64 utime_ns;
+  __u64 stime_ns;
+  __u64 runtime_ns; /* se.sum_exec_runtime (signal: sum_sched_runtime) */
+  __u64 min_flt;
+  __u64 maj_flt;
+  __u64 nvcsw;
+  __u64 nivcsw;
+};
+
+enum vs_proc_event_type {
+  VS_EV_EXEC = 1, /* any exec: user space decides whether it is a VM */
+  VS_EV_EXIT = 2, /* last thread of a tracked process exited */
+};
+
+/* proc_events ring buffer record. */
+struct vs_proc_event {
+  __u32 type; /* enum vs_proc_event_type */
+  __u32 tgid;
+  __u32 ppid;
+  __s32 exit_code; /* task->exit_code: signal in bits 0-6, exit status in bits 8-15 */
+  __u64 start_boottime_ns;
+  __u64 time_boottime_ns;        /* when it happened (bpf_ktime_get_boot_ns) */
+  struct vs_task_counters final; /* exit: the process's totals over all threads */
+  char comm[VS_COMM_LEN];
+  /* exec: the new argv, read at exec time so that a process gone before user space
+   * looks at it is still named. args_len < VS_ARGS_LEN unless truncated. */
+  __u32 args_len;
+  __u32 args_truncated;
+  char args[VS_ARGS_LEN];
+};
+
+/* One record per task of a tracked process, written by the task iterator. */
+struct vs_task_sample {
+  __u32 tgid;
+  __u32 tid;
+  __u32 is_leader; /* 1: the fields below `own` are set (process-wide values) */
+  __u32 pad;
+  struct vs_task_counters own;  /* this thread */
+  struct vs_task_counters dead; /* leader only: threads that already exited */
+  __u64 start_boottime_ns;      /* leader only */
+  __u64 rss_file_pages;         /* leader only: mm counters, as /proc/<pid>/statm */
+  __u64 rss_anon_pages;
+  __u64 rss_shmem_pages;
+  __u64 total_vm_pages;
+  __u64 data_vm_pages;
+  __u64 stack_vm_pages;
+  __u64 text_pages;
+};
+
 #endif /* VMSCOPE_BPF_VMSCOPE_H */

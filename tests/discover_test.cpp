@@ -47,6 +47,16 @@ class FakeProc {
   std::string root_;
 };
 
+TEST(TapOwners, OtherNamespacesDoNotCount) {
+  FakeProc proc;
+  proc.add(100, {"solo5-hvt", "--net:service=vmmtap0"}, "vmmtap0");
+  // No ns/net link in the fake tree: the process cannot be shown to share our namespace.
+  EXPECT_TRUE(scan_tap_owners(proc.root(), true).empty());
+  fs::create_directories(fs::path(proc.root()) / "100" / "ns");
+  fs::create_symlink("/proc/self/ns/net", fs::path(proc.root()) / "100" / "ns" / "net");
+  EXPECT_EQ(scan_tap_owners(proc.root(), true).size(), 1u);
+}
+
 TEST(TapOwners, FdinfoParsing) {
   EXPECT_EQ(tap_from_fdinfo("pos:\t0\nflags:\t02\niff:\tvmmtap3\n"), "vmmtap3");
   EXPECT_EQ(tap_from_fdinfo("iff:\tx"), "x");
@@ -59,7 +69,7 @@ TEST(TapOwners, ScanFindsHolders) {
   proc.add(100, {"solo5-hvt", "--net:service=vmmtap0"}, "vmmtap0");
   proc.add(200, {"bash"}, "");
   proc.add(300, {"qemu-system-x86_64", "-name", "guest=a"}, "vmmtap1");
-  TapOwners owners = scan_tap_owners(proc.root());
+  TapOwners owners = scan_tap_owners(proc.root(), /*same_netns_only=*/false);
   ASSERT_EQ(owners.size(), 2u);
   EXPECT_EQ(owners["vmmtap0"], std::vector<int>{100});
   EXPECT_EQ(owners["vmmtap1"], std::vector<int>{300});
@@ -97,6 +107,7 @@ TEST(Inventory, NamesTapsAndTagsBridges) {
   proc.add(300, {"qemu-system-x86_64", "-name", "guest=db,debug-threads=on"}, "vmmtap1");
   InventoryOptions opts;
   opts.proc_root = proc.root();
+  opts.same_netns_only = false;  // the fake tree has no ns/net links
   opts.overrides.push_back(NameOverride{"vmmtap5", "", "legacy", "lan"});
   Inventory inv(opts);
   LinkInfo tun_not_tap = tap(9, "tun0", 0);

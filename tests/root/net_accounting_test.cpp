@@ -66,19 +66,28 @@ std::optional<Point> wait_point(Child& agent, const std::string& measurement,
   return parse_point(*line);
 }
 
-// vmscope's clsact filters in the namespace, plus any loaded vmscope program anywhere: a
-// tcx link that outlived the agent would keep its program loaded (bpftool 7.1 cannot
-// show tcx links per device). Assumes no other vmscope runs on the test machine.
-std::string vmscope_attachments(const Netns& ns) {
-  return ns.capture("bpftool net show 2>/dev/null | grep vs_tc_ || true") +
-         capture("bpftool prog show 2>/dev/null | grep -E 'name vs_tc_(ingress|egress)' || true");
+// The programs an agent holds (prog_id of its program and tcx link fds), read while it
+// runs: a tcx link that outlived the agent would keep them loaded, and bpftool 7.1 cannot
+// list tcx links per device. Other vmscope instances on the machine do not interfere.
+std::string held_programs(pid_t agent) {
+  return capture("cat /proc/" + std::to_string(agent) +
+                 "/fdinfo/* 2>/dev/null | awk '/^prog_id:/{print $2}' | sort -u | tr '\\n' ' '");
+}
+
+// vmscope's clsact filters in the namespace, and which of `programs` are still loaded.
+std::string vmscope_attachments(const Netns& ns, const std::string& programs) {
+  std::string left = ns.capture("bpftool net show 2>/dev/null | grep vs_tc_ || true");
+  if (!programs.empty())
+    left += capture("for id in " + programs +
+                    "; do bpftool prog show id $id 2>/dev/null | head -1; done; true");
+  return left;
 }
 
 // Removed clsact filters release their program after an RCU grace period: allow for it.
-std::string attachments_after_exit(const Netns& ns) {
+std::string attachments_after_exit(const Netns& ns, const std::string& programs) {
   std::string left;
   for (int i = 0; i < 100; ++i) {
-    left = vmscope_attachments(ns);
+    left = vmscope_attachments(ns, programs);
     if (left.empty()) break;
     usleep(20000);
   }
@@ -100,6 +109,8 @@ TEST_P(TapAccounting, CountsEqualKernelCountersAndTrafficSent) {
 
   auto agent = br.agent({"--attach", GetParam()});
   ASSERT_TRUE(wait_point(*agent, "interface", "vm", "web", 0)) << agent->stderr_text();
+  const std::string programs = held_programs(agent->pid());
+  ASSERT_NE(programs, "");
 
   // What the VM sends, by protocol (frame sizes include the 14-byte Ethernet header).
   const uint32_t vm = ip("10.99.0.2"), host = ip("10.99.0.1");
@@ -202,7 +213,7 @@ TEST_P(TapAccounting, CountsEqualKernelCountersAndTrafficSent) {
   int st = agent->wait(10s);
   ASSERT_TRUE(WIFEXITED(st)) << st;
   EXPECT_EQ(WEXITSTATUS(st), 0) << agent->stderr_text();
-  EXPECT_EQ(attachments_after_exit(ns), "");
+  EXPECT_EQ(attachments_after_exit(ns, programs), "");
 }
 
 INSTANTIATE_TEST_SUITE_P(AttachModes, TapAccounting, ::testing::Values("tcx", "clsact"));
@@ -223,6 +234,7 @@ TEST(TapLifecycle, NewTapsAttachWithinOneIntervalAndRemovedOnesDetach) {
   br.ns.must("ip link set vmmtap9 up");
   auto first = wait_point(*agent, "interface", "vm", "web2", t0, 2s);
   ASSERT_TRUE(first) << agent->stderr_text();
+  const std::string programs = held_programs(agent->pid());
   EXPECT_LE(first->timestamp - t0, 1'000'000'000) << "not attached within one interval";
   EXPECT_EQ(first->tags.at("bridge"), "br0");  // not solo5: the master bridge
   ASSERT_TRUE(wait_point(*agent, "interface", "vm", "vmmtap9", t0, 2s));
@@ -257,7 +269,7 @@ TEST(TapLifecycle, NewTapsAttachWithinOneIntervalAndRemovedOnesDetach) {
   int st = agent->wait(10s);
   ASSERT_TRUE(WIFEXITED(st));
   EXPECT_EQ(WEXITSTATUS(st), 0);
-  EXPECT_EQ(attachments_after_exit(br.ns), "");
+  EXPECT_EQ(attachments_after_exit(br.ns, programs), "");
 }
 
 // However the agent stops, it removes only what it attached: a foreign clsact filter on
@@ -293,7 +305,8 @@ TEST_P(CleanExit, LeavesNothingAttachedAndForeignFiltersWork) {
   if (std::string(c.how) == "count") extra.insert(extra.end(), {"--count", "3"});
   auto agent = br.agent(extra);
   ASSERT_TRUE(wait_point(*agent, "interface", "vm", "web", 0)) << agent->stderr_text();
-  EXPECT_NE(vmscope_attachments(br.ns), "");
+  const std::string programs = held_programs(agent->pid());
+  EXPECT_NE(vmscope_attachments(br.ns, programs), "");
   const Mac br_mac = mac_of(br.ns, "br0");
   inject(*holder, ipv4_frame(br_mac, kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, 64));
   if (std::string(c.how) == "SIGTERM") agent->signal(SIGTERM);
@@ -302,7 +315,7 @@ TEST_P(CleanExit, LeavesNothingAttachedAndForeignFiltersWork) {
   ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
   EXPECT_EQ(WEXITSTATUS(st), 0) << agent->stderr_text();
 
-  EXPECT_EQ(attachments_after_exit(br.ns), "");
+  EXPECT_EQ(attachments_after_exit(br.ns, programs), "");
   EXPECT_NE(br.ns.capture("tc filter show dev vmmtap0 ingress"), "") << "foreign filter removed";
   const uint64_t before = foreign_packets();
   for (int i = 0; i < 4; ++i)

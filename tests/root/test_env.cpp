@@ -224,35 +224,51 @@ int64_t Point::i(const std::string& field) const {
   return std::stoll(it->second);
 }
 
-std::optional<Point> parse_point(const std::string& line) {
-  // measurement,tags fields ts  (our test names contain no escapes or spaces)
-  auto sp1 = line.find(' ');
-  if (sp1 == std::string::npos) return std::nullopt;
-  auto sp2 = line.find(' ', sp1 + 1);
-  Point p;
-  std::string head = line.substr(0, sp1);
-  std::string fields =
-      line.substr(sp1 + 1, sp2 == std::string::npos ? std::string::npos : sp2 - sp1 - 1);
-  if (sp2 != std::string::npos) p.timestamp = std::stoll(line.substr(sp2 + 1));
-  std::stringstream hs(head);
-  std::string part;
-  bool first = true;
-  while (std::getline(hs, part, ',')) {
-    if (first) {
-      p.measurement = part;
-      first = false;
-      continue;
+// Splits on `sep` outside double quotes, honouring backslash escapes; unescapes.
+static std::vector<std::string> split_lp(const std::string& s, char sep) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '\\' && i + 1 < s.size()) {
+      out.back() += s[++i];
+    } else if (c == '"') {
+      quoted = !quoted;
+      out.back() += c;
+    } else if (c == sep && !quoted) {
+      out.emplace_back();
+    } else {
+      out.back() += c;
     }
-    auto eq = part.find('=');
-    p.tags[part.substr(0, eq)] = part.substr(eq + 1);
   }
-  std::stringstream fs(fields);
-  while (std::getline(fs, part, ',')) {
-    auto eq = part.find('=');
+  return out;
+}
+
+std::optional<Point> parse_point(const std::string& line) {
+  // measurement,tags fields [timestamp]; string fields keep their quotes.
+  std::vector<std::string> parts = split_lp(line, ' ');
+  if (parts.size() < 2 || parts.size() > 3) return std::nullopt;
+  Point p;
+  std::vector<std::string> head = split_lp(parts[0], ',');
+  p.measurement = head[0];
+  for (size_t i = 1; i < head.size(); ++i) {
+    auto eq = head[i].find('=');
     if (eq == std::string::npos) return std::nullopt;
-    std::string v = part.substr(eq + 1);
-    if (!v.empty() && v.back() == 'i') v.pop_back();
-    p.fields[part.substr(0, eq)] = v;
+    p.tags[head[i].substr(0, eq)] = head[i].substr(eq + 1);
+  }
+  for (const std::string& f : split_lp(parts[1], ',')) {
+    auto eq = f.find('=');
+    if (eq == std::string::npos) return std::nullopt;
+    std::string v = f.substr(eq + 1);
+    if (!v.empty() && v.back() == 'i' && v.front() != '"') v.pop_back();
+    p.fields[f.substr(0, eq)] = v;
+  }
+  if (parts.size() == 3) {
+    try {
+      p.timestamp = std::stoll(parts[2]);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
   }
   return p;
 }

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <set>
 
+#include "agent/proc_tracker.h"
 #include "attach/net_attacher.h"
 #include "attach/net_programs.h"
 #include "common/unique_fd.h"
@@ -19,6 +20,8 @@
 #include "discover/links.h"
 #include "drain/net_snapshot.h"
 #include "output/net_lines.h"
+#include "output/proc_lines.h"
+#include "output/self_lines.h"
 
 namespace vmscope {
 namespace {
@@ -26,12 +29,6 @@ namespace {
 // Owners are re-resolved on link events; this slow sweep only catches what events miss
 // (a process that re-execs while holding its tap).
 constexpr int64_t kOwnerSweepSeconds = 60;
-
-int64_t realtime_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 // One tap fd pair per device and direction: a host with 1000 VMs needs more than the
 // default soft limit of 1024 descriptors.
@@ -41,6 +38,19 @@ void raise_fd_limit() {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+}
+
+VmProcessOptions process_options(const Config& c) {
+  VmProcessOptions o;
+  o.naming.drop_path = c.drop_path;
+  o.overrides = c.overrides;
+  return o;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
 }
 
 InventoryOptions inventory_options(const Config& c) {
@@ -78,7 +88,7 @@ Result<UniqueFd> make_signalfd() {
 class Agent {
  public:
   Agent(const Config& c, std::vector<std::unique_ptr<Sink>> sinks, NetPrograms programs,
-        Netlink events, Netlink requests)
+        Netlink events, Netlink requests, std::unique_ptr<ProcTracker> procs)
       : config_(c),
         sinks_(std::move(sinks)),
         programs_(std::move(programs)),
@@ -86,7 +96,9 @@ class Agent {
         collector_(programs_.net_stats_fd()),
         inventory_(inventory_options(c)),
         events_(std::move(events)),
-        nl_(std::move(requests)) {}
+        nl_(std::move(requests)),
+        procs_(std::move(procs)),
+        host_(host_name()) {}
 
   Status run() {
     if (auto st = resync(); !st) return st;
@@ -97,12 +109,14 @@ class Agent {
     spdlog::info("vmscope running: interval {}s, {} output(s), {} tap(s) found", config_.interval_s,
                  sinks_.size(), inventory_.taps().size());
 
-    pollfd fds[3] = {
-        {timer->get(), POLLIN, 0}, {events_.fd(), POLLIN, 0}, {sigfd->get(), POLLIN, 0}};
+    pollfd fds[4] = {{timer->get(), POLLIN, 0},
+                     {events_.fd(), POLLIN, 0},
+                     {sigfd->get(), POLLIN, 0},
+                     {procs_ ? procs_->events_fd() : -1, POLLIN, 0}};
     uint64_t ticks = 0;
     Status result;
     while (config_.count == 0 || ticks < config_.count) {
-      if (poll(fds, 3, -1) < 0) {
+      if (poll(fds, 4, -1) < 0) {
         if (errno == EINTR) continue;
         result = Error::from_errno("poll", errno);
         break;
@@ -114,6 +128,7 @@ class Agent {
         break;
       }
       if (fds[1].revents) on_link_events();
+      if (fds[3].revents) on_proc_events();
       if (fds[0].revents) {
         uint64_t expirations = 0;
         if (read(timer->get(), &expirations, sizeof(expirations)) != sizeof(expirations)) continue;
@@ -172,7 +187,27 @@ class Agent {
     for (int gone : before) collector_.on_detached(gone);
   }
 
+  // VM starts and exits go out at once, stamped with when they happened.
+  void on_proc_events() {
+    std::vector<VmEvent> events = procs_->poll_events();
+    if (events.empty()) return;
+    batch_.clear();
+    for (const VmEvent& ev : events) encode_vm_event(ev, batch_);
+    write_all(batch_);
+  }
+
+  void write_all(const std::string& lines) {
+    for (auto& s : sinks_) s->write(lines);
+  }
+
+  // Tap owners are VM processes too (an unnamed one is reported under its tap's name).
+  void track_tap_owners() {
+    for (const auto& [_, tap] : inventory_.taps())
+      if (tap.pid > 0) procs_->ensure_tracked(static_cast<uint32_t>(tap.pid), tap.vm, tap.named);
+  }
+
   void tick() {
+    const int64_t started = boottime_ns();
     int64_t now = realtime_ns();
     if (now - last_sweep_ns_ > kOwnerSweepSeconds * 1'000'000'000) {
       inventory_.mark_all_dirty();
@@ -188,8 +223,60 @@ class Agent {
     }
     collect_failing_ = false;
     batch_.clear();
-    encode_net(*snap, batch_);
-    for (auto& s : sinks_) s->write(batch_);
+    size_t lines = encode_net(*snap, batch_);
+    size_t vms = 0;
+    if (procs_) {
+      // Exec events before tap owners: a VM's start event must not be pre-empted by
+      // tracking it as the owner of its tap.
+      for (const VmEvent& ev : procs_->poll_events()) {
+        encode_vm_event(ev, batch_);
+        ++lines;
+      }
+      track_tap_owners();
+      std::vector<VmEvent> events;
+      auto resources = procs_->collect(events);
+      for (const VmEvent& ev : events) {
+        encode_vm_event(ev, batch_);
+        ++lines;
+      }
+      if (resources) {
+        lines += encode_resources(*resources, now, batch_);
+        vms = resources->size();
+      } else if (!proc_failing_) {
+        spdlog::error("{}", resources.error().message);
+      }
+      proc_failing_ = !resources;
+    }
+    encode_self(self_metrics(started, lines, vms, snap->taps.size()), now, batch_);
+    write_all(batch_);
+  }
+
+  SelfMetrics self_metrics(int64_t started, size_t lines, size_t vms, size_t taps) {
+    SelfMetrics m;
+    m.host = host_;
+    m.lines = lines;
+    m.vms = vms;
+    m.taps = taps;
+    for (const auto& s : sinks_) {
+      SinkStats st = s->stats();
+      m.lines_written += st.lines_written;
+      m.lines_dropped += st.lines_dropped;
+    }
+    m.net_slots = programs_.slot_limit();
+    m.net_slots_max = VS_MAX_SLOTS;
+    m.tracked_procs_max = VS_MAX_PROCS;
+    m.rss_bytes = own_rss_bytes();
+    m.bpf_stats = bpf_stats_enabled();
+    std::vector<int> fds = {programs_.ingress_prog_fd(), programs_.egress_prog_fd()};
+    if (procs_) {
+      m.tracked_procs = procs_->tracked();
+      m.proc_events_lost = procs_->lost_events();
+      for (int fd : procs_->programs().prog_fds()) fds.push_back(fd);
+    }
+    if (m.bpf_stats)
+      for (int fd : fds) m.programs.push_back(program_stats(fd));
+    m.tick_ns = static_cast<uint64_t>(boottime_ns() - started);
+    return m;
   }
 
   const Config& config_;
@@ -203,6 +290,9 @@ class Agent {
   std::string batch_;
   std::set<std::string> failed_;  // attach errors already logged
   bool collect_failing_ = false;
+  bool proc_failing_ = false;
+  std::unique_ptr<ProcTracker> procs_;  // null when the kernel lacks the process hooks
+  std::string host_;
   int64_t last_sweep_ns_ = realtime_ns();
 };
 
@@ -217,8 +307,15 @@ Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks)
   if (!events) return events.error();
   auto requests = Netlink::open(0);
   if (!requests) return requests.error();
+  // Process metrics are a feature the kernel may lack (tp_btf, task iterators):
+  // without them the network path still runs.
+  std::unique_ptr<ProcTracker> procs;
+  if (auto t = ProcTracker::create(process_options(config)); t)
+    procs = std::move(*t);
+  else
+    spdlog::warn("process metrics disabled: {}", t.error().message);
   Agent agent(config, std::move(sinks), std::move(*programs), std::move(*events),
-              std::move(*requests));
+              std::move(*requests), std::move(procs));
   return agent.run();
 }
 

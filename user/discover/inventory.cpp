@@ -71,7 +71,7 @@ void Inventory::resolve_owners() {
   bool any = false;
   for (const auto& [_, tap] : taps_) any |= tap.owner_dirty;
   if (!any) return;
-  TapOwners owners = scan_tap_owners(opts_.proc_root);
+  TapOwners owners = scan_tap_owners(opts_.proc_root, opts_.same_netns_only);
   for (auto& [_, tap] : taps_) {
     if (!tap.owner_dirty) continue;
     tap.owner_dirty = false;

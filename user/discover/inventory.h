@@ -27,6 +27,7 @@ struct InventoryOptions {
   NamingOptions naming;
   std::vector<NameOverride> overrides;
   std::string proc_root = "/proc";
+  bool same_netns_only = true;  // tap holders must share our network namespace
 };
 
 class Inventory {

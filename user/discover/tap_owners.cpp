@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -58,10 +59,12 @@ std::string tap_from_fdinfo(std::string_view fdinfo) {
   return {};
 }
 
-TapOwners scan_tap_owners(const std::string& proc_root) {
+TapOwners scan_tap_owners(const std::string& proc_root, bool same_netns_only) {
   TapOwners owners;
   DirPtr proc(opendir(proc_root.c_str()));
   if (!proc) return owners;
+  struct stat own_ns {};
+  if (same_netns_only && ::stat("/proc/self/ns/net", &own_ns) != 0) same_netns_only = false;
   std::string path, text;
   std::array<char, 64> target;
   while (dirent* pe = readdir(proc.get())) {
@@ -78,6 +81,13 @@ TapOwners scan_tap_owners(const std::string& proc_root) {
       if (!read_small_file(proc_root + "/" + pe->d_name + "/fdinfo/" + fe->d_name, text)) continue;
       std::string tap = tap_from_fdinfo(text);
       if (tap.empty()) continue;
+      if (same_netns_only) {
+        struct stat ns {};
+        std::string ns_path = proc_root + "/" + pe->d_name + "/ns/net";
+        if (::stat(ns_path.c_str(), &ns) != 0 || ns.st_ino != own_ns.st_ino ||
+            ns.st_dev != own_ns.st_dev)
+          break;  // this process's taps live in another namespace
+      }
       auto& pids = owners[tap];
       int pid = std::atoi(pe->d_name);
       if (pids.empty() || pids.back() != pid) pids.push_back(pid);

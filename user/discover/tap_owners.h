@@ -15,8 +15,10 @@ namespace vmscope {
 using TapOwners = std::unordered_map<std::string, std::vector<int>>;
 
 // One pass over every process under proc_root. Processes that vanish mid-scan or are
-// unreadable are skipped.
-TapOwners scan_tap_owners(const std::string& proc_root = "/proc");
+// unreadable are skipped. With same_netns_only, only processes in the caller's network
+// namespace count: tap names repeat across namespaces (every test netns, every kata pod
+// has its own vmmtap0/tap0), and a tap is created in its opener's namespace.
+TapOwners scan_tap_owners(const std::string& proc_root = "/proc", bool same_netns_only = true);
 
 // argv and cgroup of one process.
 Result<ProcessInfo> read_process(int pid, const std::string& proc_root = "/proc");

@@ -1,0 +1,50 @@
+// Test helper: a process that looks like a VM to vmscope (start it with a launcher's
+// argv, e.g. argv[0] "qemu-system-x86_64" "-name" "guest=cpu1") and uses CPU and memory
+// like one: $BUSY_MB MiB touched page by page (minor faults) once at start, then
+// $BUSY_THREADS threads spinning. Prints "ready" once the memory is in place.
+// $BUSY_EXIT_MS / $BUSY_EXIT_CODE: exit(code) after that many ms (default: run until killed).
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+namespace {
+
+long env_or(const char* name, long fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::atol(v) : fallback;
+}
+
+}  // namespace
+
+int main() {
+  const long mb = env_or("BUSY_MB", 32);
+  const long threads = env_or("BUSY_THREADS", 2);
+  const long exit_ms = env_or("BUSY_EXIT_MS", -1);
+  const long page = sysconf(_SC_PAGESIZE);
+
+  std::vector<char> memory(static_cast<size_t>(mb) << 20);
+  for (size_t i = 0; i < memory.size(); i += static_cast<size_t>(page)) memory[i] = 1;
+  std::printf("ready\n");
+  std::fflush(stdout);
+
+  std::atomic<unsigned long> sink{0};
+  std::vector<std::thread> spinners;
+  for (long t = 0; t < threads; ++t)
+    spinners.emplace_back([&sink] {
+      for (;;) {
+        for (int i = 0; i < 1000000; ++i) sink.fetch_add(1, std::memory_order_relaxed);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // some voluntary switches
+      }
+    });
+  if (exit_ms >= 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(exit_ms));
+    std::_Exit(static_cast<int>(env_or("BUSY_EXIT_CODE", 0)));
+  }
+  for (auto& t : spinners) t.join();
+  return 0;
+}

@@ -1,0 +1,222 @@
+#include "agent/proc_tracker.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+namespace vmscope {
+namespace {
+
+int64_t clock_ns(clockid_t id) {
+  timespec ts;
+  clock_gettime(id, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+int64_t to_realtime(uint64_t boottime) {
+  return clock_ns(CLOCK_REALTIME) - (clock_ns(CLOCK_BOOTTIME) - static_cast<int64_t>(boottime));
+}
+
+// Start time of a live process (field 22 of /proc/<pid>/stat, in clock ticks); 0 when
+// it is gone, exiting (PF_EXITING in field 9: its exit may already have been reported)
+// or a zombie: nothing left to track.
+uint64_t proc_start_boottime_ns(const std::string& proc_root, uint32_t tgid) {
+  std::ifstream in(proc_root + "/" + std::to_string(tgid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto rparen = text.rfind(')');
+  if (rparen == std::string::npos || rparen + 2 >= text.size()) return 0;
+  std::istringstream fields(text.substr(rparen + 2));
+  std::string f;
+  for (int i = 3; i <= 22 && fields >> f; ++i) {
+    if (i == 3 && (f == "Z" || f == "X")) return 0;
+    if (i == 9 && (std::stoull(f) & 0x4 /* PF_EXITING */)) return 0;
+    if (i == 22)
+      return std::stoull(f) * (1'000'000'000 / static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
+  }
+  return 0;
+}
+
+bool process_exists(const std::string& proc_root, uint32_t tgid) {
+  struct stat st;
+  return ::stat((proc_root + "/" + std::to_string(tgid)).c_str(), &st) == 0;
+}
+
+}  // namespace
+
+int64_t boottime_ns() {
+  return clock_ns(CLOCK_BOOTTIME);
+}
+int64_t realtime_ns() {
+  return clock_ns(CLOCK_REALTIME);
+}
+
+Result<std::unique_ptr<ProcTracker>> ProcTracker::create(VmProcessOptions opts) {
+  auto t = std::make_unique<ProcTracker>(Key{}, std::move(opts));
+  ProcTracker* self = t.get();
+  auto programs = ProcPrograms::load([self](const vs_proc_event& ev) { self->on_event(ev); });
+  if (!programs) return programs.error();
+  t->programs_ = std::move(*programs);
+  // Programs first, then the scan: a VM started in between is seen by its exec event.
+  for (VmProcess& p : scan_vm_processes(t->opts_)) {
+    uint64_t start = proc_start_boottime_ns(t->opts_.proc_root, p.tgid);
+    t->track(std::move(p), start);
+  }
+  return t;
+}
+
+void ProcTracker::track(VmProcess p, uint64_t start_boottime_ns) {
+  uint32_t tgid = p.tgid;
+  // Without its map entry the process is still sampled-for and its exit still found
+  // (as "gone"), just without exit code.
+  if (auto st = programs_->track(tgid, start_boottime_ns); !st)
+    spdlog::warn("{}", st.error().message);
+  procs_[tgid] = Tracked{std::move(p), start_boottime_ns};
+}
+
+void ProcTracker::ensure_tracked(uint32_t tgid, const VmIdentity& vm, bool named) {
+  auto it = procs_.find(tgid);
+  if (it != procs_.end()) {
+    if (!it->second.proc.named && named) it->second.proc.vm = vm;
+    return;
+  }
+  // The tap owner may be stale (it exited since the tap was resolved): never re-track
+  // a dead process, or it would "exit" twice.
+  uint64_t start = proc_start_boottime_ns(opts_.proc_root, tgid);
+  if (start == 0) return;
+  track(VmProcess{tgid, vm, named}, start);
+}
+
+VmEvent ProcTracker::make_event(VmEvent::Kind kind, const VmProcess& p,
+                                uint64_t when_boottime_ns) const {
+  VmEvent ev;
+  ev.kind = kind;
+  ev.timestamp_ns = to_realtime(when_boottime_ns);
+  ev.vm = p.vm.name;
+  ev.launcher = p.vm.launcher;
+  ev.pid = p.tgid;
+  return ev;
+}
+
+void ProcTracker::on_event(const vs_proc_event& ev) {
+  if (ev.type == VS_EV_EXEC) {
+    std::string_view args(ev.args, std::min<size_t>(ev.args_len, sizeof(ev.args)));
+    auto vm = classify_exec(ev.tgid, args, ev.args_truncated != 0, opts_);
+    auto it = procs_.find(ev.tgid);
+    if (!vm) {
+      // A named VM process that exec'd into something else is no VM any more.
+      if (it != procs_.end() && it->second.proc.named) {
+        programs_->untrack(ev.tgid);
+        aggregator_.forget(ev.tgid);
+        procs_.erase(it);
+      }
+      return;
+    }
+    if (it != procs_.end()) {
+      it->second.proc = std::move(*vm);  // re-exec (e.g. a wrapper exec'ing the tender)
+      return;
+    }
+    VmEvent start = make_event(VmEvent::Kind::kStart, *vm, ev.time_boottime_ns);
+    start.ppid = ev.ppid;
+    // Reported even if it is gone already: the next sample then reports its exit.
+    track(std::move(*vm), ev.start_boottime_ns);
+    spdlog::info("VM {} started (pid {}, {})", start.vm, start.pid, start.launcher);
+    pending_.push_back(std::move(start));
+    return;
+  }
+  if (ev.type == VS_EV_EXIT) {
+    auto it = procs_.find(ev.tgid);
+    if (it == procs_.end()) return;
+    VmEvent exit = make_event(VmEvent::Kind::kExit, it->second.proc, ev.time_boottime_ns);
+    exit.ppid = ev.ppid;
+    exit.exit_known = true;
+    exit.signal = ev.exit_code & 0x7f;
+    exit.exit_code = exit.signal ? 0 : (ev.exit_code >> 8) & 0xff;
+    exit.lifetime_s = static_cast<double>(ev.time_boottime_ns - ev.start_boottime_ns) / 1e9;
+    PrevCputime prev;
+    uint64_t ut, st;
+    cputime_adjust(ev.final.utime_ns, ev.final.stime_ns, ev.final.runtime_ns, prev, ut, st);
+    exit.utime_s = static_cast<double>(ut) / 1e9;
+    exit.stime_s = static_cast<double>(st) / 1e9;
+    exit.min_flt = ev.final.min_flt;
+    exit.maj_flt = ev.final.maj_flt;
+    spdlog::info("{}", exit.signal ? fmt::format("VM {} (pid {}) killed by signal {}", exit.vm,
+                                                 exit.pid, exit.signal)
+                                   : fmt::format("VM {} (pid {}) exited with status {}", exit.vm,
+                                                 exit.pid, exit.exit_code));
+    aggregator_.forget(ev.tgid);
+    procs_.erase(it);  // BPF already deleted its map entry
+    pending_.push_back(std::move(exit));
+  }
+}
+
+std::vector<VmEvent> ProcTracker::poll_events() {
+  if (auto st = programs_->poll(); !st) spdlog::warn("{}", st.error().message);
+  return std::exchange(pending_, {});
+}
+
+Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone) {
+  // Events first: an exit must not look like a vanished process.
+  for (VmEvent& ev : poll_events()) gone.push_back(std::move(ev));
+  if (auto st = programs_->sample(samples_); !st) return st.error();
+  std::vector<ProcSample> per_proc = aggregator_.aggregate(samples_);
+
+  std::map<uint32_t, const ProcSample*> seen;
+  for (const ProcSample& s : per_proc) seen[s.tgid] = &s;
+  const int64_t now_boot = boottime_ns();
+  std::map<std::string, VmResources> by_vm;
+  for (auto it = procs_.begin(); it != procs_.end();) {
+    const uint32_t tgid = it->first;
+    auto s = seen.find(tgid);
+    if (s == seen.end()) {
+      // Exited before it was tracked (no exit event will come), or the iterator raced it.
+      if (!process_exists(opts_.proc_root, tgid)) {
+        VmEvent ev =
+            make_event(VmEvent::Kind::kExit, it->second.proc, static_cast<uint64_t>(now_boot));
+        if (it->second.start_boottime_ns)
+          ev.lifetime_s =
+              static_cast<double>(now_boot - static_cast<int64_t>(it->second.start_boottime_ns)) /
+              1e9;
+        gone.push_back(std::move(ev));
+        programs_->untrack(tgid);
+        aggregator_.forget(tgid);
+        it = procs_.erase(it);
+        continue;
+      }
+      ++it;
+      continue;
+    }
+    const ProcSample& p = *s->second;
+    VmResources& r = by_vm[it->second.proc.vm.name];
+    r.vm = it->second.proc.vm.name;
+    if (r.launcher.empty()) r.launcher = it->second.proc.vm.launcher;
+    r.pids.push_back(tgid);
+    r.threads += p.threads;
+    r.utime_ns += p.utime_ns;
+    r.stime_ns += p.stime_ns;
+    r.runtime_ns += p.runtime_ns;
+    r.min_flt += p.min_flt;
+    r.maj_flt += p.maj_flt;
+    r.nvcsw += p.nvcsw;
+    r.nivcsw += p.nivcsw;
+    r.rss_pages += p.rss_pages;
+    r.vsize_bytes += p.vsize_bytes;
+    r.text_pages += p.text_pages;
+    r.data_pages += p.data_pages;
+    r.stack_pages += p.stack_pages;
+    if (p.start_boottime_ns)
+      r.uptime_s =
+          std::max(r.uptime_s,
+                   static_cast<double>(now_boot - static_cast<int64_t>(p.start_boottime_ns)) / 1e9);
+    ++it;
+  }
+  std::vector<VmResources> out;
+  out.reserve(by_vm.size());
+  for (auto& [_, r] : by_vm) out.push_back(std::move(r));
+  return out;
+}
+
+}  // namespace vmscope

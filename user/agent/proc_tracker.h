@@ -1,0 +1,62 @@
+// VM processes from the kernel: tracks every VM process in BPF, turns exec/exit events
+// into vm_event records at once, and samples CPU, faults and memory per VM each tick.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attach/proc_programs.h"
+#include "discover/vm_processes.h"
+#include "drain/proc_snapshot.h"
+#include "drain/vm_resources.h"
+
+namespace vmscope {
+
+class ProcTracker {
+ public:
+  static Result<std::unique_ptr<ProcTracker>> create(VmProcessOptions opts);
+  struct Key {
+   private:
+    Key() = default;
+    friend class ProcTracker;
+  };
+  ProcTracker(Key, VmProcessOptions opts) : opts_(std::move(opts)) {}
+
+  int events_fd() const { return programs_->events_fd(); }
+  // Handles waiting exec/exit events; returns the VM start/exit events they produced.
+  std::vector<VmEvent> poll_events();
+  // A tap's owner is a VM process too, named after the tap when no rule names it.
+  void ensure_tracked(uint32_t tgid, const VmIdentity& vm, bool named);
+  // One iterator pass: per-VM resources. Processes that vanished without an exit
+  // event (exited before they were tracked) come back as events in `gone`.
+  Result<std::vector<VmResources>> collect(std::vector<VmEvent>& gone);
+
+  size_t tracked() const { return procs_.size(); }
+  uint64_t lost_events() const { return programs_->lost_events(); }
+  size_t tracked_map_entries() const { return programs_->tracked_entries(); }
+  const ProcPrograms& programs() const { return *programs_; }
+
+ private:
+  void on_event(const vs_proc_event& ev);
+  void track(VmProcess p, uint64_t start_boottime_ns);
+  VmEvent make_event(VmEvent::Kind kind, const VmProcess& p, uint64_t when_boottime_ns) const;
+
+  VmProcessOptions opts_;
+  std::unique_ptr<ProcPrograms> programs_;
+  struct Tracked {
+    VmProcess proc;
+    uint64_t start_boottime_ns = 0;
+  };
+  std::map<uint32_t, Tracked> procs_;  // by tgid
+  ProcAggregator aggregator_;
+  std::vector<vs_task_sample> samples_;
+  std::vector<VmEvent> pending_;  // produced by on_event during poll()
+};
+
+// Clock conversions: BPF stamps with CLOCK_BOOTTIME, line protocol wants realtime.
+int64_t boottime_ns();
+int64_t realtime_ns();
+
+}  // namespace vmscope

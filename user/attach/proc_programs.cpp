@@ -1,0 +1,142 @@
+#include "attach/proc_programs.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "proc.skel.h"
+#include "tasks.skel.h"
+
+namespace vmscope {
+
+void ProcPrograms::Deleters::operator()(proc_bpf* s) const {
+  proc_bpf__destroy(s);
+}
+void ProcPrograms::Deleters::operator()(tasks_bpf* s) const {
+  tasks_bpf__destroy(s);
+}
+void ProcPrograms::Deleters::operator()(ring_buffer* r) const {
+  ring_buffer__free(r);
+}
+void ProcPrograms::Deleters::operator()(bpf_link* l) const {
+  bpf_link__destroy(l);
+}
+
+ProcPrograms::~ProcPrograms() = default;
+
+int ProcPrograms::on_ring_record(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<ProcPrograms*>(ctx);
+  if (size < sizeof(vs_proc_event)) return 0;
+  vs_proc_event ev;
+  std::memcpy(&ev, data, sizeof(ev));
+  self->on_event_(ev);
+  return 0;
+}
+
+Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load(EventFn on_event) {
+  auto p = std::make_unique<ProcPrograms>(Key{});
+  p->on_event_ = std::move(on_event);
+
+  p->proc_.reset(proc_bpf__open_and_load());
+  if (!p->proc_)
+    return Error::from_errno("load BPF process lifecycle programs (proc.bpf.o)", errno);
+  if (proc_bpf__attach(p->proc_.get()))
+    return Error::from_errno("attach sched_process_exec/exit tracepoints", errno);
+
+  p->tasks_.reset(tasks_bpf__open());
+  if (!p->tasks_) return Error::from_errno("open BPF task iterator (tasks.bpf.o)", errno);
+  p->tasks_->rodata->nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  // One `tracked` map for both objects.
+  if (bpf_map__reuse_fd(p->tasks_->maps.tracked, bpf_map__fd(p->proc_->maps.tracked)))
+    return Error::from_errno("share the tracked map with the task iterator", errno);
+  if (tasks_bpf__load(p->tasks_.get()))
+    return Error::from_errno("load BPF task iterator (tasks.bpf.o)", errno);
+  p->iter_link_.reset(bpf_program__attach_iter(p->tasks_->progs.vs_tasks, nullptr));
+  if (!p->iter_link_) return Error::from_errno("attach task iterator", errno);
+
+  p->ring_.reset(
+      ring_buffer__new(bpf_map__fd(p->proc_->maps.proc_events), on_ring_record, p.get(), nullptr));
+  if (!p->ring_) return Error::from_errno("open proc_events ring buffer", errno);
+  return p;
+}
+
+int ProcPrograms::events_fd() const {
+  return ring_buffer__epoll_fd(ring_.get());
+}
+
+Status ProcPrograms::poll() {
+  int n = ring_buffer__consume(ring_.get());
+  if (n < 0) return Error::from_errno("read proc_events", -n);
+  return {};
+}
+
+Status ProcPrograms::track(uint32_t tgid, uint64_t start_boottime_ns) {
+  vs_tracked v{start_boottime_ns};
+  if (bpf_map_update_elem(bpf_map__fd(proc_->maps.tracked), &tgid, &v, BPF_ANY))
+    return Error::from_errno(fmt::format("track pid {}", tgid), errno);
+  return {};
+}
+
+void ProcPrograms::untrack(uint32_t tgid) {
+  bpf_map_delete_elem(bpf_map__fd(proc_->maps.tracked), &tgid);  // gone already is fine
+}
+
+size_t ProcPrograms::tracked_entries() const {
+  int fd = bpf_map__fd(proc_->maps.tracked);
+  size_t n = 0;
+  uint32_t key, next;
+  uint32_t* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    ++n;
+    key = next;
+    prev = &key;
+  }
+  return n;
+}
+
+uint64_t ProcPrograms::lost_events() const {
+  int ncpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpus));
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(proc_->maps.proc_events_lost), &zero, per_cpu.data()))
+    return 0;
+  uint64_t sum = 0;
+  for (uint64_t v : per_cpu) sum += v;
+  return sum;
+}
+
+Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
+  out.clear();
+  UniqueFd fd(bpf_iter_create(bpf_link__fd(iter_link_.get())));
+  if (!fd.valid()) return Error::from_errno("start task iterator", errno);
+  read_buf_.resize(64 * sizeof(vs_task_sample));
+  size_t have = 0;
+  for (;;) {
+    ssize_t n = read(fd.get(), read_buf_.data() + have, read_buf_.size() - have);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return Error::from_errno("read task iterator", errno);
+    }
+    if (n == 0) break;
+    have += static_cast<size_t>(n);
+    size_t whole = have / sizeof(vs_task_sample);
+    for (size_t i = 0; i < whole; ++i) {
+      vs_task_sample s;
+      std::memcpy(&s, read_buf_.data() + i * sizeof(s), sizeof(s));
+      out.push_back(s);
+    }
+    size_t rest = have - whole * sizeof(vs_task_sample);
+    std::memmove(read_buf_.data(), read_buf_.data() + whole * sizeof(vs_task_sample), rest);
+    have = rest;
+  }
+  return {};
+}
+
+std::vector<int> ProcPrograms::prog_fds() const {
+  return {bpf_program__fd(proc_->progs.vs_exec), bpf_program__fd(proc_->progs.vs_exit),
+          bpf_program__fd(tasks_->progs.vs_tasks)};
+}
+
+}  // namespace vmscope

@@ -1,0 +1,72 @@
+// Owner of the process programs: lifecycle tracepoints (bpf/proc.bpf.c, ring buffer of
+// exec/exit events) and the task iterator (bpf/tasks.bpf.c), which share the `tracked`
+// map of VM processes.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "vmscope.h"
+
+struct proc_bpf;
+struct tasks_bpf;
+struct ring_buffer;
+struct bpf_link;
+
+namespace vmscope {
+
+class ProcPrograms {
+ public:
+  using EventFn = std::function<void(const vs_proc_event&)>;
+
+  // Loads and attaches both objects; on_event receives ring buffer records (from poll()).
+  static Result<std::unique_ptr<ProcPrograms>> load(EventFn on_event);
+  struct Key {  // only load() can construct: the object must not move (the ring buffer points at
+                // it)
+   private:
+    Key() = default;
+    friend class ProcPrograms;
+  };
+  explicit ProcPrograms(Key) {}
+  ~ProcPrograms();
+  ProcPrograms(const ProcPrograms&) = delete;
+  ProcPrograms& operator=(const ProcPrograms&) = delete;
+
+  // The ring buffer's epoll fd: readable when events wait.
+  int events_fd() const;
+  // Delivers every waiting event to on_event, without blocking.
+  Status poll();
+
+  Status track(uint32_t tgid, uint64_t start_boottime_ns);
+  void untrack(uint32_t tgid);
+  // Entries in `tracked` right now (walks the keys: for self-metrics and tests).
+  size_t tracked_entries() const;
+  uint64_t lost_events() const;
+
+  // One iterator pass: a record per task of every tracked process.
+  Status sample(std::vector<vs_task_sample>& out);
+
+  // fds of every loaded program, for run-time statistics.
+  std::vector<int> prog_fds() const;
+
+ private:
+  struct Deleters {
+    void operator()(proc_bpf* s) const;
+    void operator()(tasks_bpf* s) const;
+    void operator()(ring_buffer* r) const;
+    void operator()(bpf_link* l) const;
+  };
+  static int on_ring_record(void* ctx, void* data, size_t size);
+
+  EventFn on_event_;
+  std::unique_ptr<proc_bpf, Deleters> proc_;
+  std::unique_ptr<tasks_bpf, Deleters> tasks_;
+  std::unique_ptr<bpf_link, Deleters> iter_link_;
+  std::unique_ptr<ring_buffer, Deleters> ring_;
+  std::vector<char> read_buf_;
+};
+
+}  // namespace vmscope

@@ -1,0 +1,46 @@
+// Per-process CPU, faults, context switches and memory from one task-iterator pass,
+// with CPU times scaled the way the kernel scales them for /proc (cputime_adjust), so
+// utime/stime match /proc/<pid>/stat.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "vmscope.h"
+
+namespace vmscope {
+
+struct ProcSample {
+  uint32_t tgid = 0;
+  uint32_t threads = 0;
+  uint64_t utime_ns = 0, stime_ns = 0;  // adjusted, as /proc/<pid>/stat (whole process)
+  uint64_t runtime_ns = 0;              // sum_exec_runtime of all threads, alive and dead
+  uint64_t min_flt = 0, maj_flt = 0, nvcsw = 0, nivcsw = 0;
+  uint64_t start_boottime_ns = 0;
+  uint64_t rss_pages = 0;  // file + anon + shmem, as statm "resident"
+  uint64_t vsize_bytes = 0, text_pages = 0, data_pages = 0, stack_pages = 0;
+};
+
+// The kernel's prev_cputime: adjusted times never go backwards.
+struct PrevCputime {
+  uint64_t utime = 0, stime = 0;
+};
+
+// kernel/sched/cputime.c cputime_adjust(): splits rtime in the utime:stime ratio of the
+// tick-sampled times, monotonic against prev.
+void cputime_adjust(uint64_t utime, uint64_t stime, uint64_t rtime, PrevCputime& prev, uint64_t& ut,
+                    uint64_t& st);
+
+class ProcAggregator {
+ public:
+  // Sums the samples per process (threads + what exited threads left behind).
+  std::vector<ProcSample> aggregate(const std::vector<vs_task_sample>& samples);
+  // Forget a process (it exited).
+  void forget(uint32_t tgid) { prev_.erase(tgid); }
+
+ private:
+  std::unordered_map<uint32_t, PrevCputime> prev_;
+};
+
+}  // namespace vmscope

@@ -1,0 +1,36 @@
+// Per-VM resource figures of one tick (summed over the VM's processes) and VM lifecycle
+// events: what output/proc_lines encodes and `top` shows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vmscope {
+
+struct VmResources {
+  std::string vm, launcher;
+  std::vector<uint32_t> pids;
+  uint32_t threads = 0;
+  uint64_t utime_ns = 0, stime_ns = 0, runtime_ns = 0;
+  uint64_t min_flt = 0, maj_flt = 0, nvcsw = 0, nivcsw = 0;
+  uint64_t rss_pages = 0, vsize_bytes = 0, text_pages = 0, data_pages = 0, stack_pages = 0;
+  double uptime_s = 0;  // of its oldest process
+};
+
+struct VmEvent {
+  enum class Kind { kStart, kExit };
+  Kind kind = Kind::kStart;
+  int64_t timestamp_ns = 0;  // realtime, when it happened
+  std::string vm, launcher;
+  uint32_t pid = 0, ppid = 0;
+  // exit only:
+  bool exit_known = false;  // false when the process vanished without an exit event
+  int exit_code = 0;        // exit status (0-255) when it exited normally
+  int signal = 0;           // terminating signal, 0 if none
+  double lifetime_s = 0;
+  double utime_s = 0, stime_s = 0;
+  uint64_t min_flt = 0, maj_flt = 0;
+};
+
+}  // namespace vmscope

@@ -1,0 +1,80 @@
+#include "output/proc_lines.h"
+
+#include <fmt/format.h>
+
+#include "output/line_protocol.h"
+
+namespace vmscope {
+namespace {
+
+double seconds(uint64_t ns) {
+  return static_cast<double>(ns) / 1e9;
+}
+
+}  // namespace
+
+size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::string& out) {
+  LineWriter w(out);
+  for (const VmResources& v : vms) {
+    // Field order as albatross writes resource_usage (struct rusage order).
+    w.begin("resource_usage")
+        .tag("vm", v.vm)
+        .field_fixed("utime", seconds(v.utime_ns), 6)
+        .field_fixed("stime", seconds(v.stime_ns), 6)
+        .field_uint("maxrss", v.rss_pages)
+        .field_uint("ixrss", 0)
+        .field_uint("idrss", 0)
+        .field_uint("isrss", 0)
+        .field_uint("minflt", v.min_flt)
+        .field_uint("maxflt", v.maj_flt)  // albatross' name for the major fault count
+        .field_uint("nswap", 0)
+        .field_uint("inblock", 0)
+        .field_uint("outblock", 0)
+        .field_uint("msgsnd", 0)
+        .field_uint("msgrcv", 0)
+        .field_uint("nsignals", 0)
+        .field_uint("nvcsw", v.nvcsw)
+        .field_uint("nivcsw", v.nivcsw)
+        .end(ts);
+    w.begin("kinfo_mem")
+        .tag("vm", v.vm)
+        .field_uint("vsize", v.vsize_bytes)
+        .field_uint("rss", v.rss_pages)
+        .field_uint("tsize", v.text_pages)
+        .field_uint("dsize", v.data_pages)
+        .field_uint("ssize", v.stack_pages)
+        .field_uint("runtime", (v.utime_ns + v.stime_ns) / 1000)
+        .field_uint("cow_faults", 0)
+        .field_float("uptime", v.uptime_s)
+        .end(ts);
+  }
+  return w.lines();
+}
+
+void encode_vm_event(const VmEvent& ev, std::string& out) {
+  LineWriter w(out);
+  bool exit = ev.kind == VmEvent::Kind::kExit;
+  w.begin("vm_event").tag("event", exit ? "exit" : "start").tag("vm", ev.vm);
+  w.field_uint("pid", ev.pid).field_uint("ppid", ev.ppid).field_string("launcher", ev.launcher);
+  std::string text;
+  if (!exit) {
+    text = fmt::format("{} started (pid {}, {})", ev.vm, ev.pid, ev.launcher);
+  } else {
+    w.field_float("lifetime", ev.lifetime_s);
+    if (ev.exit_known) {
+      w.field_int("exit_code", ev.exit_code).field_int("signal", ev.signal);
+      w.field_fixed("utime", ev.utime_s, 6).field_fixed("stime", ev.stime_s, 6);
+      w.field_uint("minflt", ev.min_flt).field_uint("maxflt", ev.maj_flt);
+      text = ev.signal ? fmt::format("{} killed by signal {} after {:.1f} s", ev.vm, ev.signal,
+                                     ev.lifetime_s)
+                       : fmt::format("{} exited with status {} after {:.1f} s", ev.vm, ev.exit_code,
+                                     ev.lifetime_s);
+    } else {
+      text = fmt::format("{} is gone (exit not observed)", ev.vm);
+    }
+  }
+  w.field_string("text", text);  // Grafana annotation text
+  w.end(ev.timestamp_ns);
+}
+
+}  // namespace vmscope

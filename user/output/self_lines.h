@@ -1,0 +1,36 @@
+// vmscope's own health, one `vmscope,host=HOSTNAME` line per tick.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vmscope {
+
+struct ProgramStats {
+  std::string name;
+  uint64_t run_count = 0, run_time_ns = 0;
+};
+
+struct SelfMetrics {
+  std::string host;
+  uint64_t tick_ns = 0;                           // drain + encode of this tick, until this line
+  uint64_t lines = 0;                             // lines of this tick, before this one
+  uint64_t lines_written = 0, lines_dropped = 0;  // all sinks, since start
+  uint64_t vms = 0, taps = 0;
+  uint64_t net_slots = 0, net_slots_max = 0;
+  uint64_t tracked_procs = 0, tracked_procs_max = 0;
+  uint64_t proc_events_lost = 0;
+  uint64_t rss_bytes = 0;
+  bool bpf_stats = false;  // kernel.bpf_stats_enabled: run counts/times are real
+  std::vector<ProgramStats> programs;
+};
+
+void encode_self(const SelfMetrics& m, int64_t timestamp_ns, std::string& out);
+
+// Run count and time of a loaded program (zero unless kernel.bpf_stats_enabled=1).
+ProgramStats program_stats(int prog_fd);
+bool bpf_stats_enabled();
+uint64_t own_rss_bytes();
+
+}  // namespace vmscope
