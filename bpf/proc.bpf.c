@@ -61,6 +61,32 @@ int BPF_PROG(vs_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm*
   return 0;
 }
 
+/* A VM process's children belong to the VM (e.g. crosvm's sandboxed device processes):
+ * tracked in the kernel from birth, so their CPU and memory count from the start. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(vs_fork, struct task_struct* parent, struct task_struct* child) {
+  __u32 ptgid = BPF_CORE_READ(parent, tgid);
+  __u32 ctgid = BPF_CORE_READ(child, tgid);
+  if (ctgid != (__u32)BPF_CORE_READ(child, pid)) return 0; /* a thread, not a process */
+  if (!bpf_map_lookup_elem(&tracked, &ptgid)) return 0;
+  struct vs_tracked v = {.start_boottime_ns = BPF_CORE_READ(child, start_boottime)};
+  bpf_map_update_elem(&tracked, &ctgid, &v, BPF_ANY);
+
+  struct vs_proc_event* e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+  if (!e) {
+    count_lost();
+    return 0;
+  }
+  clear_header(e);
+  e->type = VS_EV_FORK;
+  e->tgid = ctgid;
+  e->ppid = ptgid;
+  e->start_boottime_ns = v.start_boottime_ns;
+  e->time_boottime_ns = bpf_ktime_get_boot_ns();
+  bpf_ringbuf_submit(e, 0);
+  return 0;
+}
+
 /* Fires for every exiting thread; only the last one of a tracked process matters.
  * signal->live reaches 0 before the tracepoint (do_exit), on old and new kernels. */
 SEC("tp_btf/sched_process_exit")

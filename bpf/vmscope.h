@@ -72,6 +72,7 @@ struct vs_task_counters {
 enum vs_proc_event_type {
   VS_EV_EXEC = 1, /* any exec: user space decides whether it is a VM */
   VS_EV_EXIT = 2, /* last thread of a tracked process exited */
+  VS_EV_FORK = 3, /* a tracked process forked a new process (tracked from birth; ppid = parent) */
 };
 
 /* proc_events ring buffer record. */

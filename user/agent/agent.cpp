@@ -12,6 +12,7 @@
 #include <ctime>
 #include <set>
 
+#include "agent/options.h"
 #include "agent/proc_tracker.h"
 #include "attach/net_attacher.h"
 #include "attach/net_programs.h"
@@ -40,24 +41,10 @@ void raise_fd_limit() {
   }
 }
 
-VmProcessOptions process_options(const Config& c) {
-  VmProcessOptions o;
-  o.naming.drop_path = c.drop_path;
-  o.overrides = c.overrides;
-  return o;
-}
-
 std::string host_name() {
   char buf[256] = {};
   gethostname(buf, sizeof(buf) - 1);
   return buf;
-}
-
-InventoryOptions inventory_options(const Config& c) {
-  InventoryOptions o;
-  o.naming.drop_path = c.drop_path;
-  o.overrides = c.overrides;
-  return o;
 }
 
 Result<UniqueFd> make_timer(double interval_s) {
@@ -317,37 +304,6 @@ Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks)
   Agent agent(config, std::move(sinks), std::move(*programs), std::move(*events),
               std::move(*requests), std::move(procs));
   return agent.run();
-}
-
-Status list_vms(const Config& config, std::FILE* out) {
-  auto nl = Netlink::open(0);
-  if (!nl) return nl.error();
-  auto links = nl->dump_links();
-  if (!links) return links.error();
-  Inventory inv(inventory_options(config));
-  inv.reset(*links);
-  inv.resolve_owners();
-  struct Row {
-    std::string launcher;
-    int pid = 0;
-    std::vector<std::string> taps;
-    std::set<std::string> bridges;
-  };
-  std::map<std::pair<std::string, int>, Row> vms;  // by (name, pid)
-  for (const auto& [_, tap] : inv.taps()) {
-    Row& r = vms[{tap.vm.name, tap.pid}];
-    r.launcher = tap.named ? tap.vm.launcher : "-";
-    r.pid = tap.pid;
-    r.taps.push_back(tap.link.name);
-    if (!tap.bridge.empty()) r.bridges.insert(tap.bridge);
-  }
-  fmt::print(out, "{:<24} {:>8} {:<16} {:<24} {}\n", "VM", "PID", "LAUNCHER", "TAPS", "BRIDGE");
-  for (const auto& [key, r] : vms) {
-    fmt::print(out, "{:<24} {:>8} {:<16} {:<24} {}\n", key.first,
-               r.pid ? std::to_string(r.pid) : "-", r.launcher, fmt::join(r.taps, ","),
-               r.bridges.empty() ? std::string("-") : fmt::format("{}", fmt::join(r.bridges, ",")));
-  }
-  return {};
 }
 
 }  // namespace vmscope

@@ -68,13 +68,13 @@ Result<std::unique_ptr<ProcTracker>> ProcTracker::create(VmProcessOptions opts) 
   return t;
 }
 
-void ProcTracker::track(VmProcess p, uint64_t start_boottime_ns) {
+void ProcTracker::track(VmProcess p, uint64_t start_boottime_ns, bool child) {
   uint32_t tgid = p.tgid;
   // Without its map entry the process is still sampled-for and its exit still found
   // (as "gone"), just without exit code.
   if (auto st = programs_->track(tgid, start_boottime_ns); !st)
     spdlog::warn("{}", st.error().message);
-  procs_[tgid] = Tracked{std::move(p), start_boottime_ns};
+  procs_[tgid] = Tracked{std::move(p), start_boottime_ns, child};
 }
 
 void ProcTracker::ensure_tracked(uint32_t tgid, const VmIdentity& vm, bool named) {
@@ -102,6 +102,17 @@ VmEvent ProcTracker::make_event(VmEvent::Kind kind, const VmProcess& p,
 }
 
 void ProcTracker::on_event(const vs_proc_event& ev) {
+  if (ev.type == VS_EV_FORK) {
+    auto parent = procs_.find(ev.ppid);
+    if (parent == procs_.end()) {
+      programs_->untrack(ev.tgid);  // its parent is no VM of ours (any more)
+      return;
+    }
+    VmProcess child = parent->second.proc;
+    child.tgid = ev.tgid;
+    procs_[ev.tgid] = Tracked{std::move(child), ev.start_boottime_ns, true};  // BPF tracks it
+    return;
+  }
   if (ev.type == VS_EV_EXEC) {
     std::string_view args(ev.args, std::min<size_t>(ev.args_len, sizeof(ev.args)));
     auto vm = classify_exec(ev.tgid, args, ev.args_truncated != 0, opts_);
@@ -115,10 +126,11 @@ void ProcTracker::on_event(const vs_proc_event& ev) {
       }
       return;
     }
-    if (it != procs_.end()) {
+    if (it != procs_.end() && !it->second.child) {
       it->second.proc = std::move(*vm);  // re-exec (e.g. a wrapper exec'ing the tender)
       return;
     }
+    // A VM's child that execs a VM of its own (a launcher forking tenders) is a new VM.
     VmEvent start = make_event(VmEvent::Kind::kStart, *vm, ev.time_boottime_ns);
     start.ppid = ev.ppid;
     // Reported even if it is gone already: the next sample then reports its exit.
@@ -130,6 +142,11 @@ void ProcTracker::on_event(const vs_proc_event& ev) {
   if (ev.type == VS_EV_EXIT) {
     auto it = procs_.find(ev.tgid);
     if (it == procs_.end()) return;
+    if (it->second.child) {
+      aggregator_.forget(ev.tgid);
+      procs_.erase(it);
+      return;
+    }
     VmEvent exit = make_event(VmEvent::Kind::kExit, it->second.proc, ev.time_boottime_ns);
     exit.ppid = ev.ppid;
     exit.exit_known = true;
@@ -174,6 +191,12 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
     if (s == seen.end()) {
       // Exited before it was tracked (no exit event will come), or the iterator raced it.
       if (!process_exists(opts_.proc_root, tgid)) {
+        if (it->second.child) {
+          programs_->untrack(tgid);
+          aggregator_.forget(tgid);
+          it = procs_.erase(it);
+          continue;
+        }
         VmEvent ev =
             make_event(VmEvent::Kind::kExit, it->second.proc, static_cast<uint64_t>(now_boot));
         if (it->second.start_boottime_ns)

@@ -40,7 +40,7 @@ class ProcTracker {
 
  private:
   void on_event(const vs_proc_event& ev);
-  void track(VmProcess p, uint64_t start_boottime_ns);
+  void track(VmProcess p, uint64_t start_boottime_ns, bool child = false);
   VmEvent make_event(VmEvent::Kind kind, const VmProcess& p, uint64_t when_boottime_ns) const;
 
   VmProcessOptions opts_;
@@ -48,6 +48,7 @@ class ProcTracker {
   struct Tracked {
     VmProcess proc;
     uint64_t start_boottime_ns = 0;
+    bool child = false;  // forked by a VM process: part of that VM, no events of its own
   };
   std::map<uint32_t, Tracked> procs_;  // by tgid
   ProcAggregator aggregator_;
