@@ -3,6 +3,10 @@
 // like one: $BUSY_MB MiB touched page by page (minor faults) once at start, then
 // $BUSY_THREADS threads spinning. Prints "ready" once the memory is in place.
 // $BUSY_EXIT_MS / $BUSY_EXIT_CODE: exit(code) after that many ms (default: run until killed).
+// $BUSY_CHILDREN: fork that many child processes first (like crosvm's device processes),
+// each printing "child <pid>" and doing the same work; they die with the parent.
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -26,6 +30,15 @@ int main() {
   const long threads = env_or("BUSY_THREADS", 2);
   const long exit_ms = env_or("BUSY_EXIT_MS", -1);
   const long page = sysconf(_SC_PAGESIZE);
+  for (long c = env_or("BUSY_CHILDREN", 0); c > 0; --c) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      break;  // the child does the same work below, without forking again
+    }
+    std::printf("child %d\n", static_cast<int>(pid));
+    std::fflush(stdout);  // before the next fork copies the buffer
+  }
 
   std::vector<char> memory(static_cast<size_t>(mb) << 20);
   for (size_t i = 0; i < memory.size(); i += static_cast<size_t>(page)) memory[i] = 1;

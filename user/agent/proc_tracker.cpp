@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -63,7 +64,10 @@ Result<std::unique_ptr<ProcTracker>> ProcTracker::create(VmProcessOptions opts) 
   // Programs first, then the scan: a VM started in between is seen by its exec event.
   for (VmProcess& p : scan_vm_processes(t->opts_)) {
     uint64_t start = proc_start_boottime_ns(t->opts_.proc_root, p.tgid);
+    uint32_t tgid = p.tgid;
+    if (t->procs_.count(tgid)) continue;  // adopted as a child of a VM scanned before
     t->track(std::move(p), start);
+    t->adopt_children(tgid);
   }
   return t;
 }
@@ -75,6 +79,24 @@ void ProcTracker::track(VmProcess p, uint64_t start_boottime_ns, bool child) {
   if (auto st = programs_->track(tgid, start_boottime_ns); !st)
     spdlog::warn("{}", st.error().message);
   procs_[tgid] = Tracked{std::move(p), start_boottime_ns, child};
+}
+
+void ProcTracker::adopt_children(uint32_t tgid, int depth) {
+  if (depth > 4) return;  // a VM's process tree is shallow; bound the walk anyway
+  std::error_code ec;
+  std::filesystem::path tasks = opts_.proc_root + "/" + std::to_string(tgid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(task.path() / "children");
+    for (uint32_t child; in >> child;) {
+      if (procs_.count(child)) continue;
+      uint64_t start = proc_start_boottime_ns(opts_.proc_root, child);
+      if (start == 0) continue;
+      VmProcess p = procs_.at(tgid).proc;
+      p.tgid = child;
+      track(std::move(p), start, /*child=*/true);
+      adopt_children(child, depth + 1);
+    }
+  }
 }
 
 void ProcTracker::ensure_tracked(uint32_t tgid, const VmIdentity& vm, bool named) {
@@ -135,6 +157,7 @@ void ProcTracker::on_event(const vs_proc_event& ev) {
     start.ppid = ev.ppid;
     // Reported even if it is gone already: the next sample then reports its exit.
     track(std::move(*vm), ev.start_boottime_ns);
+    adopt_children(ev.tgid);
     spdlog::info("VM {} started (pid {}, {})", start.vm, start.pid, start.launcher);
     pending_.push_back(std::move(start));
     return;

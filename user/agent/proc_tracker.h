@@ -41,6 +41,9 @@ class ProcTracker {
  private:
   void on_event(const vs_proc_event& ev);
   void track(VmProcess p, uint64_t start_boottime_ns, bool child = false);
+  // Children a new VM process forked before it was tracked (BPF saw those forks with
+  // an untracked parent); later forks are tracked by BPF itself.
+  void adopt_children(uint32_t tgid, int depth = 0);
   VmEvent make_event(VmEvent::Kind kind, const VmProcess& p, uint64_t when_boottime_ns) const;
 
   VmProcessOptions opts_;
