@@ -23,8 +23,6 @@ enum vs_dir {
   VS_DIR_COUNT = 2,
 };
 
-/* net_stats index = slot * VS_DIR_COUNT + dir. */
-
 /* L4 buckets: bytes of whole frames, by the IP protocol they carry. */
 enum vs_l4 {
   VS_L4_TCP = 0,
@@ -43,6 +41,12 @@ struct vs_net_counters {
   __u64 bcast_packets; /* L2 broadcast */
   __u64 l4_bytes[VS_L4_COUNT];
   __u64 tcp_syns; /* TCP SYN without ACK: new connections opened in this direction */
+};
+
+/* net_stats value (index = slot): both directions of one device in one entry, so the
+ * drain copies one element per device. */
+struct vs_dev_counters {
+  struct vs_net_counters dir[VS_DIR_COUNT];
 };
 
 /* ---- processes: lifecycle (proc.bpf.c) and per-tick sampling (tasks.bpf.c) ---- */

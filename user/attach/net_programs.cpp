@@ -64,12 +64,9 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
                                   VS_MAX_SLOTS));
   }
   // Zero before publishing: the previous owner's counts must not leak into the new device.
-  for (uint32_t dir = 0; dir < VS_DIR_COUNT; ++dir) {
-    uint32_t idx = slot * VS_DIR_COUNT + dir;
-    if (bpf_map_update_elem(net_stats_fd(), &idx, zeros_.data(), BPF_ANY)) {
-      free_slots_.push_back(slot);
-      return Error::from_errno(fmt::format("zero net_stats slot {}", slot), errno);
-    }
+  if (bpf_map_update_elem(net_stats_fd(), &slot, zeros_.data(), BPF_ANY)) {
+    free_slots_.push_back(slot);
+    return Error::from_errno(fmt::format("zero net_stats slot {}", slot), errno);
   }
   if (auto st = write_if_slot(ifindex, slot + 1); !st) {
     free_slots_.push_back(slot);

@@ -15,3 +15,5 @@ static_assert(offsetof(vs_net_counters, l4_bytes) == 32);
 static_assert(offsetof(vs_net_counters, tcp_syns) == 64);
 static_assert(sizeof(vs_net_counters) % 8 == 0, "per-CPU values are 8-byte aligned per CPU");
 static_assert(VS_DIR_COUNT == 2 && VS_L4_COUNT == 4);
+static_assert(sizeof(vs_dev_counters) == 2 * sizeof(vs_net_counters));
+static_assert(offsetof(vs_dev_counters, dir[VS_DIR_EGRESS]) == sizeof(vs_net_counters));

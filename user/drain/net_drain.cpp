@@ -20,10 +20,10 @@ void add_counters(vs_net_counters& a, const vs_net_counters& b) {
 }
 
 Status NetDrain::read(uint32_t slot_limit) {
-  uint32_t entries = slot_limit * VS_DIR_COUNT;
+  uint32_t entries = slot_limit;
   keys_.resize(entries);
   percpu_.resize(static_cast<size_t>(entries) * ncpus_);
-  sums_.assign(entries, vs_net_counters{});
+  sums_.assign(entries, vs_dev_counters{});
   uint32_t done = 0;
   uint32_t next = 0;
   while (done < entries) {
@@ -37,9 +37,11 @@ Status NetDrain::read(uint32_t slot_limit) {
     if (err || count == 0) break;  // ENOENT: reached the end of the map
   }
   for (uint32_t i = 0; i < done; ++i) {
-    const vs_net_counters* cpu = percpu_.data() + static_cast<size_t>(i) * ncpus_;
-    vs_net_counters& sum = sums_[keys_[i]];
-    for (size_t c = 0; c < ncpus_; ++c) add_counters(sum, cpu[c]);
+    if (keys_[i] >= entries) continue;
+    const vs_dev_counters* cpu = percpu_.data() + static_cast<size_t>(i) * ncpus_;
+    vs_dev_counters& sum = sums_[keys_[i]];
+    for (size_t c = 0; c < ncpus_; ++c)
+      for (int d = 0; d < VS_DIR_COUNT; ++d) add_counters(sum.dir[d], cpu[c].dir[d]);
   }
   return {};
 }

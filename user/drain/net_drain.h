@@ -15,16 +15,14 @@ class NetDrain {
 
   // Reads slots [0, slot_limit); afterwards counters(slot, dir) holds the CPU sums.
   Status read(uint32_t slot_limit);
-  const vs_net_counters& counters(uint32_t slot, vs_dir dir) const {
-    return sums_[slot * VS_DIR_COUNT + dir];
-  }
+  const vs_net_counters& counters(uint32_t slot, vs_dir dir) const { return sums_[slot].dir[dir]; }
 
  private:
   int fd_;
   size_t ncpus_;
   std::vector<uint32_t> keys_;
-  std::vector<vs_net_counters> percpu_;  // [entry][cpu]
-  std::vector<vs_net_counters> sums_;    // [entry]
+  std::vector<vs_dev_counters> percpu_;  // [slot][cpu]
+  std::vector<vs_dev_counters> sums_;    // [slot]
 };
 
 // a += b, field by field.

@@ -23,22 +23,47 @@ namespace vmscope {
 // Appends InfluxDB line protocol to a caller-owned buffer (no allocation per line beyond the
 // buffer's growth). Usage: w.begin("m").tag("k", "v").field_int("n", 1).end(ts);
 // Tags must come before fields; a tag after a field is skipped.
+// A tag or field key. Keys known at compile time to need no escaping can say so with
+// Key::plain("...") (checked at compile time), which skips the per-character escape scan:
+// a tick at 1000 VMs writes ~60,000 keys.
+class Key {
+ public:
+  constexpr Key(std::string_view s) : s_(s) {}
+  constexpr Key(const char* s) : s_(s) {}
+  Key(const std::string& s) : s_(s) {}
+  static consteval Key plain(const char* s) {
+    Key k(s);
+    for (char c : k.s_)
+      if (c == ',' || c == '=' || c == ' ' || c == '\\' || c == '\n' || c == '\r' || c == '"')
+        throw "Key::plain: this key needs escaping";  // a compile error in consteval
+    if (k.s_.empty()) throw "Key::plain: empty key";
+    k.plain_ = true;
+    return k;
+  }
+  constexpr std::string_view text() const { return s_; }
+  constexpr bool is_plain() const { return plain_; }
+
+ private:
+  std::string_view s_;
+  bool plain_ = false;
+};
+
 class LineWriter {
  public:
   explicit LineWriter(std::string& out);
 
   LineWriter& begin(std::string_view measurement);  // starts a line
   // Skipped when value is empty (line protocol forbids empty tag values).
-  LineWriter& tag(std::string_view key, std::string_view value);
-  LineWriter& field_int(std::string_view key, int64_t v);  // 123i
+  LineWriter& tag(Key key, std::string_view value);
+  LineWriter& field_int(Key key, int64_t v);  // 123i
   // Written as integer with i (clamped to INT64_MAX) for InfluxDB 1.x compatibility.
-  LineWriter& field_uint(std::string_view key, uint64_t v);
+  LineWriter& field_uint(Key key, uint64_t v);
   // Shortest round-trip repr; NaN/Inf fields are skipped (not representable).
-  LineWriter& field_float(std::string_view key, double v);
+  LineWriter& field_float(Key key, double v);
   // e.g. utime 1.250000 (albatross writes sec.usec with 6 decimals); NaN/Inf skipped.
-  LineWriter& field_fixed(std::string_view key, double v, int decimals);
-  LineWriter& field_string(std::string_view key, std::string_view v);
-  LineWriter& field_bool(std::string_view key, bool v);
+  LineWriter& field_fixed(Key key, double v, int decimals);
+  LineWriter& field_string(Key key, std::string_view v);
+  LineWriter& field_bool(Key key, bool v);
   // Appends " <ts>\n"; a negative ts writes no timestamp. A line with no field is dropped entirely
   // (invalid in line protocol): end() then rolls the buffer back to where begin() started.
   void end(int64_t timestamp_ns);
@@ -46,7 +71,7 @@ class LineWriter {
 
  private:
   // Writes the separator and escaped key; false (buffer unchanged) if the field must be skipped.
-  bool field_key(std::string_view key);
+  bool field_key(Key key);
 
   std::string& out_;
   size_t line_start_ = 0;

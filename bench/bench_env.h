@@ -1,0 +1,59 @@
+// Shared state of vmscope_bench: the process joins a network namespace that holds the VM
+// taps (bench/run.sh creates it), loads vmscope's real BPF object and attaches it to every
+// tap the way the agent does, and starts one sleeper process per VM for the /proc baseline.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attach/net_attacher.h"
+#include "attach/net_programs.h"
+#include "common/result.h"
+#include "discover/inventory.h"
+#include "discover/links.h"
+#include "drain/net_snapshot.h"
+
+namespace vmscope::bench {
+
+// Benchmark names the summary (main.cpp) looks up.
+inline constexpr const char* kTcEmpty = "tc_per_packet/empty";
+inline constexpr const char* kTcVmscope = "tc_per_packet/vs_tc_ingress";
+inline constexpr const char* kTcUntracked = "tc_per_packet/vs_tc_ingress_untracked_ifindex";
+inline constexpr const char* kTickVmscope = "tick/vmscope_collect_encode";
+inline constexpr const char* kTickAlbatross = "tick/albatross_poll";
+
+struct EnvOptions {
+  std::string netns;    // /run/netns/<netns> is joined before anything else
+  int sleepers = 1000;  // real processes whose /proc files the baseline reads
+  // The drain cost does not depend on how programs are attached; clsact attaches 2000
+  // programs in seconds where tcx takes ~17 ms per link here (see RESULTS.md).
+  AttachMode attach_mode = AttachMode::kClsact;
+};
+
+struct Env {
+  EnvOptions opts;
+  std::vector<LinkInfo> taps;  // VM taps in the namespace, by ifindex
+  int bridges = 0;
+  std::vector<pid_t> sleepers;
+  std::optional<NetPrograms> programs;
+  std::optional<Netlink> nl;  // request socket, as the agent's
+  std::unique_ptr<Inventory> inventory;
+  std::unique_ptr<NetAttacher> attacher;
+  std::unique_ptr<NetCollector> collector;
+  int tracked_ifindex = 0;  // a tap with a counter slot (per-packet benchmark)
+  double attach_seconds = 0, detach_seconds = 0;
+};
+
+Env& env();
+Status setup(const EnvOptions& opts);
+// Detaches everything and kills the sleepers; safe to call twice.
+void teardown();
+
+void register_tc_benchmarks();
+void register_tick_benchmarks();
+
+}  // namespace vmscope::bench

@@ -1,0 +1,93 @@
+#!/bin/bash
+# Goal 3: agent RSS <= 30 MiB with 1000 VM taps.
+#
+# usage: bench/rss.sh [--netns NAME] [--taps N] [-- extra vmscope run options]
+#   --netns NAME  use an existing namespace holding the taps (run.sh passes its own);
+#                 default: create one with --taps taps (1000) and delete it afterwards.
+# Runs `vmscope run --interval 1 --count 5 --output -` (stdout to /dev/null) inside the
+# namespace, samples /proc/<pid>/status every 0.1 s while it runs, and reports the peak
+# (VmHWM) and the last VmRSS seen against 30 MiB. Exit status 1 if VmHWM > 30 MiB.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${VMSCOPE_BIN:-$ROOT/build/vmscope}
+LIMIT_KIB=$((30 * 1024))
+NS="" TAPS=1000 OWN_NS=0
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --netns) NS=$2; shift 2 ;;
+    --taps) TAPS=$2; shift 2 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    *) echo "usage: $0 [--netns NAME] [--taps N] [-- vmscope run options]" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || { echo "rss.sh: needs root" >&2; exit 2; }
+[ -x "$BIN" ] || { echo "rss.sh: $BIN not built" >&2; exit 2; }
+source "$ROOT/bench/netns.sh"
+
+LOG=$(mktemp /tmp/vmscope-rss.XXXXXX)
+AGENT=""
+cleanup() {
+  [ -n "$AGENT" ] && kill -9 "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null
+  [ "$OWN_NS" = 1 ] && bench_netns_delete "$NS"
+  rm -f "$LOG"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "$NS" ]; then
+  NS=vsb-rss-$$
+  OWN_NS=1
+  bench_netns_create "$NS" "$TAPS" || { echo "rss.sh: cannot create netns" >&2; exit 2; }
+fi
+ntaps=$(ip -n "$NS" -o link show type tun | wc -l)
+
+start=$(date +%s.%N)
+# `ip netns exec` execs the command: $! is the agent itself.
+ip netns exec "$NS" "$BIN" run --interval 1 --count 5 --output - "${EXTRA[@]}" \
+  >/dev/null 2>"$LOG" &
+AGENT=$!
+
+hwm=0 rss=0 max_rss=0 samples=0
+while kill -0 "$AGENT" 2>/dev/null; do
+  if status=$(cat "/proc/$AGENT/status" 2>/dev/null); then
+    h=$(awk '/^VmHWM:/ {print $2}' <<<"$status")
+    r=$(awk '/^VmRSS:/ {print $2}' <<<"$status")
+    if [ -n "$h" ] && [ -n "$r" ]; then  # empty once the process is a zombie
+      hwm=$h rss=$r
+      [ "$r" -gt "$max_rss" ] && max_rss=$r
+      samples=$((samples + 1))
+    fi
+  fi
+  sleep 0.1
+done
+wait "$AGENT"
+rc=$?
+AGENT=""
+elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+
+if [ "$rc" != 0 ]; then
+  echo "rss.sh: vmscope exited with $rc:" >&2
+  tail -20 "$LOG" >&2
+  exit 1
+fi
+monitoring=$(grep -c "monitoring " "$LOG" || true)
+# Start-up (link dump, owner scan, attaching every device) until the first tick can run.
+running_ts=$(grep -m1 "vmscope running" "$LOG" | cut -d' ' -f1)
+if [ -n "$running_ts" ]; then
+  startup=$(echo "$(date -d "$running_ts" +%s.%N) - $start" | bc)
+  printf 'rss: agent start-up until "vmscope running": %.1f s (mode: %s)\n' "$startup" \
+    "$(grep -o -m1 'attaching network programs with [a-z]*' "$LOG" | awk '{print $NF}')"
+fi
+printf 'rss: %d taps in netns %s, agent monitored %d devices, ran %.1f s, %d samples\n' \
+  "$ntaps" "$NS" "$monitoring" "$elapsed" "$samples"
+printf 'rss: VmHWM %d KiB (%.1f MiB), last VmRSS %d KiB, max sampled VmRSS %d KiB; limit %d KiB (30 MiB)\n' \
+  "$hwm" "$(echo "$hwm / 1024" | bc -l)" "$rss" "$max_rss" "$LIMIT_KIB"
+ratio=$(echo "scale=4; $hwm / $LIMIT_KIB" | bc)
+if [ "$hwm" -gt 0 ] && [ "$hwm" -le "$LIMIT_KIB" ]; then
+  echo "RATIO rss_hwm_over_limit $ratio max 1.00 PASS"
+  exit 0
+fi
+echo "RATIO rss_hwm_over_limit $ratio max 1.00 MISS"
+exit 1

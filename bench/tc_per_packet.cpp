@@ -1,0 +1,190 @@
+// Goal 1: per-packet cost of vs_tc_ingress vs an empty tc program, both run by
+// bpf_prog_test_run on the same frame, 10M repetitions per measurement.
+//
+// One benchmark "iteration" is one bpf_prog_test_run call of kRepeat packets; the reported
+// time is the thread CPU time of that call divided by kRepeat, i.e. ns per packet (thread
+// CPU time excludes time the test run spends rescheduled; the kernel's own per-run
+// `duration`, an integer ns, is shown as the counter kernel_ns for cross-checking).
+#include <benchmark/benchmark.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <time.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench_env.h"
+#include "empty_tc.skel.h"
+
+namespace vmscope::bench {
+namespace {
+
+constexpr int kRepeat = 10'000'000;
+constexpr int kRepetitions = 5;
+
+using Frame = std::vector<uint8_t>;
+
+void put16(Frame& f, size_t off, uint16_t v) {
+  f[off] = static_cast<uint8_t>(v >> 8);
+  f[off + 1] = static_cast<uint8_t>(v);
+}
+
+void put32(Frame& f, size_t off, uint32_t v) {
+  put16(f, off, static_cast<uint16_t>(v >> 16));
+  put16(f, off + 2, static_cast<uint16_t>(v));
+}
+
+constexpr std::array<uint8_t, 6> kHostMac{0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
+constexpr std::array<uint8_t, 6> kVmMac{0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+constexpr uint32_t kVmIp = 0x0a000002;    // 10.0.0.2
+constexpr uint32_t kHostIp = 0x0a000001;  // 10.0.0.1
+
+Frame ethernet(size_t len, const std::array<uint8_t, 6>& dst, uint16_t type) {
+  Frame f(len, 0);
+  std::memcpy(&f[0], dst.data(), 6);
+  std::memcpy(&f[6], kVmMac.data(), 6);
+  put16(f, 12, type);
+  return f;
+}
+
+void ipv4(Frame& f, uint8_t proto) {
+  const size_t ip = 14;
+  f[ip] = 0x45;
+  put16(f, ip + 2, static_cast<uint16_t>(f.size() - ip));  // total length
+  put16(f, ip + 4, 0x1c46);                                // id
+  put16(f, ip + 6, 0x4000);                                // DF, offset 0
+  f[ip + 8] = 64;
+  f[ip + 9] = proto;
+  put32(f, ip + 12, kVmIp);
+  put32(f, ip + 16, kHostIp);
+  uint32_t sum = 0;
+  for (size_t i = 0; i < 20; i += 2) sum += (uint32_t{f[ip + i]} << 8) | f[ip + i + 1];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  put16(f, ip + 10, static_cast<uint16_t>(~sum));
+}
+
+// 106 bytes: Ethernet 14 + IPv4 20 + TCP 32 (timestamps option) + 40 bytes of payload:
+// an ordinary data segment of an established connection (PSH|ACK).
+Frame tcp_frame() {
+  Frame f = ethernet(106, kHostMac, 0x0800);
+  ipv4(f, 6);
+  const size_t t = 34;
+  put16(f, t, 43210);
+  put16(f, t + 2, 80);
+  put32(f, t + 4, 0x12345678);
+  put32(f, t + 8, 0x9abcdef0);
+  f[t + 12] = 8 << 4;  // data offset: 32 bytes
+  f[t + 13] = 0x18;    // PSH|ACK
+  put16(f, t + 14, 502);
+  f[t + 20] = 1;  // NOP
+  f[t + 21] = 1;  // NOP
+  f[t + 22] = 8;  // timestamps
+  f[t + 23] = 10;
+  const char* payload = "GET / HTTP/1.1\r\nHost: 10.0.0.1\r\nAccept:";
+  std::memcpy(&f[t + 32], payload, 40);
+  return f;
+}
+
+// 106 bytes: Ethernet 14 + IPv4 20 + UDP 8 + 64 bytes of payload.
+Frame udp_frame() {
+  Frame f = ethernet(106, kHostMac, 0x0800);
+  ipv4(f, 17);
+  const size_t u = 34;
+  put16(f, u, 53001);
+  put16(f, u + 2, 53);
+  put16(f, u + 4, 72);
+  for (size_t i = u + 8; i < f.size(); ++i) f[i] = static_cast<uint8_t>(i);
+  return f;
+}
+
+// 42 bytes: a broadcast ARP request as a guest sends it (virtio does not pad to 60).
+Frame arp_frame() {
+  Frame f = ethernet(42, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 0x0806);
+  put16(f, 14, 1);       // Ethernet
+  put16(f, 16, 0x0800);  // IPv4
+  f[18] = 6;
+  f[19] = 4;
+  put16(f, 20, 1);  // request
+  std::memcpy(&f[22], kVmMac.data(), 6);
+  put32(f, 28, kVmIp);
+  put32(f, 38, kHostIp);
+  return f;
+}
+
+double thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+struct EmptyDeleter {
+  void operator()(empty_tc_bpf* s) const { empty_tc_bpf__destroy(s); }
+};
+std::unique_ptr<empty_tc_bpf, EmptyDeleter> g_empty;
+
+void run_packets(benchmark::State& state, int prog_fd, const Frame& frame, int ifindex) {
+  __sk_buff ctx{};
+  ctx.ifindex = static_cast<uint32_t>(ifindex);  // the device the program sees (1: lo)
+  uint64_t kernel_ns = 0;
+  for (auto _ : state) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx,
+                .ctx_size_in = sizeof(ctx), .repeat = kRepeat);
+    double t0 = thread_cpu_ns();
+    int err = bpf_prog_test_run_opts(prog_fd, &opts);
+    double t1 = thread_cpu_ns();
+    if (err) {
+      state.SkipWithError(("bpf_prog_test_run_opts: " + std::string(strerror(errno))).c_str());
+      return;
+    }
+    if (static_cast<int32_t>(opts.retval) != -1) {
+      state.SkipWithError("program did not return -1 (TCX_NEXT)");
+      return;
+    }
+    state.SetIterationTime((t1 - t0) / kRepeat * 1e-9);
+    kernel_ns += opts.duration;
+  }
+  state.counters["kernel_ns"] =
+      benchmark::Counter(static_cast<double>(kernel_ns), benchmark::Counter::kAvgIterations);
+  state.counters["frame_bytes"] = static_cast<double>(frame.size());
+}
+
+void add(const std::string& name, int prog_fd, Frame frame, int ifindex) {
+  benchmark::RegisterBenchmark(name.c_str(),
+                               [prog_fd, frame = std::move(frame), ifindex](benchmark::State& s) {
+                                 run_packets(s, prog_fd, frame, ifindex);
+                               })
+      ->Iterations(1)
+      ->Repetitions(kRepetitions)
+      ->UseManualTime()
+      ->Unit(benchmark::kNanosecond)
+      ->DisplayAggregatesOnly(true);
+}
+
+}  // namespace
+
+void register_tc_benchmarks() {
+  g_empty.reset(empty_tc_bpf__open_and_load());
+  if (!g_empty) {
+    std::fprintf(stderr, "vmscope_bench: load empty_tc.bpf.o: %s\n", strerror(errno));
+    return;
+  }
+  int empty_fd = bpf_program__fd(g_empty->progs.empty_tc);
+  int vs_fd = env().programs->ingress_prog_fd();
+  int tracked = env().tracked_ifindex;  // a tap with a slot: the full counting path
+  const std::pair<const char*, Frame> frames[] = {
+      {"tcp106", tcp_frame()}, {"udp106", udp_frame()}, {"arp42", arp_frame()}};
+  for (const auto& [fname, frame] : frames) {
+    add(std::string(kTcEmpty) + "/" + fname, empty_fd, frame, tracked);
+    add(std::string(kTcVmscope) + "/" + fname, vs_fd, frame, tracked);
+  }
+  // Not monitored (if_slot[lo] == 0): lookup and early exit.
+  add(std::string(kTcUntracked) + "/tcp106", vs_fd, tcp_frame(), 1);
+}
+
+}  // namespace vmscope::bench
