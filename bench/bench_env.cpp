@@ -139,8 +139,8 @@ Status setup(const EnvOptions& opts) {
   auto errors = e.attacher->sync(wanted);
   e.attach_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!errors.empty())
-    return errors.front().context(fmt::format("attach ({} of {} devices failed)", errors.size(),
-                                              wanted.size()));
+    return errors.front().context(
+        fmt::format("attach ({} of {} devices failed)", errors.size(), wanted.size()));
   for (const auto& [ifindex, _] : e.attacher->devices()) e.collector->on_attached(ifindex, *e.nl);
   e.tracked_ifindex = e.taps.front().ifindex;
 

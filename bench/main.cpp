@@ -23,9 +23,9 @@ namespace {
 
 using namespace vmscope::bench;
 
-constexpr double kTcRatioMax = 1.3;        // goal 1: <= 1.3x an empty tc program
-constexpr double kTickSpeedupMin = 20.0;   // goal 2: >= 20x cheaper than /proc + netlink polling
-constexpr double kTickAbsoluteMs = 2.0;    // goal 2: <= 2 ms (reported, not asserted)
+constexpr double kTcRatioMax = 1.3;       // goal 1: <= 1.3x an empty tc program
+constexpr double kTickSpeedupMin = 20.0;  // goal 2: >= 20x cheaper than /proc + netlink polling
+constexpr double kTickAbsoluteMs = 2.0;   // goal 2: <= 2 ms (reported, not asserted)
 
 // Console output as usual; keeps each benchmark's median (or its only run).
 class Collector : public benchmark::ConsoleReporter {
@@ -43,8 +43,8 @@ class Collector : public benchmark::ConsoleReporter {
     // Shown: the median and the coefficient of variation (noise) of each benchmark.
     std::vector<Run> shown;
     for (const Run& r : runs)
-      if (r.error_occurred || r.run_type == Run::RT_Iteration ||
-          r.aggregate_name == "median" || r.aggregate_name == "cv")
+      if (r.error_occurred || r.run_type == Run::RT_Iteration || r.aggregate_name == "median" ||
+          r.aggregate_name == "cv")
         shown.push_back(r);
     if (!shown.empty()) ConsoleReporter::ReportRuns(shown);
     for (const Run& r : runs) {
@@ -77,10 +77,14 @@ class Collector : public benchmark::ConsoleReporter {
 
 double to_ns(const Collector::Entry& e) {
   switch (e.unit) {
-    case benchmark::kNanosecond: return e.time;
-    case benchmark::kMicrosecond: return e.time * 1e3;
-    case benchmark::kMillisecond: return e.time * 1e6;
-    case benchmark::kSecond: return e.time * 1e9;
+    case benchmark::kNanosecond:
+      return e.time;
+    case benchmark::kMicrosecond:
+      return e.time * 1e3;
+    case benchmark::kMillisecond:
+      return e.time * 1e6;
+    case benchmark::kSecond:
+      return e.time * 1e9;
   }
   return e.time;
 }
@@ -118,8 +122,9 @@ int summarize(const Collector& c) {
   tc_line(c, s, "arp42", "arp42", kTcVmscope, "ARP 42 B bcast, tracked");
   tc_line(c, s, "untracked_tcp106", "tcp106", kTcUntracked, "IPv4/TCP 106 B, untracked");
 
-  std::printf("Goal 2: one tick at %zu VMs, albatross-style poll / vmscope tick (target >= %.0fx)\n",
-              env().taps.size(), kTickSpeedupMin);
+  std::printf(
+      "Goal 2: one tick at %zu VMs, albatross-style poll / vmscope tick (target >= %.0fx)\n",
+      env().taps.size(), kTickSpeedupMin);
   const auto* vs = c.find(kTickVmscope);
   const auto* alb = c.find(kTickAlbatross);
   if (vs && alb) {
@@ -129,13 +134,15 @@ int summarize(const Collector& c) {
     ++s.checked;
     double vs_ms = to_ns(*vs) / 1e6;
     std::printf("  vmscope tick (drain+dump_stats+samples+encode) %8.3f ms\n", vs_ms);
-    std::printf("  albatross-style poll (3 /proc files + RTM_GETLINK per VM) %8.3f ms"
-                "  (%.1f us per VM)\n",
-                to_ns(*alb) / 1e6, to_ns(*alb) / 1e3 / static_cast<double>(env().taps.size()));
+    std::printf(
+        "  albatross-style poll (3 /proc files + RTM_GETLINK per VM) %8.3f ms"
+        "  (%.1f us per VM)\n",
+        to_ns(*alb) / 1e6, to_ns(*alb) / 1e3 / static_cast<double>(env().taps.size()));
     std::printf("  speedup %.1fx  %s\n", speedup, ok ? "PASS" : "MISS");
-    std::printf("  absolute: %.3f ms vs %.1f ms budget -> %s (informational: absolute times are not "
-                "asserted)\n",
-                vs_ms, kTickAbsoluteMs, vs_ms <= kTickAbsoluteMs ? "within" : "OVER");
+    std::printf(
+        "  absolute: %.3f ms vs %.1f ms budget -> %s (informational: absolute times are not "
+        "asserted)\n",
+        vs_ms, kTickAbsoluteMs, vs_ms <= kTickAbsoluteMs ? "within" : "OVER");
     std::printf("RATIO tick_speedup %.2f min %.0f %s\n", speedup, kTickSpeedupMin,
                 ok ? "PASS" : "MISS");
     std::printf("INFO tick_vmscope_ms %.4f budget_ms %.1f\n", vs_ms, kTickAbsoluteMs);
@@ -217,11 +224,11 @@ int main(int argc, char** argv) {
     teardown();
     return 2;
   }
-  std::printf("setup: netns %s, %zu taps, %d bridge(s), %zu devices attached, %zu sleepers, "
-              "%d possible CPUs; attaching took %.1f s\n",
-              opts.netns.c_str(), env().taps.size(), env().bridges,
-              env().attacher->devices().size(), env().sleepers.size(),
-              libbpf_num_possible_cpus(), env().attach_seconds);
+  std::printf(
+      "setup: netns %s, %zu taps, %d bridge(s), %zu devices attached, %zu sleepers, "
+      "%d possible CPUs; attaching took %.1f s\n",
+      opts.netns.c_str(), env().taps.size(), env().bridges, env().attacher->devices().size(),
+      env().sleepers.size(), libbpf_num_possible_cpus(), env().attach_seconds);
   std::fflush(stdout);
 
   register_tc_benchmarks();

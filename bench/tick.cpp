@@ -78,13 +78,13 @@ void part_drain_read(benchmark::State& state) {
 void part_dump_stats(benchmark::State& state) {
   Env& e = env();
   size_t n = 0;
+  LinkStatsList stats;
   for (auto _ : state) {
-    auto stats = e.nl->dump_stats();
-    if (!stats) {
-      state.SkipWithError(stats.error().message.c_str());
+    if (auto st = e.nl->dump_stats(stats); !st) {
+      state.SkipWithError(st.error().message.c_str());
       return;
     }
-    n = stats->size();
+    n = stats.size();
     benchmark::DoNotOptimize(n);
   }
   state.counters["links"] = static_cast<double>(n);
@@ -207,8 +207,8 @@ class LinkPoller {
     ssize_t n = mnl_socket_recvfrom(sock_, buf_.data(), buf_.size());
     if (n < 0) return false;
     Out out{&stats, &mtu, false};
-    int ret = mnl_cb_run(buf_.data(), static_cast<size_t>(n), seq_,
-                         mnl_socket_get_portid(sock_), on_msg, &out);
+    int ret = mnl_cb_run(buf_.data(), static_cast<size_t>(n), seq_, mnl_socket_get_portid(sock_),
+                         on_msg, &out);
     return ret != MNL_CB_ERROR && out.found;
   }
 
@@ -291,8 +291,7 @@ void register_tick_benchmarks() {
   add("tick_part/net_collector_collect", part_collect);
   add("tick_part/encode_net", part_encode);
   add(kTickAlbatross, [](benchmark::State& s) { albatross_tick(s, true, true); });
-  add("tick_part/albatross_proc_only",
-      [](benchmark::State& s) { albatross_tick(s, true, false); });
+  add("tick_part/albatross_proc_only", [](benchmark::State& s) { albatross_tick(s, true, false); });
   add("tick_part/albatross_rtm_getlink_only",
       [](benchmark::State& s) { albatross_tick(s, false, true); });
 }

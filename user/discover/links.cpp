@@ -139,7 +139,7 @@ Result<std::vector<LinkInfo>> Netlink::dump_links() {
   return links;
 }
 
-Result<LinkStatsMap> Netlink::dump_stats() {
+Status Netlink::dump_stats(LinkStatsList& out) {
   char req[MNL_SOCKET_BUFFER_SIZE];
   nlmsghdr* nlh = mnl_nlmsg_put_header(req);
   nlh->nlmsg_type = RTM_GETSTATS;
@@ -147,18 +147,30 @@ Result<LinkStatsMap> Netlink::dump_stats() {
   auto* ism = static_cast<if_stats_msg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(if_stats_msg)));
   ism->family = AF_UNSPEC;
   ism->filter_mask = IFLA_STATS_FILTER_BIT(IFLA_STATS_LINK_64);
-  LinkStatsMap stats;
+  out.clear();
+  bool sorted = true;
   auto st = request(
       nlh,
       [&](const nlmsghdr* m) {
-        int ifindex = 0;
-        rtnl_link_stats64 s;
-        if (m->nlmsg_type == RTM_NEWSTATS && parse_stats(m, ifindex, s)) stats[ifindex] = s;
+        LinkStats s;
+        if (m->nlmsg_type == RTM_NEWSTATS && parse_stats(m, s.ifindex, s.stats)) {
+          sorted = sorted && (out.empty() || out.back().ifindex < s.ifindex);
+          out.push_back(s);
+        }
         return MNL_CB_OK;
       },
       "dump link statistics");
-  if (!st) return st.error();
-  return stats;
+  if (!st) return st;
+  if (!sorted)
+    std::sort(out.begin(), out.end(),
+              [](const LinkStats& a, const LinkStats& b) { return a.ifindex < b.ifindex; });
+  return {};
+}
+
+const rtnl_link_stats64* find_stats(const LinkStatsList& list, int ifindex) {
+  auto it = std::lower_bound(list.begin(), list.end(), ifindex,
+                             [](const LinkStats& s, int i) { return s.ifindex < i; });
+  return it != list.end() && it->ifindex == ifindex ? &it->stats : nullptr;
 }
 
 Result<rtnl_link_stats64> Netlink::link_stats(int ifindex) {

@@ -32,7 +32,15 @@ struct LinkEvent {
   LinkInfo link;
 };
 
-using LinkStatsMap = std::unordered_map<int, rtnl_link_stats64>;  // by ifindex
+struct LinkStats {
+  int ifindex = 0;
+  rtnl_link_stats64 stats{};
+};
+// Every device's statistics, ordered by ifindex (the kernel dumps in that order); a
+// vector reused from tick to tick, not a node per device.
+using LinkStatsList = std::vector<LinkStats>;
+// The entry for ifindex, or null.
+const rtnl_link_stats64* find_stats(const LinkStatsList& list, int ifindex);
 
 // One rtnetlink socket (RAII). Requests are synchronous; the event socket is polled.
 class Netlink {
@@ -46,7 +54,7 @@ class Netlink {
   int fd() const;
   Result<std::vector<LinkInfo>> dump_links();
   // Kernel statistics of every device (RTM_GETSTATS, 64-bit link stats only).
-  Result<LinkStatsMap> dump_stats();
+  Status dump_stats(LinkStatsList& out);
   // Statistics of one device.
   Result<rtnl_link_stats64> link_stats(int ifindex);
   // Reads all pending events without blocking. Returns an error on overrun (ENOBUFS):

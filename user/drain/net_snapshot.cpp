@@ -21,21 +21,21 @@ void NetCollector::on_attached(int ifindex, Netlink& nl) {
 Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const NetAttacher& att, Netlink& nl,
                                           uint32_t slot_limit, int64_t timestamp_ns) {
   if (auto st = drain_.read(slot_limit); !st) return st.error();
-  auto stats = nl.dump_stats();
-  if (!stats) return stats.error();
+  if (auto st = nl.dump_stats(stats_); !st) return st.error();
 
   NetSnapshot snap;
   snap.timestamp_ns = timestamp_ns;
+  snap.taps.reserve(inv.taps().size());
   const auto& devices = att.devices();
   std::map<int, BridgeSample> bridges;
-  for (const auto& [ifindex, link] : inv.vm_bridges()) {
-    auto dev = devices.find(ifindex);
-    if (dev == devices.end()) continue;
+  for (const auto& [ifindex, dev] : devices) {
+    const LinkInfo* link = inv.link(ifindex);
+    if (!link || link->kind != "bridge") continue;
     BridgeSample& b = bridges[ifindex];
     b.ifindex = ifindex;
-    b.name = link.name;
-    b.host_rx = drain_.counters(dev->second.slot, VS_DIR_INGRESS);
-    b.host_tx = drain_.counters(dev->second.slot, VS_DIR_EGRESS);
+    b.name = link->name;
+    b.host_rx = drain_.counters(dev.slot, VS_DIR_INGRESS);
+    b.host_tx = drain_.counters(dev.slot, VS_DIR_EGRESS);
   }
   for (const auto& [ifindex, tap] : inv.taps()) {
     auto dev = devices.find(ifindex);
@@ -50,8 +50,8 @@ Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const NetAttache
     t.mtu = tap.link.mtu;
     t.vm_to_host = drain_.counters(dev->second.slot, VS_DIR_INGRESS);
     t.host_to_vm = drain_.counters(dev->second.slot, VS_DIR_EGRESS);
-    if (auto s = stats->find(ifindex); s != stats->end()) {
-      const rtnl_link_stats64& now = s->second;
+    if (const rtnl_link_stats64* s = find_stats(stats_, ifindex)) {
+      const rtnl_link_stats64& now = *s;
       const rtnl_link_stats64& base = base_[ifindex];
       t.errors.rx_errors = since(now.rx_errors, base.rx_errors);
       t.errors.rx_dropped = since(now.rx_dropped, base.rx_dropped);

@@ -21,9 +21,11 @@ struct LinkErrors {
   uint64_t rx_errors = 0, rx_dropped = 0, tx_errors = 0, tx_dropped = 0, collisions = 0;
 };
 
+// Names are views into the Inventory the sample was collected from: valid until it
+// next changes (a snapshot is encoded right after collection; copy to keep it longer).
 struct TapSample {
   int ifindex = 0;
-  std::string ifname, vm, launcher, bridge;
+  std::string_view ifname, vm, launcher, bridge;
   int pid = 0;
   uint32_t mtu = 0;
   vs_net_counters vm_to_host{};  // the tap's ingress (its RX)
@@ -33,7 +35,7 @@ struct TapSample {
 
 struct BridgeSample {
   int ifindex = 0;
-  std::string name;
+  std::string_view name;
   uint32_t taps = 0;             // VM taps enslaved to it
   vs_net_counters vm_to_host{};  // sum over its taps
   vs_net_counters host_to_vm{};
@@ -60,6 +62,7 @@ class NetCollector {
 
  private:
   NetDrain drain_;
+  LinkStatsList stats_;  // reused every tick
   std::unordered_map<int, rtnl_link_stats64> base_;
 };
 
