@@ -25,6 +25,8 @@ inline constexpr const char* kTcVmscope = "tc_per_packet/vs_tc_ingress";
 inline constexpr const char* kTcUntracked = "tc_per_packet/vs_tc_ingress_untracked_ifindex";
 inline constexpr const char* kTickVmscope = "tick/vmscope_collect_encode";
 inline constexpr const char* kTickAlbatross = "tick/albatross_poll";
+inline constexpr const char* kProcTickVmscope = "proc_tick/vmscope_collect_encode";
+inline constexpr const char* kTickAlbatrossProc = "tick_part/albatross_proc_only";
 
 struct EnvOptions {
   std::string netns;    // /run/netns/<netns> is joined before anything else
@@ -55,5 +57,6 @@ void teardown();
 
 void register_tc_benchmarks();
 void register_tick_benchmarks();
+void register_proc_benchmarks();
 
 }  // namespace vmscope::bench

@@ -12,26 +12,28 @@ struct {
   __type(value, struct vs_tracked);
 } tracked SEC(".maps");
 
+/* Direct (BTF-typed, CO-RE relocated) loads: both callers hold BTF task pointers, and a
+ * load costs far less than a bpf_probe_read_kernel() call per field. */
 static __always_inline void read_task_counters(struct task_struct* t, struct vs_task_counters* c) {
-  c->utime_ns = BPF_CORE_READ(t, utime);
-  c->stime_ns = BPF_CORE_READ(t, stime);
-  c->runtime_ns = BPF_CORE_READ(t, se.sum_exec_runtime);
-  c->min_flt = BPF_CORE_READ(t, min_flt);
-  c->maj_flt = BPF_CORE_READ(t, maj_flt);
-  c->nvcsw = BPF_CORE_READ(t, nvcsw);
-  c->nivcsw = BPF_CORE_READ(t, nivcsw);
+  c->utime_ns = t->utime;
+  c->stime_ns = t->stime;
+  c->runtime_ns = t->se.sum_exec_runtime;
+  c->min_flt = t->min_flt;
+  c->maj_flt = t->maj_flt;
+  c->nvcsw = t->nvcsw;
+  c->nivcsw = t->nivcsw;
 }
 
 /* What the process's exited threads left behind in signal_struct. */
 static __always_inline void read_dead_counters(struct task_struct* t, struct vs_task_counters* c) {
-  struct signal_struct* sig = BPF_CORE_READ(t, signal);
-  c->utime_ns = BPF_CORE_READ(sig, utime);
-  c->stime_ns = BPF_CORE_READ(sig, stime);
-  c->runtime_ns = BPF_CORE_READ(sig, sum_sched_runtime);
-  c->min_flt = BPF_CORE_READ(sig, min_flt);
-  c->maj_flt = BPF_CORE_READ(sig, maj_flt);
-  c->nvcsw = BPF_CORE_READ(sig, nvcsw);
-  c->nivcsw = BPF_CORE_READ(sig, nivcsw);
+  struct signal_struct* sig = t->signal;
+  c->utime_ns = sig->utime;
+  c->stime_ns = sig->stime;
+  c->runtime_ns = sig->sum_sched_runtime;
+  c->min_flt = sig->min_flt;
+  c->maj_flt = sig->maj_flt;
+  c->nvcsw = sig->nvcsw;
+  c->nivcsw = sig->nivcsw;
 }
 
 #endif /* VMSCOPE_BPF_PROC_COMMON_H */

@@ -41,14 +41,14 @@ static volatile __u64 probe_addr, probe_cpu_addr;
 /* percpu_counter_sum(): what /proc/<pid>/statm reports on current kernels (the shared
  * .count alone lags by up to batch x CPUs pages). */
 static __always_inline long percpu_counter_sum(struct percpu_counter* fbc) {
-  long sum = BPF_CORE_READ(fbc, count);
+  long sum = fbc->count;
   if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem)) return sum;
   /* The verifier forbids arithmetic on a map pointer; through a global it is a number. */
   probe_addr = (__u64)(void*)&cpu_offset_probe;
   __u64 base = 0;
   bpf_probe_read_kernel(&base, sizeof(base),
                         (void*)(probe_addr + bpf_core_field_offset(struct bpf_array, pptrs)));
-  __u64 counters = (__u64)BPF_CORE_READ(fbc, counters);
+  __u64 counters = (__u64)fbc->counters;
   __u32 zero = 0;
   for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < nr_cpus; cpu++) {
     void* mine = bpf_map_lookup_percpu_elem(&cpu_offset_probe, &zero, cpu);
@@ -96,11 +96,11 @@ int vs_tasks(struct bpf_iter__task* ctx) {
       s.rss_file_pages = rss_counter(mm, MM_FILEPAGES_);
       s.rss_anon_pages = rss_counter(mm, MM_ANONPAGES_);
       s.rss_shmem_pages = rss_counter(mm, MM_SHMEMPAGES_);
-      s.total_vm_pages = BPF_CORE_READ(mm, total_vm);
-      s.data_vm_pages = BPF_CORE_READ(mm, data_vm);
-      s.stack_vm_pages = BPF_CORE_READ(mm, stack_vm);
-      __u64 start = BPF_CORE_READ(mm, start_code) & ~(PAGE_SIZE_ - 1);
-      __u64 end = (BPF_CORE_READ(mm, end_code) + PAGE_SIZE_ - 1) & ~(PAGE_SIZE_ - 1);
+      s.total_vm_pages = mm->total_vm;
+      s.data_vm_pages = mm->data_vm;
+      s.stack_vm_pages = mm->stack_vm;
+      __u64 start = mm->start_code & ~(PAGE_SIZE_ - 1);
+      __u64 end = (mm->end_code + PAGE_SIZE_ - 1) & ~(PAGE_SIZE_ - 1);
       s.text_pages = end > start ? (end - start) >> PAGE_SHIFT_ : 0;
     }
   }

@@ -1,0 +1,70 @@
+// Issue 3's per-tick cost: CPU, faults and memory of every VM process from one task
+// iterator pass (ProcTracker::collect, exactly what the agent runs each tick) plus the
+// resource_usage/kinfo_mem lines, for one tracked process per VM (the sleepers, named
+// vm0000...). Baseline in the same run: tick_part/albatross_proc_only (3 /proc files per
+// VM), and the whole agent tick (network + processes) against tick/albatross_poll.
+#include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/proc_tracker.h"
+#include "bench_env.h"
+#include "output/proc_lines.h"
+
+namespace vmscope::bench {
+namespace {
+
+ProcTracker* tracker() {
+  static std::unique_ptr<ProcTracker> t = [] {
+    auto r = ProcTracker::create(VmProcessOptions{});
+    if (!r) {
+      spdlog::error("{}", r.error().message);
+      return std::unique_ptr<ProcTracker>();
+    }
+    for (size_t i = 0; i < env().sleepers.size(); ++i) {
+      VmIdentity id;
+      id.name = fmt::format("vm{:04}", i);
+      id.launcher = "qemu";
+      (*r)->ensure_tracked(static_cast<uint32_t>(env().sleepers[i]), id, true);
+    }
+    return std::move(*r);
+  }();
+  return t.get();
+}
+
+void proc_collect_encode(benchmark::State& state) {
+  ProcTracker* t = tracker();
+  if (!t) {
+    state.SkipWithError("load process programs");
+    return;
+  }
+  std::string batch;
+  std::vector<VmEvent> gone;
+  size_t vms = 0;
+  for (auto _ : state) {
+    gone.clear();
+    auto r = t->collect(gone);
+    if (!r) {
+      state.SkipWithError(r.error().message.c_str());
+      return;
+    }
+    batch.clear();
+    encode_resources(*r, realtime_ns(), batch);
+    vms = r->size();
+    benchmark::DoNotOptimize(batch.data());
+  }
+  state.counters["vms"] = static_cast<double>(vms);
+  state.counters["out_bytes"] = static_cast<double>(batch.size());
+}
+
+}  // namespace
+
+void register_proc_benchmarks() {
+  benchmark::RegisterBenchmark(kProcTickVmscope, proc_collect_encode)
+      ->MinTime(0.3)
+      ->Repetitions(5)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime()
+      ->DisplayAggregatesOnly(true);
+}
+
+}  // namespace vmscope::bench
