@@ -202,24 +202,23 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
   // Events first: an exit must not look like a vanished process.
   for (VmEvent& ev : poll_events()) gone.push_back(std::move(ev));
   if (auto st = programs_->sample(samples_); !st) return st.error();
-  std::vector<ProcSample> per_proc = aggregator_.aggregate(samples_);
+  const std::vector<ProcSample>& per_proc = aggregator_.aggregate(samples_);  // by tgid
 
-  std::map<uint32_t, const ProcSample*> seen;
-  for (const ProcSample& s : per_proc) seen[s.tgid] = &s;
   const int64_t now_boot = boottime_ns();
-  std::map<std::string, VmResources> by_vm;
-  for (auto it = procs_.begin(); it != procs_.end();) {
+  std::vector<VmResources> out;
+  out.reserve(procs_.size());
+  vm_index_.clear();
+  auto s = per_proc.begin();
+  for (auto it = procs_.begin(); it != procs_.end();) {  // both ordered by tgid: merge
     const uint32_t tgid = it->first;
-    auto s = seen.find(tgid);
-    if (s == seen.end()) {
+    while (s != per_proc.end() && s->tgid < tgid) ++s;
+    if (s == per_proc.end() || s->tgid != tgid) {
       // Exited before it was tracked (no exit event will come), or the iterator raced it.
-      if (!process_exists(opts_.proc_root, tgid)) {
-        if (it->second.child) {
-          programs_->untrack(tgid);
-          aggregator_.forget(tgid);
-          it = procs_.erase(it);
-          continue;
-        }
+      if (process_exists(opts_.proc_root, tgid)) {
+        ++it;
+        continue;
+      }
+      if (!it->second.child) {
         VmEvent ev =
             make_event(VmEvent::Kind::kExit, it->second.proc, static_cast<uint64_t>(now_boot));
         if (it->second.start_boottime_ns)
@@ -227,19 +226,23 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
               static_cast<double>(now_boot - static_cast<int64_t>(it->second.start_boottime_ns)) /
               1e9;
         gone.push_back(std::move(ev));
-        programs_->untrack(tgid);
-        aggregator_.forget(tgid);
-        it = procs_.erase(it);
-        continue;
       }
-      ++it;
+      programs_->untrack(tgid);
+      aggregator_.forget(tgid);
+      it = procs_.erase(it);
       continue;
     }
-    const ProcSample& p = *s->second;
-    VmResources& r = by_vm[it->second.proc.vm.name];
-    r.vm = it->second.proc.vm.name;
-    if (r.launcher.empty()) r.launcher = it->second.proc.vm.launcher;
-    r.pids.push_back(tgid);
+    const ProcSample& p = *s;
+    const VmProcess& proc = it->second.proc;
+    auto [row, inserted] = vm_index_.try_emplace(proc.vm.name, out.size());
+    if (inserted) {
+      VmResources& fresh = out.emplace_back();
+      fresh.vm = proc.vm.name;
+      fresh.launcher = proc.vm.launcher;
+      fresh.pid = tgid;
+    }
+    VmResources& r = out[row->second];
+    r.processes++;
     r.threads += p.threads;
     r.utime_ns += p.utime_ns;
     r.stime_ns += p.stime_ns;
@@ -259,9 +262,6 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
                    static_cast<double>(now_boot - static_cast<int64_t>(p.start_boottime_ns)) / 1e9);
     ++it;
   }
-  std::vector<VmResources> out;
-  out.reserve(by_vm.size());
-  for (auto& [_, r] : by_vm) out.push_back(std::move(r));
   return out;
 }
 

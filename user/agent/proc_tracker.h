@@ -5,6 +5,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "attach/proc_programs.h"
@@ -56,7 +58,8 @@ class ProcTracker {
   std::map<uint32_t, Tracked> procs_;  // by tgid
   ProcAggregator aggregator_;
   std::vector<vs_task_sample> samples_;
-  std::vector<VmEvent> pending_;  // produced by on_event during poll()
+  std::unordered_map<std::string_view, size_t> vm_index_;  // per collect(): name -> output row
+  std::vector<VmEvent> pending_;                           // produced by on_event during poll()
 };
 
 // Clock conversions: BPF stamps with CLOCK_BOOTTIME, line protocol wants realtime.

@@ -2,7 +2,7 @@
 
 #include <unistd.h>
 
-#include <map>
+#include <algorithm>
 
 namespace vmscope {
 
@@ -31,15 +31,14 @@ void cputime_adjust(uint64_t utime, uint64_t stime, uint64_t rtime, PrevCputime&
   st = prev.stime;
 }
 
-std::vector<ProcSample> ProcAggregator::aggregate(const std::vector<vs_task_sample>& samples) {
-  struct Raw {
-    ProcSample s;
-    uint64_t utime = 0, stime = 0;
-  };
-  std::map<uint32_t, Raw> by_tgid;
+const std::vector<ProcSample>& ProcAggregator::aggregate(
+    const std::vector<vs_task_sample>& samples) {
+  index_.clear();
+  raw_.clear();
   for (const vs_task_sample& t : samples) {
-    Raw& r = by_tgid[t.tgid];
-    r.s.tgid = t.tgid;
+    auto [it, inserted] = index_.try_emplace(t.tgid, raw_.size());
+    if (inserted) raw_.emplace_back().s.tgid = t.tgid;
+    Raw& r = raw_[it->second];
     r.s.threads++;
     auto add = [&](const vs_task_counters& c) {
       r.utime += c.utime_ns;
@@ -62,13 +61,14 @@ std::vector<ProcSample> ProcAggregator::aggregate(const std::vector<vs_task_samp
       r.s.stack_pages = t.stack_vm_pages;
     }
   }
-  std::vector<ProcSample> out;
-  out.reserve(by_tgid.size());
-  for (auto& [tgid, r] : by_tgid) {
-    cputime_adjust(r.utime, r.stime, r.s.runtime_ns, prev_[tgid], r.s.utime_ns, r.s.stime_ns);
-    out.push_back(r.s);
+  out_.clear();
+  for (Raw& r : raw_) {
+    cputime_adjust(r.utime, r.stime, r.s.runtime_ns, prev_[r.s.tgid], r.s.utime_ns, r.s.stime_ns);
+    out_.push_back(r.s);
   }
-  return out;
+  std::sort(out_.begin(), out_.end(),
+            [](const ProcSample& a, const ProcSample& b) { return a.tgid < b.tgid; });
+  return out_;
 }
 
 }  // namespace vmscope

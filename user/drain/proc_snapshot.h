@@ -3,6 +3,7 @@
 // utime/stime match /proc/<pid>/stat.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <unordered_map>
 #include <vector>
@@ -34,13 +35,22 @@ void cputime_adjust(uint64_t utime, uint64_t stime, uint64_t rtime, PrevCputime&
 
 class ProcAggregator {
  public:
-  // Sums the samples per process (threads + what exited threads left behind).
-  std::vector<ProcSample> aggregate(const std::vector<vs_task_sample>& samples);
+  // Sums the samples per process (threads + what exited threads left behind); ordered
+  // by tgid; valid until the next call.
+  const std::vector<ProcSample>& aggregate(const std::vector<vs_task_sample>& samples);
   // Forget a process (it exited).
   void forget(uint32_t tgid) { prev_.erase(tgid); }
 
  private:
+  struct Raw {
+    ProcSample s;
+    uint64_t utime = 0, stime = 0;  // tick-sampled, before cputime_adjust
+  };
   std::unordered_map<uint32_t, PrevCputime> prev_;
+  // Reused every tick: no allocation per process once warmed up.
+  std::unordered_map<uint32_t, size_t> index_;
+  std::vector<Raw> raw_;
+  std::vector<ProcSample> out_;
 };
 
 }  // namespace vmscope

@@ -4,13 +4,17 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vmscope {
 
+// Names are views into the tracker's state: valid until it next changes (the agent
+// encodes right after collecting; copy to keep them longer).
 struct VmResources {
-  std::string vm, launcher;
-  std::vector<uint32_t> pids;
+  std::string_view vm, launcher;
+  uint32_t pid = 0;        // its first process (lowest pid)
+  uint32_t processes = 0;  // a VM's child processes count into it
   uint32_t threads = 0;
   uint64_t utime_ns = 0, stime_ns = 0, runtime_ns = 0;
   uint64_t min_flt = 0, maj_flt = 0, nvcsw = 0, nivcsw = 0;
