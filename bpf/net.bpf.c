@@ -127,13 +127,18 @@ static __noinline __u32* far_slot(__u32 ifindex) {
   return bpf_map_lookup_elem(&if_slot_far, &ifindex);
 }
 
-/* The common frame, IPv4 without options in the linear data, is classified with one
- * bounds check; everything else (VLAN, IPv6, options, short or paged frames) takes the
+/* The common frames, IPv4 without options and ARP, are classified with one bounds
+ * check; everything else (VLAN, IPv6, IP options, short or paged frames) takes the
  * general path. */
 static __always_inline void classify(struct __sk_buff* skb, struct vs_net_counters* c, __u32 len) {
   __u8* p = (void*)(long)skb->data;
   void* end = (void*)(long)skb->data_end;
   if ((void*)(p + 48) > end || p[12] != 0x08 || p[13] != 0x00 || p[14] != 0x45) {
+    if ((void*)(p + 14) <= end && p[12] == 0x08 && p[13] == 0x06) { /* ARP */
+      if (p[0] & 1) count_l2_group(c, p);
+      c->l4_bytes[VS_L4_OTHER] += len;
+      return;
+    }
     classify_slow(skb, c, len);
     return;
   }

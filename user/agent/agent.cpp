@@ -251,6 +251,8 @@ class Agent {
     }
     m.net_slots = programs_.slot_limit();
     m.net_slots_max = VS_MAX_SLOTS;
+    m.net_far_slots = programs_.far_entries();
+    m.net_far_slots_max = VS_MAX_SLOTS;
     m.tracked_procs_max = VS_MAX_PROCS;
     m.rss_bytes = own_rss_bytes();
     m.bpf_stats = bpf_stats_enabled();

@@ -91,6 +91,13 @@ void NetPrograms::release_slot(int ifindex) {
   std::sort(free_slots_.begin(), free_slots_.end(), std::greater<>());
 }
 
+uint32_t NetPrograms::far_entries() const {
+  uint32_t n = 0;
+  for (const auto& [ifindex, _] : slot_of_)
+    if (static_cast<uint32_t>(ifindex) >= VS_IFINDEX_DIRECT_MAX) ++n;
+  return n;
+}
+
 uint32_t NetPrograms::slot_limit() const {
   return next_slot_;
 }

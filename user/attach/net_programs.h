@@ -30,6 +30,8 @@ class NetPrograms {
   void release_slot(int ifindex);
   // Highest slot in use + 1: how far a drain has to read.
   uint32_t slot_limit() const;
+  // Devices whose ifindex is beyond the if_slot array: entries of the if_slot_far hash.
+  uint32_t far_entries() const;
 
  private:
   struct Deleter {

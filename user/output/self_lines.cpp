@@ -21,6 +21,8 @@ void encode_self(const SelfMetrics& m, int64_t ts, std::string& out) {
       .field_uint("taps", m.taps)
       .field_uint("net_slots", m.net_slots)
       .field_uint("net_slots_max", m.net_slots_max)
+      .field_uint("net_far_slots", m.net_far_slots)
+      .field_uint("net_far_slots_max", m.net_far_slots_max)
       .field_uint("tracked_procs", m.tracked_procs)
       .field_uint("tracked_procs_max", m.tracked_procs_max)
       .field_uint("proc_events_lost", m.proc_events_lost)
