@@ -2,6 +2,7 @@
 
 #include <linux/rtnetlink.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -21,6 +22,7 @@
 #include "discover/links.h"
 #include "drain/net_snapshot.h"
 #include "output/net_lines.h"
+#include "output/output_writer.h"
 #include "output/proc_lines.h"
 #include "output/self_lines.h"
 
@@ -60,13 +62,25 @@ Result<UniqueFd> make_timer(double interval_s) {
   return fd;
 }
 
-Result<UniqueFd> make_signalfd() {
+sigset_t stop_signals() {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGTERM);
-  if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0)
-    return Error::from_errno("block SIGINT/SIGTERM", errno);
+  return mask;
+}
+
+// Before any thread starts: threads inherit the mask, so that SIGINT/SIGTERM reach only
+// the signalfd instead of killing the process from the output thread.
+Status block_stop_signals() {
+  sigset_t mask = stop_signals();
+  if (pthread_sigmask(SIG_BLOCK, &mask, nullptr) != 0)
+    return Error::msg("block SIGINT/SIGTERM: pthread_sigmask failed");
+  return {};
+}
+
+Result<UniqueFd> make_signalfd() {
+  sigset_t mask = stop_signals();
   UniqueFd fd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!fd.valid()) return Error::from_errno("create signalfd", errno);
   return fd;
@@ -77,7 +91,7 @@ class Agent {
   Agent(const Config& c, std::vector<std::unique_ptr<Sink>> sinks, NetPrograms programs,
         Netlink events, Netlink requests, std::unique_ptr<ProcTracker> procs)
       : config_(c),
-        sinks_(std::move(sinks)),
+        output_(std::move(sinks)),
         programs_(std::move(programs)),
         attacher_(programs_, c.attach_mode),
         collector_(programs_.net_stats_fd()),
@@ -94,7 +108,7 @@ class Agent {
     auto sigfd = make_signalfd();
     if (!sigfd) return sigfd.error();
     spdlog::info("vmscope running: interval {}s, {} output(s), {} tap(s) found", config_.interval_s,
-                 sinks_.size(), inventory_.taps().size());
+                 output_.size(), inventory_.taps().size());
 
     pollfd fds[4] = {{timer->get(), POLLIN, 0},
                      {events_.fd(), POLLIN, 0},
@@ -123,7 +137,7 @@ class Agent {
         ++ticks;
       }
     }
-    for (auto& s : sinks_) s->flush();
+    output_.close();  // delivers what is queued, flushes every sink
     attacher_.detach_all();
     return result;
   }
@@ -183,8 +197,12 @@ class Agent {
     write_all(batch_);
   }
 
-  void write_all(const std::string& lines) {
-    for (auto& s : sinks_) s->write(lines);
+  // Hands the batch to the writer thread; the next batch starts with the same capacity.
+  void write_all(std::string& lines) {
+    size_t capacity = lines.capacity();
+    output_.write(std::move(lines));
+    lines = std::string();
+    lines.reserve(capacity);
   }
 
   // Tap owners are VM processes too (an unnamed one is reported under its tap's name).
@@ -244,11 +262,9 @@ class Agent {
     m.lines = lines;
     m.vms = vms;
     m.taps = taps;
-    for (const auto& s : sinks_) {
-      SinkStats st = s->stats();
-      m.lines_written += st.lines_written;
-      m.lines_dropped += st.lines_dropped;
-    }
+    SinkStats out = output_.totals();
+    m.lines_written = out.lines_written;
+    m.lines_dropped = out.lines_dropped;
     m.net_slots = programs_.slot_limit();
     m.net_slots_max = VS_MAX_SLOTS;
     m.net_far_slots = programs_.far_entries();
@@ -269,7 +285,7 @@ class Agent {
   }
 
   const Config& config_;
-  std::vector<std::unique_ptr<Sink>> sinks_;
+  OutputWriter output_;
   NetPrograms programs_;
   NetAttacher attacher_;
   NetCollector collector_;
@@ -288,6 +304,7 @@ class Agent {
 }  // namespace
 
 Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks) {
+  if (auto st = block_stop_signals(); !st) return st;
   raise_fd_limit();
   auto programs = NetPrograms::load();
   if (!programs) return programs.error();

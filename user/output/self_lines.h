@@ -18,7 +18,7 @@ struct SelfMetrics {
   uint64_t lines = 0;                             // lines of this tick, before this one
   uint64_t lines_written = 0, lines_dropped = 0;  // all sinks, since start
   uint64_t vms = 0, taps = 0;
-  uint64_t net_slots = 0, net_slots_max = 0;  // net_stats (and if_slot) entries in use
+  uint64_t net_slots = 0, net_slots_max = 0;          // net_stats (and if_slot) entries in use
   uint64_t net_far_slots = 0, net_far_slots_max = 0;  // if_slot_far hash
   uint64_t tracked_procs = 0, tracked_procs_max = 0;
   uint64_t proc_events_lost = 0;

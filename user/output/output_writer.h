@@ -1,0 +1,66 @@
+// Delivers every batch to every sink, each sink on a thread of its own: a slow or
+// unreachable destination (an HTTP attempt may take its full timeout) must delay
+// neither the ticks, nor the handling of link and process events, nor the other outputs.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "output/sink.h"
+
+namespace vmscope {
+
+class OutputWriter {
+ public:
+  // max_queued_bytes bounds what waits for each sink's thread; each sink also keeps its
+  // own bounded backlog while its destination is down.
+  explicit OutputWriter(std::vector<std::unique_ptr<Sink>> sinks,
+                        size_t max_queued_bytes = 16 << 20);
+  ~OutputWriter();  // close()
+  OutputWriter(const OutputWriter&) = delete;
+  OutputWriter& operator=(const OutputWriter&) = delete;
+
+  // Queues complete lines for every sink; never waits for I/O. Over a sink's bound, its
+  // oldest queued batch is dropped and its lines counted as dropped.
+  void write(std::string batch);
+  // Delivers what is queued, flushes every sink (each bounded by its timeout) and stops
+  // the threads. Idempotent.
+  void close();
+  // Summed over all sinks, plus lines dropped before reaching them.
+  SinkStats totals() const;
+  size_t size() const { return workers_.size(); }
+
+ private:
+  using Batch = std::shared_ptr<const std::string>;  // one copy, shared by all sinks
+
+  class Worker {
+   public:
+    Worker(std::unique_ptr<Sink> sink, size_t max_queued_bytes);
+    ~Worker();
+    void push(const Batch& b);
+    void close();
+    SinkStats stats() const;
+
+   private:
+    void run();
+    std::unique_ptr<Sink> sink_;  // used by this worker's thread only
+    const size_t max_queued_bytes_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Batch> queue_;
+    size_t queued_bytes_ = 0;
+    uint64_t queue_dropped_lines_ = 0;
+    SinkStats sink_stats_;  // refreshed by the thread after each round
+    bool closing_ = false;
+    std::thread thread_;
+  };
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace vmscope
