@@ -164,6 +164,31 @@ TEST(ProcMetrics, ForkedChildrenCountIntoTheirVm) {
   EXPECT_EQ(events, 1) << "only the VM's start";
 }
 
+// With kernel.bpf_stats_enabled the self-metrics carry every program's run count and time.
+TEST(ProcMetrics, SelfMetricsReportProgramRuntimeWhenTheKernelCountsIt) {
+  const std::string before = capture("sysctl -n kernel.bpf_stats_enabled");
+  must("sysctl -qw kernel.bpf_stats_enabled=1");
+  struct Restore {
+    std::string v;
+    ~Restore() { sh("sysctl -qw kernel.bpf_stats_enabled=" + v); }
+  } restore{before.substr(0, before.find('\n'))};
+  Netns ns;
+  auto agent = agent_in(ns);
+  ASSERT_TRUE(wait_point(*agent, "vmscope", {}, 0)) << agent->stderr_text();
+  auto vm = busy_vm("stat1", {"BUSY_MB=4", "BUSY_THREADS=1"});  // an exec the agent sees
+  ASSERT_TRUE(wait_point(*agent, "resource_usage", {{"vm", "stat1"}}, 0)) << agent->stderr_text();
+  auto self = wait_point(*agent, "vmscope", {}, now_ns());
+  ASSERT_TRUE(self);
+  EXPECT_GT(self->i("vs_tasks_run_count"), 0) << "the iterator ran for the tracked tasks";
+  EXPECT_GT(self->i("vs_tasks_run_time_ns"), 0);
+  EXPECT_TRUE(self->fields.count("vs_exec_run_count"));
+  EXPECT_TRUE(self->fields.count("vs_exit_run_time_ns"));
+  EXPECT_TRUE(self->fields.count("vs_tc_ingress_run_count"));
+  EXPECT_GT(self->i("tick_ns"), 0);
+  EXPECT_EQ(self->i("net_slots_max"), 8192);
+  EXPECT_EQ(self->i("tracked_procs_max"), 16384);
+}
+
 TEST(ProcMetrics, StartAndExitEventsAtOnce) {
   Netns ns;
   auto agent = agent_in(ns);
