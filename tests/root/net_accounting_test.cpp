@@ -12,12 +12,6 @@
 namespace vmscope::test {
 namespace {
 
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 const std::vector<std::string> kSolo5Args = {
     "--mem=64", "--net:service=vmmtap0",        "--net-mac:service=02:00:00:00:00:02",
     "--",       "/run/albatross/alice:web.img", "--name=web"};

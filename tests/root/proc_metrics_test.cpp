@@ -14,12 +14,6 @@
 namespace vmscope::test {
 namespace {
 
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 // /proc/<pid>/stat of the whole process, the fields albatross-stats reads.
 struct ProcStat {
   double utime_s = 0, stime_s = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <time.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +20,12 @@
 namespace vmscope::test {
 
 using namespace std::chrono_literals;
+
+// Clocks in ns: realtime is what line protocol timestamps use.
+int64_t clock_ns(clockid_t id);
+inline int64_t now_ns() {
+  return clock_ns(CLOCK_REALTIME);
+}
 
 // Runs a shell command; returns its exit status (0 = success).
 int sh(const std::string& cmd);

@@ -29,6 +29,7 @@
 #include <stdexcept>
 
 #include "test_env.h"
+#include "vm_fixture.h"
 
 namespace vmscope::test {
 namespace {
@@ -43,123 +44,6 @@ const std::string kVmAddr = "10.99.1.2";
 constexpr uint64_t kBlobBytes = 1048576;
 constexpr int kDownloads = 3;
 constexpr int kAttempts = 6;  // windows spoiled by guest chatter before we give up
-
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-// Single-quoted for /bin/sh.
-std::string shq(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string tail(const std::string& text, size_t lines) {
-  size_t pos = text.size();
-  for (size_t n = 0; n <= lines && pos > 0; ++n) {
-    pos = text.rfind('\n', pos - 1);
-    if (pos == std::string::npos) return text;
-  }
-  return text.substr(pos + 1);
-}
-
-// ---- the VM image: built once, cached in the build directory -----------------------
-
-struct VmImage {
-  std::string initrd, kernel;
-};
-
-// Reused while it is newer than the scripts of tests/vm and the installed kernels.
-bool image_fresh(const fs::path& initrd) {
-  std::error_code ec;
-  if (!fs::exists(initrd, ec) || !fs::exists(initrd.string() + ".kernel", ec)) return false;
-  std::string kernel = read_text(initrd.string() + ".kernel");
-  while (!kernel.empty() && (kernel.back() == '\n' || kernel.back() == ' ')) kernel.pop_back();
-  if (kernel.empty() || !fs::exists(kernel, ec)) return false;
-  const auto built = fs::last_write_time(initrd, ec);
-  if (ec) return false;
-  for (const auto& e : fs::directory_iterator(fs::path(source_dir()) / "tests/vm", ec))
-    if (e.path().extension() == ".sh" && fs::last_write_time(e.path(), ec) >= built) return false;
-  for (const auto& e : fs::directory_iterator("/boot", ec))
-    if (e.path().filename().string().rfind("vmlinuz-", 0) == 0 &&
-        fs::last_write_time(e.path(), ec) >= built)
-      return false;
-  return true;
-}
-
-const VmImage& vm_image() {
-  static const VmImage image = [] {
-    const fs::path dir = fs::path(helper_bin("")) / "vm-image";
-    const fs::path initrd = dir / "initrd.cpio.gz";
-    if (!image_fresh(initrd)) {
-      fs::create_directories(dir);
-      const std::string log = (dir / "build.log").string();
-      const auto t0 = std::chrono::steady_clock::now();
-      if (sh(source_dir() + "/tests/vm/build-initramfs.sh " + shq(initrd.string()) + " >" +
-             shq(log) + " 2>&1") != 0)
-        throw std::runtime_error("build-initramfs.sh failed:\n" + read_text(log));
-      std::printf("[ vm ] built %s in %.1f s\n", initrd.c_str(),
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    } else {
-      std::printf("[ vm ] reusing %s\n", initrd.c_str());
-    }
-    std::string kernel = read_text(initrd.string() + ".kernel");
-    while (!kernel.empty() && kernel.back() == '\n') kernel.pop_back();
-    return VmImage{initrd.string(), kernel};
-  }();
-  return image;
-}
-
-// ---- RAII pieces --------------------------------------------------------------------
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/vmscope-vm-e2e-XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
-    path = tmpl;
-  }
-  ~TempDir() { sh("rm -rf " + shq(path)); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
-
-// qemu in the namespace, attached to an existing tap; stopped on destruction.
-class Vm {
- public:
-  Vm(const Netns& ns, const std::string& dir, const std::string& tap, const std::string& name,
-     const std::string& cidr)
-      : log_(dir + "/vm.log"), pidfile_(dir + "/vm.pid") {
-    const VmImage& img = vm_image();
-    const std::string out = dir + "/run-vm.out";
-    const int rc = sh(source_dir() + "/tests/vm/run-vm.sh --netns " + ns.name() + " --tap " + tap +
-                      " --name " + name + " --ip " + cidr + " --initrd " + shq(img.initrd) +
-                      " --kernel " + shq(img.kernel) + " --log " + shq(log_) + " --pidfile " +
-                      shq(pidfile_) + " --timeout 30 >" + shq(out) + " 2>&1");
-    if (rc != 0) throw std::runtime_error("run-vm.sh failed:\n" + read_text(out));
-    std::printf("%s", read_text(out).c_str());
-    pid_ = std::stoi(read_text(pidfile_));
-  }
-  ~Vm() { sh(source_dir() + "/tests/vm/stop-vm.sh --timeout 5 --pidfile " + shq(pidfile_)); }
-  Vm(const Vm&) = delete;
-  Vm& operator=(const Vm&) = delete;
-  int pid() const { return pid_; }
-  std::string console_tail() const { return tail(read_text(log_), 15); }
-
- private:
-  std::string log_, pidfile_;
-  int pid_ = 0;
-};
 
 // ---- a minimal JSON reader, enough for InfluxDB's /query answers ----------------------
 
@@ -502,7 +386,7 @@ TEST(RealVm, InfluxDbHoldsExactTapCountersOfANamedQemuGuest) {
   const auto t_start = std::chrono::steady_clock::now();
   vm_image();  // before anything runs: a build failure is reported as such
 
-  TempDir tmp;
+  TempDir tmp("vmscope-vm-e2e");
   Netns ns;
   // No multicast on the host side: IGMP reports would reach the tap at random moments.
   ns.must("ip link add " + kBridge + " type bridge mcast_snooping 0");

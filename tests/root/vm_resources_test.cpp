@@ -29,6 +29,7 @@
 #include <stdexcept>
 
 #include "test_env.h"
+#include "vm_fixture.h"
 
 namespace vmscope::test::vm_resources {
 namespace {
@@ -45,115 +46,9 @@ constexpr int kMemoryRounds = 3;      // ticks with memory that did not move (an
 constexpr int kMaxRounds = 16;        // ticks tried before giving up
 constexpr double kStartSlack = 0.05;  // scheduling slack on "within one interval", s
 
-int64_t clock_ns(clockid_t id) {
-  timespec ts;
-  clock_gettime(id, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-int64_t now_ns() {
-  return clock_ns(CLOCK_REALTIME);
-}
 double since_s(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
-
-std::string shq(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// ---- the VM image (same cache as vm_e2e_test.cpp: build/tests/vm-image) -------------
-
-struct Image {
-  std::string initrd, kernel;
-};
-
-bool image_fresh(const fs::path& initrd) {
-  std::error_code ec;
-  if (!fs::exists(initrd, ec) || !fs::exists(initrd.string() + ".kernel", ec)) return false;
-  const std::string kernel = trimmed(read_text(initrd.string() + ".kernel"));
-  if (kernel.empty() || !fs::exists(kernel, ec)) return false;
-  const auto built = fs::last_write_time(initrd, ec);
-  if (ec) return false;
-  for (const auto& e : fs::directory_iterator(fs::path(source_dir()) / "tests/vm", ec))
-    if (e.path().extension() == ".sh" && fs::last_write_time(e.path(), ec) >= built) return false;
-  for (const auto& e : fs::directory_iterator("/boot", ec))
-    if (e.path().filename().string().rfind("vmlinuz-", 0) == 0 &&
-        fs::last_write_time(e.path(), ec) >= built)
-      return false;
-  return true;
-}
-
-const Image& image() {
-  static const Image img = [] {
-    const fs::path dir = fs::path(helper_bin("")) / "vm-image";
-    const fs::path initrd = dir / "initrd.cpio.gz";
-    if (!image_fresh(initrd)) {
-      fs::create_directories(dir);
-      const std::string log = (dir / "build.log").string();
-      if (sh(source_dir() + "/tests/vm/build-initramfs.sh " + shq(initrd.string()) + " >" +
-             shq(log) + " 2>&1") != 0)
-        throw std::runtime_error("build-initramfs.sh failed:\n" + read_text(log));
-    }
-    return Image{initrd.string(), trimmed(read_text(initrd.string() + ".kernel"))};
-  }();
-  return img;
-}
-
-// ---- RAII pieces --------------------------------------------------------------------
-
-struct ScratchDir {
-  std::string path;
-  ScratchDir() {
-    char tmpl[] = "/tmp/vmscope-vm-res-XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
-    path = tmpl;
-  }
-  ~ScratchDir() { sh("rm -rf " + shq(path)); }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-};
-
-// qemu via run-vm.sh in the namespace; stop-vm.sh on destruction (a no-op once killed).
-class Guest {
- public:
-  Guest(const Netns& ns, const std::string& dir, const std::string& cidr)
-      : log_(dir + "/vm.log"), pidfile_(dir + "/vm.pid") {
-    const Image& img = image();
-    const std::string out = dir + "/run-vm.out";
-    const int rc = sh(source_dir() + "/tests/vm/run-vm.sh --netns " + ns.name() + " --tap " + kTap +
-                      " --name " + kVm + " --ip " + cidr + " --initrd " + shq(img.initrd) +
-                      " --kernel " + shq(img.kernel) + " --log " + shq(log_) + " --pidfile " +
-                      shq(pidfile_) + " --timeout 30 >" + shq(out) + " 2>&1");
-    if (rc != 0) throw std::runtime_error("run-vm.sh failed:\n" + read_text(out));
-    std::printf("%s", read_text(out).c_str());
-    pid_ = std::stoi(read_text(pidfile_));
-  }
-  ~Guest() {
-    sh(source_dir() + "/tests/vm/stop-vm.sh --timeout 5 --pidfile " + shq(pidfile_) +
-       " >/dev/null 2>&1");
-  }
-  Guest(const Guest&) = delete;
-  Guest& operator=(const Guest&) = delete;
-  pid_t pid() const { return pid_; }
-
- private:
-  std::string log_, pidfile_;
-  pid_t pid_ = 0;
-};
 
 // The host downloads the guest's blob in a loop until stopped: the guest's CPU, faults
 // and context switches move while ticks are compared.
@@ -300,10 +195,10 @@ std::string vm_lines(Child& agent) {
 
 TEST(RealVmResources, FiguresMatchProcAroundTicksAndExitIsReportedOnce) {
   const auto t_begin = std::chrono::steady_clock::now();
-  image();  // a build failure is reported as such, before anything runs
+  vm_image();  // a build failure is reported as such, before anything runs
   const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
 
-  ScratchDir tmp;
+  TempDir tmp("vmscope-vm-res");
   Netns ns;
   ns.must("ip tuntap add " + kTap + " mode tap");
   ns.must("ip addr add " + kHostAddr + "/24 dev " + kTap);
@@ -319,7 +214,7 @@ TEST(RealVmResources, FiguresMatchProcAroundTicksAndExitIsReportedOnce) {
       << agent->stderr_text();
 
   const int64_t t_boot = now_ns();
-  Guest vm(ns, tmp.path, kVmAddr + "/24");
+  Vm vm(ns, tmp.path, kTap, kVm, kVmAddr + "/24");
 
   auto start = wait_for(
       *agent,

@@ -1,0 +1,48 @@
+// The real test VM for root tests: the busybox initramfs (built once, cached in the build
+// directory) and a qemu guest started with tests/vm/run-vm.sh inside a namespace, both
+// RAII so that a failing assertion leaves nothing running.
+#pragma once
+
+#include <string>
+
+#include "test_env.h"
+
+namespace vmscope::test {
+
+std::string shq(const std::string& s);  // single-quoted for /bin/sh
+std::string read_text(const std::string& path);
+std::string tail(const std::string& text, size_t lines);
+
+struct VmImage {
+  std::string initrd, kernel;
+};
+// Built on first use; reused while newer than tests/vm/*.sh and the installed kernels.
+const VmImage& vm_image();
+
+// mkdtemp'd directory, removed with its contents.
+struct TempDir {
+  explicit TempDir(const std::string& prefix = "vmscope-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path;
+};
+
+// qemu (TCG) in `ns`, on the existing `tap`, named `name` (-name guest=NAME), guest
+// address `cidr`; ready (serving HTTP) when constructed, stopped on destruction.
+class Vm {
+ public:
+  Vm(const Netns& ns, const std::string& dir, const std::string& tap, const std::string& name,
+     const std::string& cidr);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+  int pid() const { return pid_; }
+  std::string console_tail() const { return tail(read_text(log_), 15); }
+
+ private:
+  std::string log_, pidfile_;
+  int pid_ = 0;
+};
+
+}  // namespace vmscope::test
