@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/result.h"
+#include "common/unique_fd.h"
 #include "output/sink.h"
 
 namespace vmscope::sink_detail {
@@ -71,6 +72,46 @@ Result<AddrInfoPtr> resolve(const std::string& host, uint16_t port, int socktype
 int wait_fd(int fd, short events, Clock::time_point deadline);
 
 size_t count_lines(std::string_view s);
+
+// What the socket sinks (tcp, udp) share: destination, bounded backlog, link state, the
+// socket and the retry clock; each subclass delivers the backlog its own way.
+class SocketSink : public Sink {
+ public:
+  SocketSink(std::string url, std::string host, uint16_t port, const SinkOptions& opts)
+      : url_(std::move(url)),
+        host_(std::move(host)),
+        port_(port),
+        opts_(opts),
+        backlog_(opts.max_backlog_bytes),
+        link_(url_) {}
+
+  const std::string& url() const override { return url_; }
+  void write(std::string_view lines) override {
+    stats_.lines_dropped += backlog_.push(lines);
+    deliver(/*force=*/false);
+  }
+  void flush() override { deliver(/*force=*/true); }
+  SinkStats stats() const override {
+    SinkStats s = stats_;
+    s.connected = fd_.valid();
+    return s;
+  }
+
+ protected:
+  // Sends what the deadline allows; force: try now even within reconnect_interval of a
+  // failure (the flush at exit).
+  virtual void deliver(bool force) = 0;
+
+  const std::string url_;
+  const std::string host_;
+  const uint16_t port_;
+  const SinkOptions opts_;
+  Backlog backlog_;
+  LinkLog link_;
+  UniqueFd fd_;
+  Clock::time_point next_attempt_{};
+  SinkStats stats_;
+};
 
 // Factories; make_sink has validated the URL.
 std::unique_ptr<Sink> make_stdout_sink();

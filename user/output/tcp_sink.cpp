@@ -13,35 +13,14 @@
 namespace vmscope::sink_detail {
 namespace {
 
-class TcpSink final : public Sink {
+class TcpSink final : public SocketSink {
  public:
-  TcpSink(std::string url, std::string host, uint16_t port, const SinkOptions& opts)
-      : url_(std::move(url)),
-        host_(std::move(host)),
-        port_(port),
-        opts_(opts),
-        backlog_(opts.max_backlog_bytes),
-        link_(url_) {}
-
-  const std::string& url() const override { return url_; }
-
-  void write(std::string_view lines) override {
-    stats_.lines_dropped += backlog_.push(lines);
-    deliver(/*force_connect=*/false);
-  }
-
-  void flush() override { deliver(/*force_connect=*/true); }
-
-  SinkStats stats() const override {
-    SinkStats s = stats_;
-    s.connected = fd_.valid();
-    return s;
-  }
+  using SocketSink::SocketSink;
 
  private:
   // Sends as much of the backlog as the deadline allows. Reconnects no sooner than
   // reconnect_interval after a failure unless forced (flush at exit).
-  void deliver(bool force_connect) {
+  void deliver(bool force_connect) override {
     if (backlog_.empty()) return;
     const auto now = Clock::now();
     const auto deadline = now + opts_.timeout;
@@ -130,16 +109,6 @@ class TcpSink final : public Sink {
     // Half a line must not start the next connection's stream.
     stats_.lines_dropped += backlog_.drop_partial();
   }
-
-  const std::string url_;
-  const std::string host_;
-  const uint16_t port_;
-  const SinkOptions opts_;
-  Backlog backlog_;
-  LinkLog link_;
-  UniqueFd fd_;
-  Clock::time_point next_attempt_{};
-  SinkStats stats_;
 };
 
 }  // namespace

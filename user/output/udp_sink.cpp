@@ -28,33 +28,12 @@ size_t datagram_len(std::string_view pending) {
   return len;
 }
 
-class UdpSink final : public Sink {
+class UdpSink final : public SocketSink {
  public:
-  UdpSink(std::string url, std::string host, uint16_t port, const SinkOptions& opts)
-      : url_(std::move(url)),
-        host_(std::move(host)),
-        port_(port),
-        opts_(opts),
-        backlog_(opts.max_backlog_bytes),
-        link_(url_) {}
-
-  const std::string& url() const override { return url_; }
-
-  void write(std::string_view lines) override {
-    stats_.lines_dropped += backlog_.push(lines);
-    deliver(/*force_open=*/false);
-  }
-
-  void flush() override { deliver(/*force_open=*/true); }
-
-  SinkStats stats() const override {
-    SinkStats s = stats_;
-    s.connected = fd_.valid();
-    return s;
-  }
+  using SocketSink::SocketSink;
 
  private:
-  void deliver(bool force_open) {
+  void deliver(bool force_open) override {
     if (backlog_.empty()) return;
     const auto now = Clock::now();
     const auto deadline = now + opts_.timeout;
@@ -119,18 +98,9 @@ class UdpSink final : public Sink {
     return true;
   }
 
-  const std::string url_;
-  const std::string host_;
-  const uint16_t port_;
-  const SinkOptions opts_;
-  Backlog backlog_;
-  LinkLog link_;
-  UniqueFd fd_;
   sockaddr_storage addr_{};
   socklen_t addr_len_ = 0;
-  Clock::time_point next_attempt_{};
   bool warned_too_long_ = false;
-  SinkStats stats_;
 };
 
 }  // namespace
