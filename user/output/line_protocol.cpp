@@ -192,6 +192,14 @@ LineWriter& LineWriter::field_string(Key key, std::string_view v) {
   return *this;
 }
 
+LineWriter& LineWriter::fields(Fields f) {
+  if (!open_) return *this;
+  out_.push_back(has_field_ ? ',' : ' ');
+  out_.append(f.text());
+  has_field_ = true;
+  return *this;
+}
+
 LineWriter& LineWriter::field_bool(Key key, bool v) {
   if (field_key(key)) out_.append(v ? "true" : "false");
   return *this;

@@ -48,6 +48,27 @@ class Key {
   bool plain_ = false;
 };
 
+// Fields whose keys and values never change, pre-encoded at compile time, e.g.
+// Fields::literal("ixrss=0i,idrss=0i"): the zero fields the albatross schema carries.
+class Fields {
+ public:
+  static consteval Fields literal(const char* s) {
+    Fields f;
+    f.s_ = s;
+    if (f.s_.empty()) throw "Fields::literal: empty";
+    for (char c : f.s_)
+      if (c == ' ' || c == '\n' || c == '\r' || c == '\\' || c == '"')
+        throw "Fields::literal: only plain key=value pairs";
+    if (f.s_.front() == ',' || f.s_.back() == ',') throw "Fields::literal: no outer commas";
+    return f;
+  }
+  constexpr std::string_view text() const { return s_; }
+
+ private:
+  constexpr Fields() = default;
+  std::string_view s_;
+};
+
 class LineWriter {
  public:
   explicit LineWriter(std::string& out);
@@ -64,6 +85,7 @@ class LineWriter {
   LineWriter& field_fixed(Key key, double v, int decimals);
   LineWriter& field_string(Key key, std::string_view v);
   LineWriter& field_bool(Key key, bool v);
+  LineWriter& fields(Fields f);  // appended as they are
   // Appends " <ts>\n"; a negative ts writes no timestamp. A line with no field is dropped entirely
   // (invalid in line protocol): end() then rolls the buffer back to where begin() started.
   void end(int64_t timestamp_ns);

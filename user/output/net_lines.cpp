@@ -55,10 +55,8 @@ size_t encode_net(const NetSnapshot& snap, std::string& out) {
         .field_uint(K("host_to_vm_mcast"), t.host_to_vm.mcast_packets)
         .field_uint(K("host_to_vm_dropped"), t.errors.tx_dropped)
         .field_uint(K("mtu"), t.mtu)
-        .field_uint(K("send_queue_length"), 0)
-        .field_uint(K("max_send_queue_length"), 0)
-        .field_uint(K("send_queue_drops"), 0)
-        .field_uint(K("baudrate"), 0)
+        .fields(Fields::literal(
+            "send_queue_length=0i,max_send_queue_length=0i,send_queue_drops=0i,baudrate=0i"))
         .field_uint(K("collisions"), t.errors.collisions)
         .end(ts);
   }

@@ -22,17 +22,10 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
         .field_fixed(Key::plain("utime"), seconds(v.utime_ns), 6)
         .field_fixed(Key::plain("stime"), seconds(v.stime_ns), 6)
         .field_uint(Key::plain("maxrss"), v.rss_pages)
-        .field_uint(Key::plain("ixrss"), 0)
-        .field_uint(Key::plain("idrss"), 0)
-        .field_uint(Key::plain("isrss"), 0)
+        .fields(Fields::literal("ixrss=0i,idrss=0i,isrss=0i"))
         .field_uint(Key::plain("minflt"), v.min_flt)
         .field_uint(Key::plain("maxflt"), v.maj_flt)  // albatross' name for the major fault count
-        .field_uint(Key::plain("nswap"), 0)
-        .field_uint(Key::plain("inblock"), 0)
-        .field_uint(Key::plain("outblock"), 0)
-        .field_uint(Key::plain("msgsnd"), 0)
-        .field_uint(Key::plain("msgrcv"), 0)
-        .field_uint(Key::plain("nsignals"), 0)
+        .fields(Fields::literal("nswap=0i,inblock=0i,outblock=0i,msgsnd=0i,msgrcv=0i,nsignals=0i"))
         .field_uint(Key::plain("nvcsw"), v.nvcsw)
         .field_uint(Key::plain("nivcsw"), v.nivcsw)
         .end(ts);
@@ -44,7 +37,7 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
         .field_uint(Key::plain("dsize"), v.data_pages)
         .field_uint(Key::plain("ssize"), v.stack_pages)
         .field_uint(Key::plain("runtime"), (v.utime_ns + v.stime_ns) / 1000)
-        .field_uint(Key::plain("cow_faults"), 0)
+        .fields(Fields::literal("cow_faults=0i"))
         .field_float(Key::plain("uptime"), v.uptime_s)
         .end(ts);
   }

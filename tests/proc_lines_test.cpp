@@ -1,0 +1,81 @@
+// resource_usage and kinfo_mem keep albatross' exact names, order and units; vm_event
+// lines carry what a Grafana annotation needs.
+#include "output/proc_lines.h"
+
+#include <gtest/gtest.h>
+
+#include "output/line_protocol.h"
+
+namespace vmscope {
+namespace {
+
+TEST(ProcLines, ResourceUsageAndKinfoMemAreAlbatrossSchema) {
+  VmResources v;
+  v.vm = "web";
+  v.utime_ns = 1'250'000'000;  // 1.25 s
+  v.stime_ns = 500'001'000;    // 0.500001 s
+  v.min_flt = 1000;
+  v.maj_flt = 3;
+  v.nvcsw = 7;
+  v.nivcsw = 9;
+  v.rss_pages = 2048;
+  v.vsize_bytes = 1 << 30;
+  v.text_pages = 10;
+  v.data_pages = 300;
+  v.stack_pages = 33;
+  v.uptime_s = 12.5;
+  std::string out;
+  EXPECT_EQ(encode_resources({v}, 1700000000000000000, out), 2u);
+  EXPECT_EQ(out,
+            "resource_usage,vm=web utime=1.250000,stime=0.500001,maxrss=2048i,ixrss=0i,idrss=0i,"
+            "isrss=0i,minflt=1000i,maxflt=3i,nswap=0i,inblock=0i,outblock=0i,msgsnd=0i,msgrcv=0i,"
+            "nsignals=0i,nvcsw=7i,nivcsw=9i 1700000000000000000\n"
+            "kinfo_mem,vm=web vsize=1073741824i,rss=2048i,tsize=10i,dsize=300i,ssize=33i,"
+            "runtime=1750001i,cow_faults=0i,uptime=12.5 1700000000000000000\n");
+}
+
+TEST(ProcLines, ExitEventCarriesSignalAndLifetime) {
+  VmEvent ev;
+  ev.kind = VmEvent::Kind::kExit;
+  ev.timestamp_ns = 5;
+  ev.vm = "web";
+  ev.launcher = "solo5-hvt";
+  ev.pid = 42;
+  ev.ppid = 1;
+  ev.exit_known = true;
+  ev.signal = 9;
+  ev.lifetime_s = 3.5;
+  ev.utime_s = 1;
+  ev.min_flt = 10;
+  std::string out;
+  encode_vm_event(ev, out);
+  EXPECT_EQ(out,
+            "vm_event,event=exit,vm=web pid=42i,ppid=1i,launcher=\"solo5-hvt\",lifetime=3.5,"
+            "exit_code=0i,signal=9i,utime=1.000000,stime=0.000000,minflt=10i,maxflt=0i,"
+            "text=\"web killed by signal 9 after 3.5 s\" 5\n");
+}
+
+TEST(ProcLines, StartEvent) {
+  VmEvent ev;
+  ev.timestamp_ns = 7;
+  ev.vm = "db1";
+  ev.launcher = "qemu";
+  ev.pid = 100;
+  ev.ppid = 99;
+  std::string out;
+  encode_vm_event(ev, out);
+  EXPECT_EQ(out,
+            "vm_event,event=start,vm=db1 pid=100i,ppid=99i,launcher=\"qemu\","
+            "text=\"db1 started (pid 100, qemu)\" 7\n");
+}
+
+TEST(LineWriterFields, LiteralFieldsTakeTheirSeparator) {
+  std::string out;
+  LineWriter w(out);
+  w.begin("m").fields(Fields::literal("a=0i,b=0i")).field_int("c", 1).end(1);
+  w.begin("m").field_int("c", 1).fields(Fields::literal("a=0i")).end(2);
+  EXPECT_EQ(out, "m a=0i,b=0i,c=1i 1\nm c=1i,a=0i 2\n");
+}
+
+}  // namespace
+}  // namespace vmscope
