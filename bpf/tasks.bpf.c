@@ -37,25 +37,37 @@ struct {
 } cpu_offset_probe SEC(".maps");
 
 static volatile __u64 probe_addr, probe_cpu_addr;
+/* __per_cpu_offset[cpu], found once (they never change); 0 entries = not found yet. */
+static __u64 cpu_offsets[VS_MAX_CPUS];
+static __u32 cpu_offsets_n;
+
+static __always_inline void find_cpu_offsets(void) {
+  /* The verifier forbids arithmetic on a map pointer; through a global it is a number. */
+  probe_addr = (__u64)(void*)&cpu_offset_probe;
+  __u64 base = 0;
+  bpf_probe_read_kernel(&base, sizeof(base),
+                        (void*)(probe_addr + bpf_core_field_offset(struct bpf_array, pptrs)));
+  __u32 zero = 0, n = 0;
+  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < nr_cpus; cpu++) {
+    void* mine = bpf_map_lookup_percpu_elem(&cpu_offset_probe, &zero, cpu);
+    if (!mine) break;
+    probe_cpu_addr = (__u64)mine; /* as a number, like probe_addr */
+    cpu_offsets[cpu] = probe_cpu_addr - base;
+    n = cpu + 1;
+  }
+  cpu_offsets_n = n;
+}
 
 /* percpu_counter_sum(): what /proc/<pid>/statm reports on current kernels (the shared
  * .count alone lags by up to batch x CPUs pages). */
 static __always_inline long percpu_counter_sum(struct percpu_counter* fbc) {
   long sum = fbc->count;
   if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem)) return sum;
-  /* The verifier forbids arithmetic on a map pointer; through a global it is a number. */
-  probe_addr = (__u64)(void*)&cpu_offset_probe;
-  __u64 base = 0;
-  bpf_probe_read_kernel(&base, sizeof(base),
-                        (void*)(probe_addr + bpf_core_field_offset(struct bpf_array, pptrs)));
+  if (cpu_offsets_n == 0) find_cpu_offsets();
   __u64 counters = (__u64)fbc->counters;
-  __u32 zero = 0;
-  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < nr_cpus; cpu++) {
-    void* mine = bpf_map_lookup_percpu_elem(&cpu_offset_probe, &zero, cpu);
-    if (!mine) continue;
-    probe_cpu_addr = (__u64)mine; /* as a number, like probe_addr */
+  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < cpu_offsets_n; cpu++) {
     __s32 delta = 0;
-    bpf_probe_read_kernel(&delta, sizeof(delta), (void*)(counters + (probe_cpu_addr - base)));
+    bpf_probe_read_kernel(&delta, sizeof(delta), (void*)(counters + cpu_offsets[cpu]));
     sum += delta;
   }
   return sum;
