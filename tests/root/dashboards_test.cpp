@@ -1,0 +1,703 @@
+// Root test for the shipped Grafana dashboards (dashboards/*.json).
+//
+// Structure: both files parse, every panel has a unique id, a gridPos inside the 24-column
+// grid without overlaps, the InfluxDB datasource input, raw InfluxQL targets and a unit;
+// the `vm` and `bridge` variables and the vm_event annotation are present.
+//
+// Queries: a real qemu guest behind a tap on a bridge in a network namespace, the agent
+// writing to a real InfluxDB 1.x in that namespace while the host downloads the guest's
+// blob, plus a few points in the unikernel's own format (mirage-monitoring's gc, memory,
+// logs, http_response, as the mollymawk dashboard reads them). Every target query of
+// both dashboards (and every variable and annotation query) is then run with the
+// variables substituted as Grafana does; each must answer a non-empty series. The
+// throughput panel's bits are checked against the counters and the tap's own delta.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "test_env.h"
+#include "vm_fixture.h"
+
+namespace vmscope::test::dashboards_json {
+namespace {
+
+// ---- a minimal JSON reader (objects keep their member order) --------------------------
+
+struct Json {
+  enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
+  std::string text;  // number as written, string value, "true"/"false"/"null"
+  std::vector<Json> items;
+  std::vector<std::pair<std::string, Json>> members;
+  const Json* get(const std::string& key) const {
+    for (const auto& [k, v] : members)
+      if (k == key) return &v;
+    return nullptr;
+  }
+  std::string str(const std::string& key) const {
+    const Json* v = get(key);
+    return v && v->kind == kString ? v->text : std::string();
+  }
+  bool is_true(const std::string& key) const {
+    const Json* v = get(key);
+    return v && v->kind == kBool && v->text == "true";
+  }
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::string& s) : s_(s) {}
+  Json document() {
+    Json v = value();
+    ws();
+    if (i_ != s_.size()) fail("trailing text");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error("JSON: " + what + " at offset " + std::to_string(i_) + ": " +
+                             s_.substr(i_ < 40 ? 0 : i_ - 40, 80));
+  }
+  void ws() {
+    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
+  }
+  void expect(char c) {
+    ws();
+    if (i_ >= s_.size() || s_[i_] != c) fail(std::string("expected '") + c + "'");
+    ++i_;
+  }
+  static void utf8(uint32_t cp, std::string& out) {
+    if (cp < 0x80) {
+      out += char(cp);
+    } else if (cp < 0x800) {
+      out += char(0xc0 | (cp >> 6));
+      out += char(0x80 | (cp & 0x3f));
+    } else {
+      out += char(0xe0 | (cp >> 12));
+      out += char(0x80 | ((cp >> 6) & 0x3f));
+      out += char(0x80 | (cp & 0x3f));
+    }
+  }
+  std::string string() {
+    expect('"');
+    std::string out;
+    while (i_ < s_.size() && s_[i_] != '"') {
+      const char c = s_[i_++];
+      if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (i_ >= s_.size()) fail("bad escape");
+      const char e = s_[i_++];
+      switch (e) {
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case '"':
+        case '\\':
+        case '/':
+          out += e;
+          break;
+        case 'u': {
+          if (i_ + 4 > s_.size()) fail("bad \\u escape");
+          utf8(static_cast<uint32_t>(std::stoul(s_.substr(i_, 4), nullptr, 16)), out);
+          i_ += 4;
+          break;
+        }
+        default:
+          fail("bad escape");
+      }
+    }
+    if (i_ >= s_.size()) fail("unterminated string");
+    ++i_;
+    return out;
+  }
+  Json value() {
+    ws();
+    if (i_ >= s_.size()) fail("unexpected end");
+    Json v;
+    const char c = s_[i_];
+    if (c == '{' || c == '[') {
+      const bool obj = c == '{';
+      v.kind = obj ? Json::kObject : Json::kArray;
+      ++i_;
+      ws();
+      if (i_ < s_.size() && s_[i_] == (obj ? '}' : ']')) {
+        ++i_;
+        return v;
+      }
+      for (;;) {
+        if (obj) {
+          std::string k = string();
+          expect(':');
+          v.members.emplace_back(std::move(k), value());
+        } else {
+          v.items.push_back(value());
+        }
+        ws();
+        if (i_ < s_.size() && s_[i_] == ',') {
+          ++i_;
+          continue;
+        }
+        expect(obj ? '}' : ']');
+        return v;
+      }
+    }
+    if (c == '"') {
+      v.kind = Json::kString;
+      v.text = string();
+      return v;
+    }
+    for (const char* word : {"true", "false", "null"}) {
+      if (s_.compare(i_, std::strlen(word), word) == 0) {
+        i_ += std::strlen(word);
+        v.kind = word[0] == 'n' ? Json::kNull : Json::kBool;
+        v.text = word;
+        return v;
+      }
+    }
+    const size_t start = i_;
+    while (i_ < s_.size() &&
+           (std::isdigit(static_cast<unsigned char>(s_[i_])) || std::strchr("+-.eE", s_[i_])))
+      ++i_;
+    if (i_ == start) fail("unexpected character");
+    v.kind = Json::kNumber;
+    v.text = s_.substr(start, i_ - start);
+    return v;
+  }
+
+  const std::string& s_;
+  size_t i_ = 0;
+};
+
+Json parse_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  return Reader(text).document();
+}
+
+// ---- the dashboards ------------------------------------------------------------------
+
+const char* const kFiles[] = {"vm-overview.json", "host.json"};
+const std::string kDsUid = "${DS_INFLUXDB}";
+
+std::string dashboard_path(const std::string& file) {
+  return source_dir() + "/dashboards/" + file;
+}
+
+// All panels, rows' nested panels included.
+void collect_panels(const Json& list, std::vector<const Json*>& out) {
+  for (const Json& p : list.items) {
+    out.push_back(&p);
+    if (const Json* nested = p.get("panels")) collect_panels(*nested, out);
+  }
+}
+
+struct Query {
+  std::string where;  // "file: panel 'title' refId A", for messages
+  std::string panel_type;
+  std::string text;
+  bool must_have_data = true;
+};
+
+// Every InfluxQL text a dashboard makes Grafana run: targets, variables, annotations.
+std::vector<Query> all_queries(const std::string& file, const Json& d) {
+  std::vector<Query> out;
+  std::vector<const Json*> panels;
+  collect_panels(*d.get("panels"), panels);
+  for (const Json* p : panels) {
+    const Json* targets = p->get("targets");
+    if (!targets) continue;
+    for (const Json& t : targets->items)
+      out.push_back({file + ": panel '" + p->str("title") + "' refId " + t.str("refId"),
+                     p->str("type"), t.str("query")});
+  }
+  for (const Json& v : d.get("templating")->get("list")->items)
+    out.push_back({file + ": variable " + v.str("name"), "variable", v.str("query")});
+  for (const Json& a : d.get("annotations")->get("list")->items) {
+    const Json* ds = a.get("datasource");
+    if (ds && ds->str("type") == "influxdb")
+      out.push_back({file + ": annotation '" + a.str("name") + "'", "annotation", a.str("query")});
+  }
+  return out;
+}
+
+bool ds_ok(const Json* ds) {
+  return ds && ds->kind == Json::kObject && ds->str("type") == "influxdb" &&
+         ds->str("uid") == kDsUid;
+}
+
+bool is_number(const Json* v) {
+  return v && v->kind == Json::kNumber;
+}
+
+TEST(Dashboards, StructureIsImportableAndComplete) {
+  for (const char* file : kFiles) {
+    SCOPED_TRACE(file);
+    Json d;
+    ASSERT_NO_THROW(d = parse_file(dashboard_path(file)));
+    ASSERT_EQ(d.kind, Json::kObject);
+    EXPECT_FALSE(d.str("title").empty());
+    EXPECT_FALSE(d.str("uid").empty());
+    ASSERT_TRUE(is_number(d.get("schemaVersion")));
+
+    // The datasource is an import input.
+    const Json* inputs = d.get("__inputs");
+    ASSERT_TRUE(inputs && inputs->kind == Json::kArray);
+    bool has_input = false;
+    for (const Json& in : inputs->items)
+      has_input |= in.str("name") == "DS_INFLUXDB" && in.str("type") == "datasource" &&
+                   in.str("pluginId") == "influxdb";
+    EXPECT_TRUE(has_input) << "no __inputs entry DS_INFLUXDB (datasource, influxdb)";
+
+    // Variables.
+    const Json* tmpl = d.get("templating");
+    ASSERT_TRUE(tmpl && tmpl->get("list"));
+    std::map<std::string, const Json*> vars;
+    for (const Json& v : tmpl->get("list")->items) vars[v.str("name")] = &v;
+    ASSERT_TRUE(vars.count("vm")) << "variable vm missing";
+    ASSERT_TRUE(vars.count("bridge")) << "variable bridge missing";
+    EXPECT_EQ(vars["vm"]->str("query"), "SHOW TAG VALUES WITH KEY = \"vm\"");
+    EXPECT_EQ(vars["bridge"]->str("query"),
+              "SHOW TAG VALUES FROM \"interface\" WITH KEY = \"bridge\"");
+    for (const auto& [name, v] : vars) {
+      EXPECT_EQ(v->str("type"), "query") << name;
+      EXPECT_TRUE(ds_ok(v->get("datasource"))) << name;
+      EXPECT_TRUE(v->is_true("multi")) << name;
+      EXPECT_TRUE(v->is_true("includeAll")) << name;
+    }
+
+    // vm_event as an annotation.
+    bool annotated = false;
+    for (const Json& a : d.get("annotations")->get("list")->items)
+      if (ds_ok(a.get("datasource")) &&
+          a.str("query").find("FROM \"vm_event\"") != std::string::npos &&
+          a.str("textColumn") == "text" && a.str("query").find("$timeFilter") != std::string::npos)
+        annotated = true;
+    EXPECT_TRUE(annotated) << "no InfluxQL annotation on vm_event with textColumn text";
+
+    // Panels.
+    std::vector<const Json*> panels;
+    ASSERT_TRUE(d.get("panels"));
+    collect_panels(*d.get("panels"), panels);
+    ASSERT_GE(panels.size(), 4u);
+    std::set<std::string> ids;
+    struct Box {
+      int x, y, w, h;
+      std::string title;
+    };
+    std::vector<Box> boxes;
+    size_t targets_total = 0;
+    for (const Json* p : panels) {
+      const std::string title = p->str("title");
+      SCOPED_TRACE("panel '" + title + "'");
+      ASSERT_TRUE(is_number(p->get("id")));
+      EXPECT_TRUE(ids.insert(p->get("id")->text).second) << "duplicate id " << p->get("id")->text;
+      EXPECT_FALSE(title.empty());
+      const Json* g = p->get("gridPos");
+      ASSERT_TRUE(g && is_number(g->get("x")) && is_number(g->get("y")) && is_number(g->get("w")) &&
+                  is_number(g->get("h")));
+      Box b{std::stoi(g->get("x")->text), std::stoi(g->get("y")->text),
+            std::stoi(g->get("w")->text), std::stoi(g->get("h")->text), title};
+      EXPECT_TRUE(b.x >= 0 && b.w > 0 && b.h > 0 && b.x + b.w <= 24) << "gridPos out of grid";
+      for (const Box& o : boxes)
+        EXPECT_FALSE(b.x < o.x + o.w && o.x < b.x + b.w && b.y < o.y + o.h && o.y < b.y + b.h)
+            << "overlaps panel '" << o.title << "'";
+      boxes.push_back(b);
+      EXPECT_TRUE(ds_ok(p->get("datasource"))) << "datasource must be influxdb ${DS_INFLUXDB}";
+      if (p->str("type") == "row") {
+        // A row is a layout header: Grafana gives it no queries and no field config.
+        EXPECT_FALSE(p->get("targets") && !p->get("targets")->items.empty());
+        continue;
+      }
+      const Json* fc = p->get("fieldConfig");
+      const Json* defaults = fc ? fc->get("defaults") : nullptr;
+      EXPECT_TRUE(defaults && !defaults->str("unit").empty()) << "fieldConfig.defaults.unit unset";
+      const Json* targets = p->get("targets");
+      ASSERT_TRUE(targets && !targets->items.empty()) << "no targets";
+      std::set<std::string> refs;
+      for (const Json& t : targets->items) {
+        ++targets_total;
+        const std::string q = t.str("query");
+        SCOPED_TRACE("refId " + t.str("refId") + ": " + q);
+        EXPECT_TRUE(refs.insert(t.str("refId")).second) << "duplicate refId";
+        EXPECT_TRUE(ds_ok(t.get("datasource")));
+        EXPECT_TRUE(t.is_true("rawQuery"));
+        EXPECT_EQ(q.rfind("SELECT ", 0), 0u);
+        EXPECT_NE(q.find("$timeFilter"), std::string::npos);
+        if (q.find("GROUP BY time(") != std::string::npos) {
+          EXPECT_NE(q.find("GROUP BY time($__interval)"), std::string::npos);
+        }
+        if (q.find("\"vm\" =~") != std::string::npos) {
+          EXPECT_NE(q.find("\"vm\" =~ /^$vm$/"), std::string::npos);
+        }
+        if (q.find("\"bridge\" =~") != std::string::npos) {
+          EXPECT_NE(q.find("\"bridge\" =~ /^$bridge$/"), std::string::npos);
+        }
+      }
+    }
+    std::printf("[ figures ] %s: %zu panels, %zu targets\n", file, panels.size(), targets_total);
+  }
+
+  // What each dashboard must show (albatross / mollymawk compatibility; agent fields).
+  auto queries_of = [](const char* file) {
+    std::string all;
+    for (const Query& q : all_queries(file, parse_file(dashboard_path(file)))) all += q.text + "\n";
+    return all;
+  };
+  const std::string vmo = queries_of("vm-overview.json");
+  for (const char* must :
+       {"non_negative_derivative(last(\"host_to_vm_bytes\"), 1s) * 8",
+        "non_negative_derivative(last(\"vm_to_host_bytes\"), 1s) * 8", "mean(\"rss\") * 4096",
+        "mean(\"live words\") * 8 AS \"gc_live\" FROM \"gc\"",
+        "mean(\"memory live words\") * 8 AS \"malloc_live\" FROM \"memory\"", "\"errors\"",
+        "\"warnings\"", "FROM \"logs\"", "last(\"2xx\")", "last(\"3xx\")", "last(\"4xx\")",
+        "last(\"5xx\")", "FROM \"http_response\""})
+    EXPECT_NE(vmo.find(must), std::string::npos) << "vm-overview.json lacks " << must;
+  const std::string host = queries_of("host.json");
+  for (const char* must : {"top(",
+                           "\"utime\" + \"stime\"",
+                           "FROM \"resource_usage\"",
+                           "last(\"minflt\")",
+                           "last(\"maxflt\")",
+                           "mean(\"rss\") * 4096",
+                           "_tcp_bytes",
+                           "_udp_bytes",
+                           "_icmp_bytes",
+                           "_other_bytes",
+                           "_new_connections",
+                           "_dropped",
+                           "_packets",
+                           "FROM \"bridge\"",
+                           "\"tick_ns\"",
+                           "\"lines_written\"",
+                           "\"lines_dropped\"",
+                           "\"rss_bytes\"",
+                           "\"proc_events_lost\"",
+                           "FROM \"vm_event\""})
+    EXPECT_NE(host.find(must), std::string::npos) << "host.json lacks " << must;
+}
+
+// ---- InfluxDB in the namespace -------------------------------------------------------
+
+struct Series {
+  std::map<std::string, std::string> tags;
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::string>> values;  // text of each cell ("null" for null)
+};
+
+struct Answer {
+  std::vector<Series> series;
+  size_t non_null = 0;  // cells other than time that hold a value
+};
+
+Answer parse_answer(const std::string& body) {
+  const Json doc = Reader(body).document();
+  if (const Json* err = doc.get("error")) throw std::runtime_error("InfluxDB: " + err->text);
+  const Json* results = doc.get("results");
+  if (!results || results->items.empty()) throw std::runtime_error("InfluxDB: no results: " + body);
+  const Json& st = results->items[0];
+  if (const Json* err = st.get("error")) throw std::runtime_error("InfluxDB: " + err->text);
+  Answer a;
+  if (const Json* series = st.get("series")) {
+    for (const Json& s : series->items) {
+      Series out;
+      if (const Json* tags = s.get("tags"))
+        for (const auto& [k, v] : tags->members) out.tags[k] = v.text;
+      if (const Json* cols = s.get("columns"))
+        for (const Json& c : cols->items) out.columns.push_back(c.text);
+      if (const Json* values = s.get("values")) {
+        for (const Json& row : values->items) {
+          std::vector<std::string> r;
+          for (size_t c = 0; c < row.items.size(); ++c) {
+            r.push_back(row.items[c].text);
+            if (row.items[c].kind != Json::kNull &&
+                (c >= out.columns.size() || out.columns[c] != "time"))
+              ++a.non_null;
+          }
+          out.values.push_back(std::move(r));
+        }
+      }
+      a.series.push_back(std::move(out));
+    }
+  }
+  return a;
+}
+
+class Influx {
+ public:
+  Influx(const Netns& ns, const std::string& dir, int port) : ns_(ns), dir_(dir), port_(port) {
+    const std::string out = dir + ".start.out";
+    const int rc =
+        sh(source_dir() + "/tests/influx/start-influxdb.sh --dir " + shq(dir_) + " --port " +
+           std::to_string(port) + " --netns " + ns.name() + " --timeout 20 >" + shq(out) + " 2>&1");
+    if (rc != 0) throw std::runtime_error("start-influxdb.sh failed:\n" + read_text(out));
+  }
+  ~Influx() {
+    sh(source_dir() + "/tests/influx/stop-influxdb.sh --timeout 5 --purge --dir " + shq(dir_) +
+       " >/dev/null 2>&1");
+  }
+  Influx(const Influx&) = delete;
+  Influx& operator=(const Influx&) = delete;
+
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void create_database(const std::string& db) const {
+    parse_answer(ns_.capture("curl -sS -m 5 -XPOST " + base() + "/query --data-urlencode " +
+                             shq("q=CREATE DATABASE \"" + db + "\"")));
+  }
+  // Line protocol from a file, seconds precision; the HTTP status is returned.
+  std::string write_file(const std::string& db, const std::string& path) const {
+    return ns_.capture("curl -sS -m 5 -o /dev/null -w '%{http_code}' -XPOST " +
+                       shq(base() + "/write?db=" + db + "&precision=s") + " --data-binary @" +
+                       shq(path));
+  }
+  Answer query(const std::string& db, const std::string& q) const {
+    return parse_answer(ns_.capture("curl -sS -m 10 -G " + base() + "/query --data-urlencode " +
+                                    shq("db=" + db) + " --data-urlencode " + shq("q=" + q)));
+  }
+  std::string log_tail() const { return tail(read_text(dir_ + "/influxd.log"), 15); }
+
+ private:
+  const Netns& ns_;
+  std::string dir_;
+  int port_;
+};
+
+constexpr int kInfluxPort = 18091;
+const std::string kBridge = "vsdbr0";
+const std::string kTap = "vmmtap0";
+const std::string kVm = "web1";
+const std::string kVmAddr = "10.99.3.2";
+constexpr uint64_t kBlobBytes = 1048576;
+constexpr int kDownloads = 3;
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = 0; (at = s.find(from, at)) != std::string::npos; at += to.size())
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+// As Grafana does for a single selected value (inside /^...$/ anchors) and a 1 s interval.
+std::string substitute(const std::string& q) {
+  std::string s = replace_all(q, "$timeFilter", "time > now() - 5m");
+  s = replace_all(s, "$__interval", "1s");
+  s = replace_all(s, "$interval", "1s");
+  s = replace_all(s, "$bridge", kBridge);
+  s = replace_all(s, "$vm", kVm);
+  return s;
+}
+
+uint64_t tap_counter(const Netns& ns, const std::string& name) {
+  return ns.stat(kTap, name);
+}
+
+// Sum of a derivative answer (bits/s per 1 s bucket) -> bits; and the counter's delta over
+// the same buckets: last of the final bucket minus last of the first.
+struct Throughput {
+  double bits = 0;
+  int64_t counter_delta = 0, counter_last = 0;
+  size_t buckets = 0, gaps = 0;
+};
+
+Throughput throughput(const Influx& influx, const std::string& panel_query,
+                      const std::string& field) {
+  Throughput t;
+  const Answer rate = influx.query("vmscope", substitute(panel_query));
+  if (rate.series.size() != 1) throw std::runtime_error("expected one series: " + panel_query);
+  std::string trace;
+  for (const auto& row : rate.series[0].values) {
+    trace += " " + (row.size() > 1 ? row[1] : std::string("?"));
+    if (row.size() > 1 && row[1] != "null") {
+      t.bits += std::stod(row[1]);
+      ++t.buckets;
+    }
+  }
+  std::printf("[ figures ] %s bit/s per 1 s bucket:%s\n", field.c_str(), trace.c_str());
+  const Answer last =
+      influx.query("vmscope", "SELECT last(\"" + field + "\") FROM \"interface\" WHERE \"vm\" = '" +
+                                  kVm + "' AND time > now() - 5m GROUP BY time(1s) fill(none)");
+  if (last.series.size() != 1 || last.series[0].values.empty())
+    throw std::runtime_error("no " + field + " counters");
+  const auto& v = last.series[0].values;
+  trace.clear();
+  for (const auto& row : v) trace += " " + row[1];
+  std::printf("[ figures ] %s last() per 1 s bucket:%s\n", field.c_str(), trace.c_str());
+  t.counter_last = std::stoll(v.back()[1]);
+  t.counter_delta = t.counter_last - std::stoll(v.front()[1]);
+  // Buckets without a point (a derivative then spans the gap, at a lower rate).
+  t.gaps = v.size() > 0 && v.size() - 1 > t.buckets ? v.size() - 1 - t.buckets : 0;
+  return t;
+}
+
+TEST(Dashboards, EveryQueryAnswersFromARealVmAndAgent) {
+  const auto t_start = std::chrono::steady_clock::now();
+  vm_image();
+
+  TempDir tmp("vmscope-dashboards");
+  Netns ns;
+  ns.must("ip link add " + kBridge + " type bridge mcast_snooping 0");
+  ns.must("ip link set " + kBridge + " multicast off");
+  ns.must("ip addr add 10.99.3.1/24 dev " + kBridge);
+  ns.must("ip link set " + kBridge + " up");
+  ns.must("ip tuntap add " + kTap + " mode tap");
+  ns.must("ip link set " + kTap + " master " + kBridge + " up");
+
+  auto vm = std::make_unique<Vm>(ns, tmp.path, kTap, kVm, kVmAddr + "/24");
+  Influx influx(ns, tmp.path + "/influx", kInfluxPort);
+  influx.create_database("vmscope");
+
+  const uint64_t rx0 = tap_counter(ns, "rx_bytes"), tx0 = tap_counter(ns, "tx_bytes");
+  auto agent = std::make_unique<Child>(
+      vmscope_bin(),
+      std::vector<std::string>{"run", "--interval", "0.5", "--output",
+                               influx.base() + "/write?db=vmscope", "--output", "-"},
+      SpawnOptions{ns.name(), "", {}, false});
+  // Attached: the first interface line of the guest.
+  ASSERT_TRUE(agent->wait_line(
+      [](const std::string& l) {
+        return l.rfind("interface,", 0) == 0 && l.find("vm=" + kVm) != std::string::npos;
+      },
+      10s))
+      << agent->stderr_text();
+  const auto attached = std::chrono::steady_clock::now();
+  usleep(1200000);  // a couple of ticks before the traffic: the derivative needs a base
+
+  for (int i = 0; i < kDownloads; ++i) {
+    const std::string got = ns.capture(
+        "curl -sS -f -m 10 -o /dev/null -w '%{size_download}' http://" + kVmAddr + "/blob");
+    ASSERT_EQ(got, std::to_string(kBlobBytes)) << "download " << i + 1 << "\nguest console:\n"
+                                               << vm->console_tail();
+    usleep(300000);
+  }
+
+  // The unikernel's own series (mirage-monitoring, as the mollymawk dashboard reads them).
+  const long now_s = static_cast<long>(now_ns() / 1000000000);
+  std::string inside;
+  for (int k = 0; k < 3; ++k) {
+    const std::string ts = " " + std::to_string(now_s - 3 + k) + "\n";
+    const std::string n = std::to_string(k);
+    inside += "gc,vm=" + kVm + " live\\ words=" + std::to_string(1000 + 100 * k) + "i" + ts;
+    inside +=
+        "memory,vm=" + kVm + " memory\\ live\\ words=" + std::to_string(5000 + 10 * k) + "i" + ts;
+    inside += "logs,vm=" + kVm + " errors=0i,warnings=" + std::to_string(1 + k) + "i" + ts;
+    inside += "http_response,vm=" + kVm + " 2xx=" + std::to_string(10 + 5 * k) + "i,3xx=" + n +
+              "i,4xx=" + std::to_string(2 * k) + "i,5xx=" + n + "i" + ts;
+  }
+  {
+    std::ofstream f(tmp.path + "/inside.lp");
+    f << inside;
+  }
+  ASSERT_EQ(influx.write_file("vmscope", tmp.path + "/inside.lp"), "204") << influx.log_tail();
+
+  // ~6 s of agent ticks in all, the last ones quiet.
+  std::this_thread::sleep_until(attached + 6s);
+  const uint64_t rx1 = tap_counter(ns, "rx_bytes"), tx1 = tap_counter(ns, "tx_bytes");
+  // The guest exits while the agent runs: a vm_event for the annotation.
+  vm.reset();
+  ASSERT_TRUE(agent->wait_line(
+      [](const std::string& l) {
+        return l.rfind("vm_event,", 0) == 0 && l.find("vm=" + kVm) != std::string::npos;
+      },
+      5s))
+      << "no vm_event for the guest's exit\n"
+      << agent->stderr_text();
+  usleep(1000000);  // the HTTP sink delivers it
+  agent->signal(SIGTERM);
+  const int st = agent->wait(10s);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << "\n" << agent->stderr_text();
+
+  // Every query of both dashboards.
+  size_t ran = 0;
+  std::string throughput_in, throughput_out;
+  for (const char* file : kFiles) {
+    const Json d = parse_file(dashboard_path(file));
+    for (const Query& q : all_queries(file, d)) {
+      const std::string text = substitute(q.text);
+      SCOPED_TRACE(q.where + "\n  " + text);
+      EXPECT_EQ(replace_all(text, "$/", "/").find('$'), std::string::npos)
+          << "unsubstituted variable";
+      Answer a;
+      try {
+        a = influx.query("vmscope", text);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        continue;
+      }
+      ++ran;
+      EXPECT_FALSE(a.series.empty()) << "empty answer";
+      EXPECT_GT(a.non_null, 0u) << "no values";
+      std::printf("[ figures ] %-60s %zu series, %zu values\n", q.where.c_str(), a.series.size(),
+                  a.non_null);
+      if (std::string(file) == "vm-overview.json" && q.panel_type == "timeseries" &&
+          q.text.find("last(\"host_to_vm_bytes\"), 1s) * 8") != std::string::npos)
+        throughput_in = q.text;
+      if (std::string(file) == "vm-overview.json" && q.panel_type == "timeseries" &&
+          q.text.find("last(\"vm_to_host_bytes\"), 1s) * 8") != std::string::npos)
+        throughput_out = q.text;
+    }
+  }
+  EXPECT_GE(ran, 50u);
+
+  // Throughput: the bits of the panel add up to 8 x the counters' delta over its buckets,
+  // which lies within the tap's own delta; the blobs are in it.
+  ASSERT_FALSE(throughput_in.empty());
+  ASSERT_FALSE(throughput_out.empty());
+  const Throughput out = throughput(influx, throughput_out, "vm_to_host_bytes");
+  const Throughput in = throughput(influx, throughput_in, "host_to_vm_bytes");
+  const int64_t tap_rx = int64_t(rx1 - rx0), tap_tx = int64_t(tx1 - tx0);
+  std::printf(
+      "[ figures ] throughput panel: vm->host %.0f bit (%zu buckets, counter delta %lld B x 8 = "
+      "%lld bit, tap rx delta %lld B); host->vm %.0f bit (%zu buckets, counter delta %lld B x 8 "
+      "= %lld bit, tap tx delta %lld B)\n",
+      out.bits, out.buckets, (long long)out.counter_delta, (long long)out.counter_delta * 8,
+      (long long)tap_rx, in.bits, in.buckets, (long long)in.counter_delta,
+      (long long)in.counter_delta * 8, (long long)tap_tx);
+  for (const auto* t : {&out, &in}) {
+    // Exact when every 1 s bucket holds a point; a bucket without one makes the
+    // derivative span 2 s at half the rate: tolerated only as such (reported in gaps).
+    EXPECT_NEAR(t->bits, 8.0 * double(t->counter_delta), 8.0 * double(t->counter_delta) * 0.01 + 1)
+        << "gaps " << t->gaps;
+    EXPECT_GT(t->bits, 0);
+  }
+  EXPECT_GE(out.counter_delta, int64_t(kDownloads * kBlobBytes));
+  EXPECT_GE(out.buckets, 4u) << "too few 1 s buckets with a rate";
+  // The agent counts from when it attached, after the tap's baseline was read; the guest
+  // may still have sent a frame or two after the tap's end reading (before it stopped).
+  EXPECT_LE(out.counter_last, tap_rx + 4 * 1518);
+  EXPECT_LE(in.counter_last, tap_tx + 4 * 1518);
+  EXPECT_LE(out.bits, 8.0 * double(tap_rx) + 8 * 1500 * 4);
+  EXPECT_LE(in.bits, 8.0 * double(tap_tx) + 8 * 1500 * 4);
+  std::printf("[ dashboards ] test body %.1f s\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
+}
+
+}  // namespace
+}  // namespace vmscope::test::dashboards_json
