@@ -37,7 +37,6 @@ class ProcTracker {
 
   size_t tracked() const { return procs_.size(); }
   uint64_t lost_events() const { return programs_->lost_events(); }
-  size_t tracked_map_entries() const { return programs_->tracked_entries(); }
   const ProcPrograms& programs() const { return *programs_; }
 
  private:

@@ -83,19 +83,6 @@ void ProcPrograms::untrack(uint32_t tgid) {
   bpf_map_delete_elem(bpf_map__fd(proc_->maps.tracked), &tgid);  // gone already is fine
 }
 
-size_t ProcPrograms::tracked_entries() const {
-  int fd = bpf_map__fd(proc_->maps.tracked);
-  size_t n = 0;
-  uint32_t key, next;
-  uint32_t* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    ++n;
-    key = next;
-    prev = &key;
-  }
-  return n;
-}
-
 uint64_t ProcPrograms::lost_events() const {
   int ncpus = libbpf_num_possible_cpus();
   std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpus));

@@ -42,8 +42,6 @@ class ProcPrograms {
 
   Status track(uint32_t tgid, uint64_t start_boottime_ns);
   void untrack(uint32_t tgid);
-  // Entries in `tracked` right now (walks the keys: for self-metrics and tests).
-  size_t tracked_entries() const;
   uint64_t lost_events() const;
 
   // One iterator pass: a record per task of every tracked process.
