@@ -17,3 +17,17 @@ static_assert(sizeof(vs_net_counters) % 8 == 0, "per-CPU values are 8-byte align
 static_assert(VS_DIR_COUNT == 2 && VS_L4_COUNT == 4);
 static_assert(sizeof(vs_dev_counters) == 2 * sizeof(vs_net_counters));
 static_assert(offsetof(vs_dev_counters, dir[VS_DIR_EGRESS]) == sizeof(vs_net_counters));
+
+// Process contract (bpf/proc.bpf.c, bpf/tasks.bpf.c).
+static_assert(sizeof(vs_tracked) == 8);
+static_assert(sizeof(vs_task_counters) == 7 * 8, "vs_task_counters: 7 u64, no padding");
+static_assert(offsetof(vs_task_sample, own) == 16);
+static_assert(offsetof(vs_task_sample, dead) == 16 + sizeof(vs_task_counters));
+static_assert(offsetof(vs_task_sample, start_boottime_ns) == 16 + 2 * sizeof(vs_task_counters));
+static_assert(sizeof(vs_task_sample) == 16 + 2 * sizeof(vs_task_counters) + 8 * 8,
+              "vs_task_sample: records are read back to back; no tail padding");
+static_assert(offsetof(vs_proc_event, start_boottime_ns) == 16);
+static_assert(offsetof(vs_proc_event, final) == 32);
+static_assert(offsetof(vs_proc_event, comm) == 32 + sizeof(vs_task_counters));
+static_assert(offsetof(vs_proc_event, args_len) == 32 + sizeof(vs_task_counters) + VS_COMM_LEN);
+static_assert(offsetof(vs_proc_event, args) == offsetof(vs_proc_event, args_len) + 8);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "drain/contract_check.h"
+
 namespace vmscope {
 
 void cputime_adjust(uint64_t utime, uint64_t stime, uint64_t rtime, PrevCputime& prev, uint64_t& ut,
