@@ -31,9 +31,8 @@ TEST(DeployConfig, ShippedFileIsValidAndPointsAtTelegraf) {
 
 TEST(DeployConfig, CommentedExamplesAreValidToo) {
   // Uncomment "# [table]", "# [[table]]" and "# key = value" lines.
-  std::string text = std::regex_replace(shipped_config(), std::regex(R"(^# (\[|[a-z_]+ = ))",
-                                                                     std::regex::multiline),
-                                        "$1");
+  std::string text = std::regex_replace(
+      shipped_config(), std::regex(R"(^# (\[|[a-z_]+ = ))", std::regex::multiline), "$1");
   auto c = apply_toml(text, "deploy/vmscope.toml (examples)", Config{});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->http_username, "vmscope");

@@ -27,173 +27,12 @@
 #include <stdexcept>
 #include <thread>
 
+#include "json.h"
 #include "test_env.h"
 #include "vm_fixture.h"
 
 namespace vmscope::test::dashboards_json {
 namespace {
-
-// ---- a minimal JSON reader (objects keep their member order) --------------------------
-
-struct Json {
-  enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
-  std::string text;  // number as written, string value, "true"/"false"/"null"
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;
-  const Json* get(const std::string& key) const {
-    for (const auto& [k, v] : members)
-      if (k == key) return &v;
-    return nullptr;
-  }
-  std::string str(const std::string& key) const {
-    const Json* v = get(key);
-    return v && v->kind == kString ? v->text : std::string();
-  }
-  bool is_true(const std::string& key) const {
-    const Json* v = get(key);
-    return v && v->kind == kBool && v->text == "true";
-  }
-};
-
-class Reader {
- public:
-  explicit Reader(const std::string& s) : s_(s) {}
-  Json document() {
-    Json v = value();
-    ws();
-    if (i_ != s_.size()) fail("trailing text");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw std::runtime_error("JSON: " + what + " at offset " + std::to_string(i_) + ": " +
-                             s_.substr(i_ < 40 ? 0 : i_ - 40, 80));
-  }
-  void ws() {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-  }
-  void expect(char c) {
-    ws();
-    if (i_ >= s_.size() || s_[i_] != c) fail(std::string("expected '") + c + "'");
-    ++i_;
-  }
-  static void utf8(uint32_t cp, std::string& out) {
-    if (cp < 0x80) {
-      out += char(cp);
-    } else if (cp < 0x800) {
-      out += char(0xc0 | (cp >> 6));
-      out += char(0x80 | (cp & 0x3f));
-    } else {
-      out += char(0xe0 | (cp >> 12));
-      out += char(0x80 | ((cp >> 6) & 0x3f));
-      out += char(0x80 | (cp & 0x3f));
-    }
-  }
-  std::string string() {
-    expect('"');
-    std::string out;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      const char c = s_[i_++];
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) fail("bad escape");
-      const char e = s_[i_++];
-      switch (e) {
-        case 'n':
-          out += '\n';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case '"':
-        case '\\':
-        case '/':
-          out += e;
-          break;
-        case 'u': {
-          if (i_ + 4 > s_.size()) fail("bad \\u escape");
-          utf8(static_cast<uint32_t>(std::stoul(s_.substr(i_, 4), nullptr, 16)), out);
-          i_ += 4;
-          break;
-        }
-        default:
-          fail("bad escape");
-      }
-    }
-    if (i_ >= s_.size()) fail("unterminated string");
-    ++i_;
-    return out;
-  }
-  Json value() {
-    ws();
-    if (i_ >= s_.size()) fail("unexpected end");
-    Json v;
-    const char c = s_[i_];
-    if (c == '{' || c == '[') {
-      const bool obj = c == '{';
-      v.kind = obj ? Json::kObject : Json::kArray;
-      ++i_;
-      ws();
-      if (i_ < s_.size() && s_[i_] == (obj ? '}' : ']')) {
-        ++i_;
-        return v;
-      }
-      for (;;) {
-        if (obj) {
-          std::string k = string();
-          expect(':');
-          v.members.emplace_back(std::move(k), value());
-        } else {
-          v.items.push_back(value());
-        }
-        ws();
-        if (i_ < s_.size() && s_[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        expect(obj ? '}' : ']');
-        return v;
-      }
-    }
-    if (c == '"') {
-      v.kind = Json::kString;
-      v.text = string();
-      return v;
-    }
-    for (const char* word : {"true", "false", "null"}) {
-      if (s_.compare(i_, std::strlen(word), word) == 0) {
-        i_ += std::strlen(word);
-        v.kind = word[0] == 'n' ? Json::kNull : Json::kBool;
-        v.text = word;
-        return v;
-      }
-    }
-    const size_t start = i_;
-    while (i_ < s_.size() &&
-           (std::isdigit(static_cast<unsigned char>(s_[i_])) || std::strchr("+-.eE", s_[i_])))
-      ++i_;
-    if (i_ == start) fail("unexpected character");
-    v.kind = Json::kNumber;
-    v.text = s_.substr(start, i_ - start);
-    return v;
-  }
-
-  const std::string& s_;
-  size_t i_ = 0;
-};
 
 Json parse_file(const std::string& path) {
   std::ifstream in(path);
@@ -201,7 +40,7 @@ Json parse_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string text = ss.str();
-  return Reader(text).document();
+  return parse_json(text);
 }
 
 // ---- the dashboards ------------------------------------------------------------------
@@ -420,7 +259,7 @@ struct Answer {
 };
 
 Answer parse_answer(const std::string& body) {
-  const Json doc = Reader(body).document();
+  const Json doc = parse_json(body);
   if (const Json* err = doc.get("error")) throw std::runtime_error("InfluxDB: " + err->text);
   const Json* results = doc.get("results");
   if (!results || results->items.empty()) throw std::runtime_error("InfluxDB: no results: " + body);
@@ -452,43 +291,16 @@ Answer parse_answer(const std::string& body) {
   return a;
 }
 
-class Influx {
+// influxd in the namespace, answers parsed into series.
+class Influx : public InfluxServer {
  public:
-  Influx(const Netns& ns, const std::string& dir, int port) : ns_(ns), dir_(dir), port_(port) {
-    const std::string out = dir + ".start.out";
-    const int rc =
-        sh(source_dir() + "/tests/influx/start-influxdb.sh --dir " + shq(dir_) + " --port " +
-           std::to_string(port) + " --netns " + ns.name() + " --timeout 20 >" + shq(out) + " 2>&1");
-    if (rc != 0) throw std::runtime_error("start-influxdb.sh failed:\n" + read_text(out));
-  }
-  ~Influx() {
-    sh(source_dir() + "/tests/influx/stop-influxdb.sh --timeout 5 --purge --dir " + shq(dir_) +
-       " >/dev/null 2>&1");
-  }
-  Influx(const Influx&) = delete;
-  Influx& operator=(const Influx&) = delete;
-
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  using InfluxServer::InfluxServer;
   void create_database(const std::string& db) const {
-    parse_answer(ns_.capture("curl -sS -m 5 -XPOST " + base() + "/query --data-urlencode " +
-                             shq("q=CREATE DATABASE \"" + db + "\"")));
-  }
-  // Line protocol from a file, seconds precision; the HTTP status is returned.
-  std::string write_file(const std::string& db, const std::string& path) const {
-    return ns_.capture("curl -sS -m 5 -o /dev/null -w '%{http_code}' -XPOST " +
-                       shq(base() + "/write?db=" + db + "&precision=s") + " --data-binary @" +
-                       shq(path));
+    parse_answer(post_query("CREATE DATABASE \"" + db + "\""));
   }
   Answer query(const std::string& db, const std::string& q) const {
-    return parse_answer(ns_.capture("curl -sS -m 10 -G " + base() + "/query --data-urlencode " +
-                                    shq("db=" + db) + " --data-urlencode " + shq("q=" + q)));
+    return parse_answer(get_query(db, q, 10));
   }
-  std::string log_tail() const { return tail(read_text(dir_ + "/influxd.log"), 15); }
-
- private:
-  const Netns& ns_;
-  std::string dir_;
-  int port_;
 };
 
 constexpr int kInfluxPort = 18091;

@@ -28,6 +28,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "json.h"
 #include "test_env.h"
 #include "vm_fixture.h"
 
@@ -45,158 +46,10 @@ constexpr uint64_t kBlobBytes = 1048576;
 constexpr int kDownloads = 3;
 constexpr int kAttempts = 6;  // windows spoiled by guest chatter before we give up
 
-// ---- a minimal JSON reader, enough for InfluxDB's /query answers ----------------------
-
-struct Json {
-  enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
-  std::string text;  // number as written, string value, "true"/"false"
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;
-  const Json* get(const std::string& key) const {
-    for (const auto& [k, v] : members)
-      if (k == key) return &v;
-    return nullptr;
-  }
-};
-
-class JsonReader {
- public:
-  explicit JsonReader(const std::string& s) : s_(s) {}
-  Json document() {
-    Json v = value();
-    ws();
-    if (i_ != s_.size()) fail("trailing text");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw std::runtime_error("JSON: " + what + " at " + std::to_string(i_) + " in: " + s_);
-  }
-  void ws() {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-  }
-  void expect(char c) {
-    ws();
-    if (i_ >= s_.size() || s_[i_] != c) fail(std::string("expected '") + c + "'");
-    ++i_;
-  }
-  std::string string() {
-    expect('"');
-    std::string out;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      char c = s_[i_++];
-      if (c == '\\') {
-        if (i_ >= s_.size()) fail("bad escape");
-        char e = s_[i_++];
-        switch (e) {
-          case 'n':
-            out += '\n';
-            break;
-          case 't':
-            out += '\t';
-            break;
-          case 'r':
-            out += '\r';
-            break;
-          case 'b':
-            out += '\b';
-            break;
-          case 'f':
-            out += '\f';
-            break;
-          case 'u':
-            out += '?';
-            i_ += 4;
-            break;  // not needed for our names
-          default:
-            out += e;
-        }
-      } else {
-        out += c;
-      }
-    }
-    if (i_ >= s_.size()) fail("unterminated string");
-    ++i_;
-    return out;
-  }
-  Json value() {
-    ws();
-    if (i_ >= s_.size()) fail("unexpected end");
-    Json v;
-    const char c = s_[i_];
-    if (c == '{') {
-      v.kind = Json::kObject;
-      ++i_;
-      ws();
-      if (i_ < s_.size() && s_[i_] == '}') {
-        ++i_;
-        return v;
-      }
-      for (;;) {
-        std::string k = string();
-        expect(':');
-        v.members.emplace_back(std::move(k), value());
-        ws();
-        if (i_ < s_.size() && s_[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        expect('}');
-        return v;
-      }
-    }
-    if (c == '[') {
-      v.kind = Json::kArray;
-      ++i_;
-      ws();
-      if (i_ < s_.size() && s_[i_] == ']') {
-        ++i_;
-        return v;
-      }
-      for (;;) {
-        v.items.push_back(value());
-        ws();
-        if (i_ < s_.size() && s_[i_] == ',') {
-          ++i_;
-          continue;
-        }
-        expect(']');
-        return v;
-      }
-    }
-    if (c == '"') {
-      v.kind = Json::kString;
-      v.text = string();
-      return v;
-    }
-    for (const char* word : {"true", "false", "null"}) {
-      if (s_.compare(i_, std::strlen(word), word) == 0) {
-        i_ += std::strlen(word);
-        v.kind = word[0] == 'n' ? Json::kNull : Json::kBool;
-        v.text = word;
-        return v;
-      }
-    }
-    const size_t start = i_;
-    while (i_ < s_.size() &&
-           (std::isdigit(static_cast<unsigned char>(s_[i_])) || std::strchr("+-.eE", s_[i_])))
-      ++i_;
-    if (i_ == start) fail("unexpected character");
-    v.kind = Json::kNumber;
-    v.text = s_.substr(start, i_ - start);
-    return v;
-  }
-
-  const std::string& s_;
-  size_t i_ = 0;
-};
-
-// The rows of all series of the first statement, as column -> value text.
 using Row = std::map<std::string, std::string>;
 
 std::vector<Row> influx_rows(const std::string& body) {
-  const Json doc = JsonReader(body).document();
+  const Json doc = parse_json(body);
   if (const Json* err = doc.get("error")) throw std::runtime_error("InfluxDB: " + err->text);
   const Json* results = doc.get("results");
   if (!results || results->items.empty()) throw std::runtime_error("InfluxDB: no results: " + body);
@@ -226,40 +79,16 @@ int64_t num(const Row& r, const std::string& col) {
   return std::stoll(it->second);
 }
 
-// influxd in the namespace on loopback; stopped (and its data removed) on destruction.
-class Influx {
+// influxd in the namespace, answers parsed into rows.
+class Influx : public InfluxServer {
  public:
-  Influx(const Netns& ns, const std::string& dir, int port) : ns_(ns), dir_(dir), port_(port) {
-    const std::string out = dir + ".start.out";
-    const int rc =
-        sh(source_dir() + "/tests/influx/start-influxdb.sh --dir " + shq(dir_) + " --port " +
-           std::to_string(port) + " --netns " + ns.name() + " --timeout 20 >" + shq(out) + " 2>&1");
-    if (rc != 0) throw std::runtime_error("start-influxdb.sh failed:\n" + read_text(out));
-    std::printf("%s", read_text(out).c_str());
-  }
-  ~Influx() {
-    sh(source_dir() + "/tests/influx/stop-influxdb.sh --timeout 5 --purge --dir " + shq(dir_) +
-       " >/dev/null 2>&1");
-  }
-  Influx(const Influx&) = delete;
-  Influx& operator=(const Influx&) = delete;
-
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  using InfluxServer::InfluxServer;
   void create_database(const std::string& db) const {
-    influx_rows(ns_.capture("curl -sS -m 5 -XPOST " + base() + "/query --data-urlencode " +
-                            shq("q=CREATE DATABASE \"" + db + "\"")));
+    influx_rows(post_query("CREATE DATABASE \"" + db + "\""));
   }
   std::vector<Row> query(const std::string& db, const std::string& q) const {
-    return influx_rows(ns_.capture("curl -sS -m 5 -G " + base() + "/query --data-urlencode " +
-                                   shq("db=" + db) +
-                                   " --data-urlencode epoch=ns --data-urlencode " + shq("q=" + q)));
+    return influx_rows(get_query(db, q, 5, "--data-urlencode epoch=ns"));
   }
-  std::string log_tail() const { return tail(read_text(dir_ + "/influxd.log"), 15); }
-
- private:
-  const Netns& ns_;
-  std::string dir_;
-  int port_;
 };
 
 // ---- tap counters ---------------------------------------------------------------------

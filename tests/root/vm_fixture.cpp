@@ -109,4 +109,36 @@ Vm::~Vm() {
      " >/dev/null 2>&1");
 }
 
+InfluxServer::InfluxServer(const Netns& ns, const std::string& dir, int port)
+    : ns_(ns), dir_(dir), port_(port) {
+  const std::string out = dir + ".start.out";
+  const int rc =
+      sh(source_dir() + "/tests/influx/start-influxdb.sh --dir " + shq(dir_) + " --port " +
+         std::to_string(port) + " --netns " + ns.name() + " --timeout 20 >" + shq(out) + " 2>&1");
+  if (rc != 0) throw std::runtime_error("start-influxdb.sh failed:\n" + read_text(out));
+  std::printf("%s", read_text(out).c_str());
+}
+
+InfluxServer::~InfluxServer() {
+  sh(source_dir() + "/tests/influx/stop-influxdb.sh --timeout 5 --purge --dir " + shq(dir_) +
+     " >/dev/null 2>&1");
+}
+
+std::string InfluxServer::post_query(const std::string& q) const {
+  return ns_.capture("curl -sS -m 5 -XPOST " + base() + "/query --data-urlencode " + shq("q=" + q));
+}
+
+std::string InfluxServer::get_query(const std::string& db, const std::string& q, int timeout_s,
+                                    const std::string& extra) const {
+  return ns_.capture("curl -sS -m " + std::to_string(timeout_s) + " -G " + base() +
+                     "/query --data-urlencode " + shq("db=" + db) + " " + extra +
+                     " --data-urlencode " + shq("q=" + q));
+}
+
+std::string InfluxServer::write_file(const std::string& db, const std::string& path) const {
+  return ns_.capture("curl -sS -m 5 -o /dev/null -w '%{http_code}' -XPOST " +
+                     shq(base() + "/write?db=" + db + "&precision=s") + " --data-binary @" +
+                     shq(path));
+}
+
 }  // namespace vmscope::test

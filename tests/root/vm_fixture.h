@@ -45,4 +45,29 @@ class Vm {
   int pid_ = 0;
 };
 
+// influxd (tests/influx/start-influxdb.sh) in `ns` on 127.0.0.1:port, data under `dir`;
+// stopped and its data removed on destruction. Answers are returned as raw bodies.
+class InfluxServer {
+ public:
+  InfluxServer(const Netns& ns, const std::string& dir, int port);
+  ~InfluxServer();
+  InfluxServer(const InfluxServer&) = delete;
+  InfluxServer& operator=(const InfluxServer&) = delete;
+
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // POST /query without a database (CREATE DATABASE ...).
+  std::string post_query(const std::string& q) const;
+  // GET /query?db=...; extra: further curl arguments (e.g. --data-urlencode epoch=ns).
+  std::string get_query(const std::string& db, const std::string& q, int timeout_s,
+                        const std::string& extra = "") const;
+  // Line protocol from a file, seconds precision; returns the HTTP status.
+  std::string write_file(const std::string& db, const std::string& path) const;
+  std::string log_tail() const { return tail(read_text(dir_ + "/influxd.log"), 15); }
+
+ private:
+  const Netns& ns_;
+  std::string dir_;
+  int port_;
+};
+
 }  // namespace vmscope::test
