@@ -12,6 +12,7 @@
 
 #include "agent/agent.h"
 #include "agent/options.h"
+#include "common/units.h"
 #include "discover/inventory.h"
 #include "discover/links.h"
 #include "discover/vm_processes.h"
@@ -48,13 +49,6 @@ double uptime_seconds() {
   double up = 0;
   in >> up;
   return up;
-}
-
-std::string human_duration(double s) {
-  auto secs = static_cast<uint64_t>(s);
-  if (secs >= 86400) return fmt::format("{}d{:02}h", secs / 86400, secs % 86400 / 3600);
-  if (secs >= 3600) return fmt::format("{}h{:02}m", secs / 3600, secs % 3600 / 60);
-  return fmt::format("{}m{:02}s", secs / 60, secs % 60);
 }
 
 struct Row {
