@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "config/config.h"
+#include "top/top.h"
 
 namespace {
 
@@ -48,6 +49,14 @@ int main(int argc, char** argv) {
 
   if (parsed.cli->command == vmscope::Command::kList) {
     if (auto st = vmscope::list_vms(config, stdout); !st) {
+      std::fprintf(stderr, "vmscope: %s\n", st.error().message.c_str());
+      return 1;
+    }
+    return 0;
+  }
+
+  if (parsed.cli->command == vmscope::Command::kTop) {
+    if (auto st = vmscope::run_top(config, parsed.cli->top, stdout); !st) {
       std::fprintf(stderr, "vmscope: %s\n", st.error().message.c_str());
       return 1;
     }

@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
@@ -7,6 +8,8 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include "top/top_model.h"
 
 namespace vmscope {
 
@@ -121,6 +124,13 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
 
 namespace {
 
+// "cpu, mem, ..., uptime": the keys --sort accepts, from the one list top sorts by.
+std::string sort_key_list() {
+  std::vector<std::string_view> names;
+  for (SortKey k : sort_keys()) names.push_back(sort_key_name(k));
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
 Result<std::string> read_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Error::from_errno(fmt::format("read config {}", path), errno);
@@ -157,6 +167,19 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   add_naming(run);
   CLI::App* list = app.add_subcommand("list", "list the VMs found on this host");
   add_naming(list);
+  TopOptions top_opts;
+  double delay = 0;
+  int64_t iterations = 0;
+  CLI::App* top = app.add_subcommand("top", "live view of every VM (keys: h for help)");
+  top->add_flag("-b,--batch", top_opts.batch, "print plain-text snapshots instead of a screen");
+  top->add_option("-n,--iterations", iterations, "snapshots before exiting (default: until q)");
+  top->add_option("-d,--delay", delay, "seconds between updates (default 1)");
+  top->add_option("--sort", top_opts.sort, sort_key_list() + " (default cpu)");
+  top->add_option("--filter", top_opts.filter, "show only VMs whose name contains this");
+  top->add_option("--attach", attach, "when attaching its own programs: auto, tcx or clsact");
+  bool own = false;
+  top->add_flag("--own", own, "attach own programs even when a vmscope run is active");
+  add_naming(top);
 
   std::vector<std::string> rev(args.rbegin(), args.rend());
   if (!rev.empty()) rev.pop_back();  // program name
@@ -177,7 +200,7 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   }
 
   CommandLine cli;
-  cli.command = list->parsed() ? Command::kList : Command::kRun;
+  cli.command = list->parsed() ? Command::kList : top->parsed() ? Command::kTop : Command::kRun;
   Config c;
   if (!config_file.empty()) {
     auto text = read_file(config_file);
@@ -205,7 +228,32 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
     c.count = static_cast<uint64_t>(count);
   }
   if (run->count("--output")) c.outputs = flags.outputs;
-  if (!log_level.empty()) c.log_level = log_level;
+  if (top->parsed()) {
+    if (top->count("--delay")) c.interval_s = delay;
+    if (iterations < 0) {
+      out.exit_code = 2;
+      out.message = fmt::format("vmscope: --iterations {}: must be >= 0", iterations);
+      return out;
+    }
+    top_opts.iterations = static_cast<uint64_t>(iterations);
+    top_opts.shared = !own;
+    if (!parse_sort_key(top_opts.sort)) {
+      out.exit_code = 2;
+      out.message =
+          fmt::format("vmscope: --sort {}: expected one of {}", top_opts.sort, sort_key_list());
+      return out;
+    }
+    if (top->count("--delay") && !(delay >= 0.1 && delay <= 3600)) {
+      out.exit_code = 2;
+      out.message = fmt::format("vmscope: --delay {}: must be between 0.1 and 3600 seconds", delay);
+      return out;
+    }
+    cli.top = top_opts;
+  }
+  if (!log_level.empty())
+    c.log_level = log_level;
+  else if (top->parsed())
+    c.log_level = "warn";  // top's own output is the screen; only trouble is worth a line
   if (no_drop_path) c.drop_path = false;
   if (!attach.empty()) {
     auto mode = parse_attach_mode(attach);

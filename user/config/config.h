@@ -22,11 +22,21 @@ struct Config {
   std::vector<NameOverride> overrides;
 };
 
-enum class Command { kRun, kList };
+enum class Command { kRun, kList, kTop };
+
+// `vmscope top`: the interval is the config's; these are the view's own settings.
+struct TopOptions {
+  bool batch = false;       // -b: plain-text snapshots on stdout instead of the screen
+  uint64_t iterations = 0;  // -n: snapshots before exiting; 0 = until quit
+  std::string sort = "cpu";
+  std::string filter;
+  bool shared = true;  // read a running `vmscope run`'s pinned maps when there is one
+};
 
 struct CommandLine {
   Command command = Command::kRun;
   Config config;
+  TopOptions top;
 };
 
 // What main should do: run a command, or exit with a code after printing message

@@ -1,0 +1,118 @@
+// What `vmscope top` shows, computed from two consecutive engine samples: one row per
+// VM with rates (counter deltas divided by the real time between the samples), host
+// totals, per-bridge rates and the recent VM events. Pure computation: no kernel, no
+// terminal, so it is unit-tested with made-up samples.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/engine.h"
+
+namespace vmscope {
+
+// Network of one tap as shown in the detail view. rx/tx are from the VM's point of view
+// (as virt-top and libvirt show them): rx = host -> VM (the tap's TX), tx = VM -> host.
+struct TopTap {
+  std::string name, bridge;
+  int ifindex = 0;
+  uint32_t mtu = 0;
+  double rx_bps = 0, tx_bps = 0, rx_pps = 0, tx_pps = 0;
+  vs_net_counters rx{}, tx{};  // totals since counting started
+  LinkErrors errors;           // totals since counting started
+  double drops_per_s = 0;
+};
+
+struct TopRow {
+  std::string vm, launcher;
+  uint32_t pid = 0;  // lowest pid of its processes; 0 when only its tap is known
+  bool has_process = false;
+  uint32_t processes = 0, threads = 0;
+  double cpu_pct = 0;  // 100 = one CPU
+  uint64_t rss_bytes = 0, vsize_bytes = 0;
+  double faults_per_s = 0, maj_faults_per_s = 0;
+  uint64_t min_flt = 0, maj_flt = 0, nvcsw = 0, nivcsw = 0;
+  double utime_s = 0, stime_s = 0;
+  double rx_bps = 0, tx_bps = 0;  // bit/s, VM's point of view
+  double pps = 0;                 // packets/s, both directions
+  double conns_per_s = 0;         // TCP SYNs (without ACK) per second, both directions
+  double drops_per_s = 0;         // kernel drops and errors on its taps, per second
+  double uptime_s = 0;
+  bool rates_known = false;  // false in the first sample that shows it
+  std::vector<TopTap> taps;
+};
+
+struct TopBridge {
+  std::string name;
+  uint32_t taps = 0;
+  double rx_bps = 0, tx_bps = 0;  // VMs' point of view: to and from its VMs
+};
+
+enum class SortKey {
+  kCpu,
+  kMem,
+  kNet,
+  kFaults,
+  kName,
+  kPid,
+  kRx,
+  kTx,
+  kPkts,
+  kConns,
+  kDrops,
+  kUptime
+};
+
+// The sort keys in column order (for `<` and `>`), their names (for --sort) and headers.
+const std::vector<SortKey>& sort_keys();
+std::string_view sort_key_name(SortKey k);
+std::optional<SortKey> parse_sort_key(std::string_view name);
+
+struct TopFrame {
+  int64_t timestamp_ns = 0;  // realtime of the newer sample
+  double interval_s = 0;     // real time between the two samples (0: first sample)
+  std::vector<TopRow> rows;  // every VM, unsorted
+  std::vector<TopBridge> bridges;
+  double rx_bps = 0, tx_bps = 0;  // all VMs
+  bool net_ok = true, procs_ok = true;
+};
+
+// Keeps the previous sample's cumulative counters and the recent events.
+class TopModel {
+ public:
+  static constexpr size_t kMaxEvents = 200;
+
+  // Builds the frame for `s`, against the previous call's sample.
+  const TopFrame& update(const EngineSample& s);
+  // Events that arrived between samples.
+  void add_events(const std::vector<VmEvent>& events);
+  const TopFrame& frame() const { return frame_; }
+  const std::deque<VmEvent>& events() const { return events_; }  // oldest first
+
+ private:
+  struct TapPrev {
+    vs_net_counters rx{}, tx{};
+    uint64_t drops = 0;
+  };
+  struct VmPrev {
+    uint64_t runtime_ns = 0, faults = 0, maj_faults = 0;
+  };
+  TopFrame frame_;
+  bool have_prev_ = false;
+  int64_t prev_boottime_ns_ = 0;
+  std::map<int, TapPrev> prev_taps_;  // by ifindex
+  std::map<std::string, VmPrev, std::less<>> prev_vms_;
+  std::map<std::string, std::pair<vs_net_counters, vs_net_counters>, std::less<>> prev_bridges_;
+  std::deque<VmEvent> events_;
+};
+
+// Rows matching the filter (case-insensitive substring of the VM name; empty: all),
+// ordered by key (descending for figures, ascending for name and pid; `reverse` flips).
+std::vector<const TopRow*> select_rows(const TopFrame& f, SortKey key, bool reverse,
+                                       std::string_view filter);
+
+}  // namespace vmscope

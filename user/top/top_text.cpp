@@ -1,0 +1,260 @@
+#include "top/top_text.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ctime>
+#include <functional>
+
+#include "common/units.h"
+
+namespace vmscope {
+
+struct TopColumn {
+  std::string_view header;
+  int width;       // minimum; the name column takes what is left
+  bool left;       // left-aligned text
+  int drop_order;  // 0: always shown; higher numbers are dropped first when narrow
+  SortKey key;
+  std::function<std::string(const TopRow&)> cell;
+};
+
+namespace {
+
+std::string rate_or_dash(const TopRow& r, double v) {
+  return r.rates_known ? human_si(v) : "-";
+}
+
+std::string proc_or_dash(const TopRow& r, const std::string& s) {
+  return r.has_process ? s : "-";
+}
+
+// Column order is the display order; `<` and `>` walk the sort keys in this order.
+const std::vector<TopColumn>& all_columns() {
+  static const std::vector<TopColumn> cols = {
+      {"VM", 12, true, 0, SortKey::kName, [](const TopRow& r) { return r.vm; }},
+      {"LAUNCHER", 8, true, 5, SortKey::kName,
+       [](const TopRow& r) { return r.launcher.empty() ? std::string("-") : r.launcher; }},
+      {"PID", 7, false, 3, SortKey::kPid,
+       [](const TopRow& r) { return r.pid ? std::to_string(r.pid) : std::string("-"); }},
+      {"CPU%", 6, false, 0, SortKey::kCpu,
+       [](const TopRow& r) {
+         return r.has_process && r.rates_known ? fmt::format("{:.1f}", r.cpu_pct) : "-";
+       }},
+      {"RSS", 6, false, 0, SortKey::kMem,
+       [](const TopRow& r) {
+         return proc_or_dash(r, human_bytes(static_cast<double>(r.rss_bytes)));
+       }},
+      {"FLT/s", 6, false, 0, SortKey::kFaults,
+       [](const TopRow& r) {
+         return r.has_process ? rate_or_dash(r, r.faults_per_s) : std::string("-");
+       }},
+      {"RXbit/s", 7, false, 0, SortKey::kRx,
+       [](const TopRow& r) { return rate_or_dash(r, r.rx_bps); }},
+      {"TXbit/s", 7, false, 0, SortKey::kTx,
+       [](const TopRow& r) { return rate_or_dash(r, r.tx_bps); }},
+      {"PKT/s", 6, false, 1, SortKey::kPkts,
+       [](const TopRow& r) { return rate_or_dash(r, r.pps); }},
+      {"CONN/s", 6, false, 2, SortKey::kConns,
+       [](const TopRow& r) { return rate_or_dash(r, r.conns_per_s); }},
+      {"DROP/s", 6, false, 4, SortKey::kDrops,
+       [](const TopRow& r) { return rate_or_dash(r, r.drops_per_s); }},
+      {"UPTIME", 7, false, 2, SortKey::kUptime,
+       [](const TopRow& r) { return proc_or_dash(r, human_duration(r.uptime_s)); }},
+  };
+  return cols;
+}
+
+int fixed_width(const std::vector<const TopColumn*>& cols) {
+  int w = 0;
+  for (const TopColumn* c : cols) w += c->width + 1;
+  return w - 1;
+}
+
+// The name column gets every character the others leave (at least its minimum).
+int name_width(const std::vector<const TopColumn*>& cols, int width) {
+  return std::max(cols.front()->width, cols.front()->width + width - fixed_width(cols));
+}
+
+std::string fit(std::string_view s, int width, bool left) {
+  if (static_cast<int>(s.size()) > width) {
+    // Keep the end of long names: VM names differ at the end more often (vm-web-01/02).
+    if (left && width > 1)
+      return "~" + std::string(s.substr(s.size() - static_cast<size_t>(width - 1)));
+    return std::string(s.substr(0, static_cast<size_t>(width)));
+  }
+  return left ? fmt::format("{:<{}}", s, width) : fmt::format("{:>{}}", s, width);
+}
+
+std::string clock_time(int64_t realtime_ns) {
+  time_t t = static_cast<time_t>(realtime_ns / 1'000'000'000);
+  tm local{};
+  localtime_r(&t, &local);
+  char buf[16];
+  strftime(buf, sizeof(buf), "%H:%M:%S", &local);
+  return buf;
+}
+
+std::string bits(double bps) {
+  return human_si(bps) + "bit/s";
+}
+
+}  // namespace
+
+std::vector<const TopColumn*> columns_for_width(int width) {
+  std::vector<const TopColumn*> cols;
+  for (const TopColumn& c : all_columns()) cols.push_back(&c);
+  while (fixed_width(cols) > width) {
+    auto worst = std::max_element(
+        cols.begin(), cols.end(),
+        [](const TopColumn* a, const TopColumn* b) { return a->drop_order < b->drop_order; });
+    if ((*worst)->drop_order == 0) break;
+    cols.erase(worst);
+  }
+  return cols;
+}
+
+std::vector<ColumnSpan> column_spans(const std::vector<const TopColumn*>& cols, int width) {
+  std::vector<ColumnSpan> spans;
+  int x = 0;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    int w = i == 0 ? name_width(cols, width) : cols[i]->width;
+    spans.push_back({cols[i]->key, x, x + w});
+    x += w + 1;
+  }
+  return spans;
+}
+
+std::string table_header(const std::vector<const TopColumn*>& cols, int width, SortKey sort) {
+  std::string line;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    int w = i == 0 ? name_width(cols, width) : cols[i]->width;
+    // The sort column is marked like htop's; the name column shows it only for name sort.
+    std::string h(cols[i]->header);
+    if (cols[i]->key == sort && (i == 0 || sort != SortKey::kName))
+      h = (cols[i]->left ? "" : "*") + h + (cols[i]->left ? "*" : "");
+    if (i) line += ' ';
+    line += fit(h, w, cols[i]->left);
+  }
+  return line;
+}
+
+std::string table_row(const TopRow& r, const std::vector<const TopColumn*>& cols, int width) {
+  std::string line;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    int w = i == 0 ? name_width(cols, width) : cols[i]->width;
+    if (i) line += ' ';
+    line += fit(cols[i]->cell(r), w, cols[i]->left);
+  }
+  return line;
+}
+
+std::vector<std::string> summary_lines(const TopFrame& f, size_t shown, const TopView& v) {
+  size_t running = 0;
+  for (const TopRow& r : f.rows)
+    if (r.has_process) ++running;
+  std::vector<std::string> out;
+  out.push_back(fmt::format("vmscope top - {}  VMs: {} ({} running, {} shown)  delay {:g}s{}  {}",
+                            clock_time(f.timestamp_ns), f.rows.size(), running, shown, v.delay_s,
+                            v.paused ? "  PAUSED" : "", v.mode));
+  out.push_back(fmt::format("Net: RX {}  TX {}  (VMs' view; interval {:.2f}s){}{}", bits(f.rx_bps),
+                            bits(f.tx_bps), f.interval_s,
+                            f.net_ok ? "" : "  [network drain failing]",
+                            f.procs_ok ? "" : "  [process metrics unavailable]"));
+  std::string br = "Bridges:";
+  if (f.bridges.empty()) br += " none";
+  for (const TopBridge& b : f.bridges)
+    br += fmt::format("  {} ({} tap{}) RX {} TX {}", b.name, b.taps, b.taps == 1 ? "" : "s",
+                      human_si(b.rx_bps), human_si(b.tx_bps));
+  out.push_back(br);
+  out.push_back(fmt::format("Sort: {}{}  Filter: {}", sort_key_name(v.sort),
+                            v.reverse ? " (reversed)" : "", v.filter.empty() ? "-" : v.filter));
+  return out;
+}
+
+std::string event_line(const VmEvent& e) {
+  std::string what;
+  if (e.kind == VmEvent::Kind::kStart) {
+    what = fmt::format("start  pid {} ({})", e.pid, e.launcher.empty() ? "-" : e.launcher);
+  } else if (!e.exit_known) {
+    what = fmt::format("exit   pid {} after {}", e.pid, human_duration(e.lifetime_s));
+  } else if (e.signal) {
+    what = fmt::format("exit   pid {} killed by signal {} after {}", e.pid, e.signal,
+                       human_duration(e.lifetime_s));
+  } else {
+    what = fmt::format("exit   pid {} status {} after {}", e.pid, e.exit_code,
+                       human_duration(e.lifetime_s));
+  }
+  return fmt::format("{} {} {}", clock_time(e.timestamp_ns), e.vm, what);
+}
+
+std::vector<std::string> detail_lines(const TopRow& r, const std::deque<VmEvent>& events) {
+  std::vector<std::string> out;
+  out.push_back(fmt::format("VM {}  launcher {}  pid {}", r.vm,
+                            r.launcher.empty() ? "-" : r.launcher,
+                            r.pid ? std::to_string(r.pid) : "-"));
+  if (r.has_process) {
+    out.push_back(fmt::format("  processes {}  threads {}  uptime {}", r.processes, r.threads,
+                              human_duration(r.uptime_s)));
+    out.push_back(
+        fmt::format("  CPU {:.1f}%  user {:.2f}s  system {:.2f}s  ctxsw {} vol / {} invol",
+                    r.cpu_pct, r.utime_s, r.stime_s, r.nvcsw, r.nivcsw));
+    out.push_back(fmt::format(
+        "  memory RSS {}  virtual {}  faults {:.0f}/s (major {:.0f}/s)  total {} minor / {} major",
+        human_bytes(static_cast<double>(r.rss_bytes)),
+        human_bytes(static_cast<double>(r.vsize_bytes)), r.faults_per_s, r.maj_faults_per_s,
+        r.min_flt, r.maj_flt));
+  } else {
+    out.push_back("  no process (a tap nobody holds, or process metrics unavailable)");
+  }
+  for (const TopTap& t : r.taps) {
+    out.push_back("");
+    out.push_back(fmt::format("  tap {} (ifindex {}, mtu {}, bridge {})", t.name, t.ifindex, t.mtu,
+                              t.bridge.empty() ? "-" : t.bridge));
+    out.push_back(fmt::format("    {:<3} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5}", "",
+                              "bit/s", "pkt/s", "bytes", "TCP", "UDP", "ICMP", "other", "mcast",
+                              "SYNs"));
+    auto dir = [&](const char* name, double bps, double pps, const vs_net_counters& c) {
+      out.push_back(fmt::format("    {:<3} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5}",
+                                name, human_si(bps), human_si(pps),
+                                human_bytes(static_cast<double>(c.bytes)),
+                                human_bytes(static_cast<double>(c.l4_bytes[VS_L4_TCP])),
+                                human_bytes(static_cast<double>(c.l4_bytes[VS_L4_UDP])),
+                                human_bytes(static_cast<double>(c.l4_bytes[VS_L4_ICMP])),
+                                human_bytes(static_cast<double>(c.l4_bytes[VS_L4_OTHER])),
+                                c.mcast_packets + c.bcast_packets, c.tcp_syns));
+    };
+    dir("RX", t.rx_bps, t.rx_pps, t.rx);
+    dir("TX", t.tx_bps, t.tx_pps, t.tx);
+    out.push_back(fmt::format("    errors rx {} tx {}  dropped rx {} tx {}  ({:.0f}/s)",
+                              t.errors.rx_errors, t.errors.tx_errors, t.errors.rx_dropped,
+                              t.errors.tx_dropped, t.drops_per_s));
+  }
+  out.push_back("");
+  out.push_back("  recent events:");
+  size_t n = 0;
+  for (auto it = events.rbegin(); it != events.rend() && n < 10; ++it)
+    if (it->vm == r.vm) {
+      out.push_back("    " + event_line(*it));
+      ++n;
+    }
+  if (n == 0) out.push_back("    none since top started");
+  return out;
+}
+
+std::string batch_snapshot(const TopFrame& f, const TopView& v) {
+  auto rows = select_rows(f, v.sort, v.reverse, v.filter);
+  auto cols = columns_for_width(1 << 20);
+  // Batch output is for scripts: every column, the name column as wide as the longest.
+  size_t name_w = 12;
+  for (const TopRow* r : rows) name_w = std::max(name_w, r->vm.size());
+  int width = fixed_width(cols) + static_cast<int>(name_w) - cols.front()->width;
+  std::string out;
+  for (const std::string& l : summary_lines(f, rows.size(), v)) out += l + '\n';
+  out += '\n';
+  out += table_header(cols, width, v.sort) + '\n';
+  for (const TopRow* r : rows) out += table_row(*r, cols, width) + '\n';
+  return out;
+}
+
+}  // namespace vmscope
