@@ -133,7 +133,7 @@ class Agent {
 
 Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks) {
   if (auto st = block_stop_signals(); !st) return st;
-  auto engine = Engine::create(config);
+  auto engine = Engine::create(config, EngineMode::kPublish);
   if (!engine) return engine.error();
   Agent agent(config, std::move(sinks), std::move(*engine));
   return agent.run();

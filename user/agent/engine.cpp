@@ -1,5 +1,6 @@
 #include "agent/engine.h"
 
+#include <bpf/bpf.h>
 #include <linux/rtnetlink.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -25,10 +26,22 @@ void raise_fd_limit() {
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> Engine::create(const Config& config) {
+Result<std::unique_ptr<Engine>> Engine::create(const Config& config, EngineMode mode) {
   raise_fd_limit();
-  auto programs = NetPrograms::load();
-  if (!programs) return programs.error();
+  std::optional<NetPrograms> programs;
+  std::optional<SharedMaps> shared;
+  if (mode == EngineMode::kShared) {
+    auto paths = shared_map_paths();
+    if (!paths) return paths.error();
+    auto found = SharedMaps::open(*paths);
+    if (!found) return found.error();
+    if (!*found) return Error::msg("no vmscope run publishes its maps in this network namespace");
+    shared = std::move(**found);
+  } else {
+    auto loaded = NetPrograms::load();
+    if (!loaded) return loaded.error();
+    programs = std::move(*loaded);
+  }
   // Subscribe before the first dump so that no change falls between the two.
   auto events = Netlink::open(RTMGRP_LINK);
   if (!events) return events.error();
@@ -37,27 +50,63 @@ Result<std::unique_ptr<Engine>> Engine::create(const Config& config) {
   // Process metrics are a feature the kernel may lack (tp_btf, task iterators):
   // without them the network path still runs.
   std::unique_ptr<ProcTracker> procs;
-  if (auto t = ProcTracker::create(process_options(config)); t)
-    procs = std::move(*t);
+  auto tracker =
+      shared ? (shared->tracked.valid()
+                    ? ProcTracker::create_reader(process_options(config), shared->tracked.get())
+                    : Error::msg("the agent has no process metrics"))
+             : ProcTracker::create(process_options(config));
+  if (tracker)
+    procs = std::move(*tracker);
   else
-    spdlog::warn("process metrics disabled: {}", t.error().message);
-  return std::make_unique<Engine>(Key{}, config, std::move(*programs), std::move(*events),
-                                  std::move(*requests), std::move(procs));
+    spdlog::warn("process metrics disabled: {}", tracker.error().message);
+  auto engine =
+      std::make_unique<Engine>(Key{}, config, std::move(programs), std::move(shared),
+                               std::move(*events), std::move(*requests), std::move(procs));
+  engine->mode_ = mode;
+  if (mode == EngineMode::kPublish) {
+    if (auto paths = shared_map_paths(); paths) {
+      SharedMapPublisher::Maps maps;
+      maps.net_stats = engine->programs_->net_stats_fd();
+      maps.if_slot = engine->programs_->if_slot_fd();
+      maps.if_slot_far = engine->programs_->if_slot_far_fd();
+      if (engine->procs_) maps.tracked = engine->procs_->programs().tracked_fd();
+      engine->publisher_ = SharedMapPublisher::create(*paths, maps);
+    } else {
+      spdlog::info("maps not shared with vmscope top: {}", paths.error().message);
+    }
+  }
+  return engine;
 }
 
-Engine::Engine(Key, const Config& c, NetPrograms programs, Netlink events, Netlink requests,
+Result<std::unique_ptr<Engine>> Engine::create_for_viewer(const Config& config) {
+  auto paths = shared_map_paths();
+  if (!paths) return paths.error();
+  auto found = SharedMaps::open(*paths);
+  if (!found) return found.error();
+  return create(config, *found ? EngineMode::kShared : EngineMode::kOwn);
+}
+
+Engine::Engine(Key, const Config& c, std::optional<NetPrograms> programs,
+               std::optional<SharedMaps> shared, Netlink events, Netlink requests,
                std::unique_ptr<ProcTracker> procs)
-    : programs_(std::move(programs)),
-      attacher_(programs_, c.attach_mode),
-      collector_(programs_.net_stats_fd()),
+    : mode_(shared ? EngineMode::kShared : EngineMode::kOwn),
+      programs_(std::move(programs)),
+      shared_(std::move(shared)),
+      collector_(programs_ ? programs_->net_stats_fd() : shared_->net_stats.get()),
       inventory_(inventory_options(c)),
       events_(std::move(events)),
       nl_(std::move(requests)),
       procs_(std::move(procs)),
-      last_sweep_ns_(realtime_ns()) {}
+      last_sweep_ns_(realtime_ns()) {
+  if (programs_) attacher_ = std::make_unique<NetAttacher>(*programs_, c.attach_mode);
+}
 
 Engine::~Engine() {
-  attacher_.detach_all();
+  detach_all();
+}
+
+void Engine::detach_all() {
+  if (attacher_) attacher_->detach_all();
 }
 
 Status Engine::start() {
@@ -92,15 +141,16 @@ void Engine::on_link_events() {
 }
 
 void Engine::sync_attachments() {
+  if (!attacher_) return read_shared_slots();
   std::map<int, std::string> wanted;
   for (const auto& [ifindex, tap] : inventory_.taps()) wanted[ifindex] = tap.link.name;
   for (const auto& [ifindex, br] : inventory_.vm_bridges()) wanted[ifindex] = br.name;
   std::set<int> before;
-  for (const auto& [ifindex, _] : attacher_.devices()) before.insert(ifindex);
-  for (const Error& e : attacher_.sync(wanted)) {
+  for (const auto& [ifindex, _] : attacher_->devices()) before.insert(ifindex);
+  for (const Error& e : attacher_->sync(wanted)) {
     if (failed_.insert(e.message).second) spdlog::error("{}", e.message);
   }
-  for (const auto& [ifindex, dev] : attacher_.devices()) {
+  for (const auto& [ifindex, dev] : attacher_->devices()) {
     if (!before.erase(ifindex)) {
       collector_.on_attached(ifindex, nl_);
       spdlog::info("monitoring {} (ifindex {})", dev.ifname, ifindex);
@@ -109,9 +159,41 @@ void Engine::sync_attachments() {
   for (int gone : before) collector_.on_detached(gone);
 }
 
+void Engine::read_shared_slots() {
+  std::vector<std::pair<int, std::string>> wanted;
+  for (const auto& [ifindex, tap] : inventory_.taps()) wanted.emplace_back(ifindex, tap.link.name);
+  for (const auto& [ifindex, br] : inventory_.vm_bridges()) wanted.emplace_back(ifindex, br.name);
+  std::map<int, AttachedDevice> devices;
+  uint32_t limit = 0;
+  for (const auto& [ifindex, name] : wanted) {
+    auto key = static_cast<uint32_t>(ifindex);
+    uint32_t value = 0;  // slot + 1; 0 = the agent does not count it (yet)
+    int fd = key < VS_IFINDEX_DIRECT_MAX ? shared_->if_slot.get() : shared_->if_slot_far.get();
+    if (bpf_map_lookup_elem(fd, &key, &value) != 0 || value == 0) continue;
+    AttachedDevice& d = devices[ifindex];
+    d.ifname = name;
+    d.slot = value - 1;
+    limit = std::max(limit, value);
+    auto old = shared_devices_.find(ifindex);
+    if (old == shared_devices_.end() || old->second.slot != d.slot)
+      collector_.on_attached(ifindex, nl_);
+  }
+  for (const auto& [ifindex, _] : shared_devices_)
+    if (!devices.count(ifindex)) collector_.on_detached(ifindex);
+  shared_devices_ = std::move(devices);
+  shared_slot_limit_ = limit;
+}
+
+void Engine::publish(const std::vector<VmEvent>& events) {
+  if (publisher_ && !events.empty()) publisher_->publish(events);
+}
+
 std::vector<VmEvent> Engine::poll_events() {
+  if (shared_) return shared_->new_events(shared_event_seq_);
   if (!procs_) return {};
-  return procs_->poll_events();
+  auto events = procs_->poll_events();
+  publish(events);
+  return events;
 }
 
 // Tap owners are VM processes too (an unnamed one is reported under its tap's name).
@@ -129,8 +211,12 @@ void Engine::sample(EngineSample& out) {
     last_sweep_ns_ = out.timestamp_ns;
   }
   inventory_.resolve_owners();
-  auto snap =
-      collector_.collect(inventory_, attacher_, nl_, programs_.slot_limit(), out.timestamp_ns);
+  // The agent attaches new devices on its own schedule: look its slots up every tick.
+  if (shared_) read_shared_slots();
+  auto snap = attacher_ ? collector_.collect(inventory_, *attacher_, nl_, programs_->slot_limit(),
+                                             out.timestamp_ns)
+                        : collector_.collect(inventory_, shared_devices_, nl_, shared_slot_limit_,
+                                             out.timestamp_ns);
   if (snap) {
     out.net = std::move(*snap);
   } else {
@@ -141,12 +227,16 @@ void Engine::sample(EngineSample& out) {
   collect_failing_ = !snap;
 
   out.vms.reset();
-  if (!procs_) return;
   // Exec events before tap owners: a VM's start event must not be pre-empted by
   // tracking it as the owner of its tap.
-  out.events = procs_->poll_events();
+  out.events = poll_events();
+  if (!procs_) return;
   track_tap_owners();
+  size_t polled = out.events.size();
   auto resources = procs_->collect(out.events);
+  if (!shared_)
+    publish(std::vector<VmEvent>(out.events.begin() + static_cast<std::ptrdiff_t>(polled),
+                                 out.events.end()));
   if (resources)
     out.vms = std::move(*resources);
   else if (!proc_failing_)
@@ -155,13 +245,14 @@ void Engine::sample(EngineSample& out) {
 }
 
 void Engine::describe(SelfMetrics& m) const {
-  m.net_slots = programs_.slot_limit();
+  m.net_slots = programs_ ? programs_->slot_limit() : shared_slot_limit_;
   m.net_slots_max = VS_MAX_SLOTS;
-  m.net_far_slots = programs_.far_entries();
+  m.net_far_slots = programs_ ? programs_->far_entries() : 0;
   m.net_far_slots_max = VS_MAX_SLOTS;
   m.tracked_procs_max = VS_MAX_PROCS;
   m.bpf_stats = bpf_stats_enabled();
-  std::vector<int> fds = {programs_.ingress_prog_fd(), programs_.egress_prog_fd()};
+  std::vector<int> fds;
+  if (programs_) fds = {programs_->ingress_prog_fd(), programs_->egress_prog_fd()};
   if (procs_) {
     m.tracked_procs = procs_->tracked();
     m.proc_events_lost = procs_->lost_events();

@@ -13,6 +13,7 @@
 #include "agent/proc_tracker.h"
 #include "attach/net_attacher.h"
 #include "attach/net_programs.h"
+#include "attach/shared_maps.h"
 #include "config/config.h"
 #include "discover/inventory.h"
 #include "discover/links.h"
@@ -31,10 +32,19 @@ struct EngineSample {
   std::vector<VmEvent> events;                  // VM starts/exits since the last call
 };
 
+enum class EngineMode {
+  kOwn,      // loads and attaches its own programs (top without a running agent)
+  kPublish,  // the same, and shares its maps with top (vmscope run)
+  kShared,   // reads the maps of the agent running in this namespace; attaches nothing
+};
+
 class Engine {
  public:
-  // Loads the programs and subscribes to link events; attaches nothing yet (start()).
-  static Result<std::unique_ptr<Engine>> create(const Config& config);
+  // Loads the programs (or opens the shared maps) and subscribes to link events;
+  // attaches nothing yet (start()).
+  static Result<std::unique_ptr<Engine>> create(const Config& config, EngineMode mode);
+  // kShared when an agent runs in this namespace and publishes its maps, else kOwn.
+  static Result<std::unique_ptr<Engine>> create_for_viewer(const Config& config);
   ~Engine();
 
   // Attaches to every VM tap and bridge there is now.
@@ -51,24 +61,36 @@ class Engine {
   // The engine's own health for self-metrics (everything but lines and timings).
   void describe(SelfMetrics& m) const;
   const Inventory& inventory() const { return inventory_; }
+  EngineMode mode() const { return mode_; }
+  int shared_agent_pid() const { return shared_ ? shared_->agent_pid : 0; }
   // Removes every attachment (also done by the destructor).
-  void detach_all() { attacher_.detach_all(); }
+  void detach_all();
 
   struct Key {
    private:
     Key() = default;
     friend class Engine;
   };
-  Engine(Key, const Config& c, NetPrograms programs, Netlink events, Netlink requests,
+  Engine(Key, const Config& c, std::optional<NetPrograms> programs,
+         std::optional<SharedMaps> shared, Netlink events, Netlink requests,
          std::unique_ptr<ProcTracker> procs);
 
  private:
   Status resync();
   void sync_attachments();
   void track_tap_owners();
+  // kShared: which slot the agent gave each of our taps and bridges, read from if_slot.
+  void read_shared_slots();
+  void publish(const std::vector<VmEvent>& events);
 
-  NetPrograms programs_;
-  NetAttacher attacher_;
+  EngineMode mode_;
+  std::optional<NetPrograms> programs_;    // kOwn, kPublish
+  std::unique_ptr<NetAttacher> attacher_;  // kOwn, kPublish
+  std::optional<SharedMaps> shared_;       // kShared
+  std::optional<SharedMapPublisher> publisher_;
+  std::map<int, AttachedDevice> shared_devices_;  // kShared: ifindex -> the agent's slot
+  uint32_t shared_slot_limit_ = 0;
+  uint64_t shared_event_seq_ = 0;
   NetCollector collector_;
   Inventory inventory_;
   Netlink events_;

@@ -41,6 +41,19 @@ uint64_t proc_start_boottime_ns(const std::string& proc_root, uint32_t tgid) {
   return 0;
 }
 
+// Field 4 of /proc/<pid>/stat; 0 when gone.
+uint32_t proc_parent(const std::string& proc_root, uint32_t tgid) {
+  std::ifstream in(proc_root + "/" + std::to_string(tgid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto rparen = text.rfind(')');
+  if (rparen == std::string::npos) return 0;
+  std::istringstream fields(text.substr(rparen + 2));
+  std::string state;
+  uint32_t ppid = 0;
+  fields >> state >> ppid;
+  return ppid;
+}
+
 bool process_exists(const std::string& proc_root, uint32_t tgid) {
   struct stat st;
   return ::stat((proc_root + "/" + std::to_string(tgid)).c_str(), &st) == 0;
@@ -62,14 +75,52 @@ Result<std::unique_ptr<ProcTracker>> ProcTracker::create(VmProcessOptions opts) 
   if (!programs) return programs.error();
   t->programs_ = std::move(*programs);
   // Programs first, then the scan: a VM started in between is seen by its exec event.
-  for (VmProcess& p : scan_vm_processes(t->opts_)) {
-    uint64_t start = proc_start_boottime_ns(t->opts_.proc_root, p.tgid);
-    uint32_t tgid = p.tgid;
-    if (t->procs_.count(tgid)) continue;  // adopted as a child of a VM scanned before
-    t->track(std::move(p), start);
-    t->adopt_children(tgid);
-  }
+  t->scan_existing();
   return t;
+}
+
+Result<std::unique_ptr<ProcTracker>> ProcTracker::create_reader(VmProcessOptions opts,
+                                                                int tracked_fd) {
+  auto t = std::make_unique<ProcTracker>(Key{}, std::move(opts));
+  auto programs = ProcPrograms::load_reader(tracked_fd);
+  if (!programs) return programs.error();
+  t->programs_ = std::move(*programs);
+  t->reader_ = true;
+  t->scan_existing();
+  return t;
+}
+
+void ProcTracker::scan_existing() {
+  for (VmProcess& p : scan_vm_processes(opts_)) {
+    uint64_t start = proc_start_boottime_ns(opts_.proc_root, p.tgid);
+    uint32_t tgid = p.tgid;
+    if (procs_.count(tgid)) continue;  // adopted as a child of a VM scanned before
+    track(std::move(p), start);
+    adopt_children(tgid);
+  }
+}
+
+void ProcTracker::follow(const std::vector<vs_task_sample>& samples) {
+  for (const vs_task_sample& s : samples) {
+    if (!s.is_leader || procs_.count(s.tgid)) continue;
+    auto u = unnamed_.find(s.tgid);
+    if (u != unnamed_.end() && u->second == s.start_boottime_ns) continue;  // looked already
+    if (auto vm = classify_process(s.tgid, opts_)) {
+      track(std::move(*vm), s.start_boottime_ns);
+      adopt_children(s.tgid);
+      continue;
+    }
+    // A child of a VM process is part of that VM (the agent tracks it for that reason).
+    uint32_t ppid = proc_parent(opts_.proc_root, s.tgid);
+    if (auto parent = procs_.find(ppid); parent != procs_.end()) {
+      VmProcess child = parent->second.proc;
+      child.tgid = s.tgid;
+      track(std::move(child), s.start_boottime_ns, /*child=*/true);
+      continue;
+    }
+    unnamed_[s.tgid] = s.start_boottime_ns;  // a tap owner gets its name from ensure_tracked
+  }
+  if (unnamed_.size() > 4 * VS_MAX_PROCS) unnamed_.clear();
 }
 
 void ProcTracker::track(VmProcess p, uint64_t start_boottime_ns, bool child) {
@@ -202,6 +253,7 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
   // Events first: an exit must not look like a vanished process.
   for (VmEvent& ev : poll_events()) gone.push_back(std::move(ev));
   if (auto st = programs_->sample(samples_); !st) return st.error();
+  if (reader_) follow(samples_);
   const std::vector<ProcSample>& per_proc = aggregator_.aggregate(samples_);  // by tgid
 
   const int64_t now_boot = boottime_ns();
@@ -218,7 +270,7 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
         ++it;
         continue;
       }
-      if (!it->second.child) {
+      if (!it->second.child && !reader_) {
         VmEvent ev =
             make_event(VmEvent::Kind::kExit, it->second.proc, static_cast<uint64_t>(now_boot));
         if (it->second.start_boottime_ns)

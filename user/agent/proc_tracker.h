@@ -19,6 +19,10 @@ namespace vmscope {
 class ProcTracker {
  public:
   static Result<std::unique_ptr<ProcTracker>> create(VmProcessOptions opts);
+  // Follows the `tracked` map of the agent running in this namespace (vmscope top next
+  // to vmscope run): samples what that agent tracks and names it from /proc, but writes
+  // nothing and makes no events (the agent publishes its own).
+  static Result<std::unique_ptr<ProcTracker>> create_reader(VmProcessOptions opts, int tracked_fd);
   struct Key {
    private:
     Key() = default;
@@ -41,6 +45,9 @@ class ProcTracker {
 
  private:
   void on_event(const vs_proc_event& ev);
+  void scan_existing();
+  // Reader: names the processes the agent tracks that this tracker does not know yet.
+  void follow(const std::vector<vs_task_sample>& samples);
   void track(VmProcess p, uint64_t start_boottime_ns, bool child = false);
   // Children a new VM process forked before it was tracked (BPF saw those forks with
   // an untracked parent); later forks are tracked by BPF itself.
@@ -59,6 +66,8 @@ class ProcTracker {
   std::vector<vs_task_sample> samples_;
   std::unordered_map<std::string_view, size_t> vm_index_;  // per collect(): name -> output row
   std::vector<VmEvent> pending_;                           // produced by on_event during poll()
+  bool reader_ = false;
+  std::map<uint32_t, uint64_t> unnamed_;  // reader: tgid -> start time of processes no rule names
 };
 
 // Clock conversions: BPF stamps with CLOCK_BOOTTIME, line protocol wants realtime.

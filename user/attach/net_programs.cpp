@@ -36,16 +36,23 @@ int NetPrograms::net_stats_fd() const {
   return bpf_map__fd(skel_->maps.net_stats);
 }
 
+int NetPrograms::if_slot_fd() const {
+  return bpf_map__fd(skel_->maps.if_slot);
+}
+int NetPrograms::if_slot_far_fd() const {
+  return bpf_map__fd(skel_->maps.if_slot_far);
+}
+
 Status NetPrograms::write_if_slot(int ifindex, uint32_t value) {
   auto key = static_cast<uint32_t>(ifindex);
   int err;
   if (key < VS_IFINDEX_DIRECT_MAX) {
-    err = bpf_map_update_elem(bpf_map__fd(skel_->maps.if_slot), &key, &value, BPF_ANY);
+    err = bpf_map_update_elem(if_slot_fd(), &key, &value, BPF_ANY);
   } else if (value == 0) {
-    err = bpf_map_delete_elem(bpf_map__fd(skel_->maps.if_slot_far), &key);
+    err = bpf_map_delete_elem(if_slot_far_fd(), &key);
     if (err && errno == ENOENT) err = 0;
   } else {
-    err = bpf_map_update_elem(bpf_map__fd(skel_->maps.if_slot_far), &key, &value, BPF_ANY);
+    err = bpf_map_update_elem(if_slot_far_fd(), &key, &value, BPF_ANY);
   }
   if (err) return Error::from_errno(fmt::format("update if_slot for ifindex {}", ifindex), errno);
   return {};

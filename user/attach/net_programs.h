@@ -23,6 +23,8 @@ class NetPrograms {
   int ingress_prog_fd() const;
   int egress_prog_fd() const;
   int net_stats_fd() const;
+  int if_slot_fd() const;
+  int if_slot_far_fd() const;
 
   // Gives ifindex a zeroed slot and points if_slot at it; the same slot if it has one.
   Result<uint32_t> assign_slot(int ifindex);

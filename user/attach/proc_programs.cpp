@@ -45,16 +45,7 @@ Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load(EventFn on_event) {
   if (proc_bpf__attach(p->proc_.get()))
     return Error::from_errno("attach sched_process_exec/exit tracepoints", errno);
 
-  p->tasks_.reset(tasks_bpf__open());
-  if (!p->tasks_) return Error::from_errno("open BPF task iterator (tasks.bpf.o)", errno);
-  p->tasks_->rodata->nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
-  // One `tracked` map for both objects.
-  if (bpf_map__reuse_fd(p->tasks_->maps.tracked, bpf_map__fd(p->proc_->maps.tracked)))
-    return Error::from_errno("share the tracked map with the task iterator", errno);
-  if (tasks_bpf__load(p->tasks_.get()))
-    return Error::from_errno("load BPF task iterator (tasks.bpf.o)", errno);
-  p->iter_link_.reset(bpf_program__attach_iter(p->tasks_->progs.vs_tasks, nullptr));
-  if (!p->iter_link_) return Error::from_errno("attach task iterator", errno);
+  if (auto st = p->load_iterator(bpf_map__fd(p->proc_->maps.tracked)); !st) return st.error();
 
   p->ring_.reset(
       ring_buffer__new(bpf_map__fd(p->proc_->maps.proc_events), on_ring_record, p.get(), nullptr));
@@ -62,17 +53,43 @@ Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load(EventFn on_event) {
   return p;
 }
 
+Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load_reader(int tracked_fd) {
+  auto p = std::make_unique<ProcPrograms>(Key{});
+  if (auto st = p->load_iterator(tracked_fd); !st) return st.error();
+  return p;
+}
+
+Status ProcPrograms::load_iterator(int tracked_fd) {
+  tasks_.reset(tasks_bpf__open());
+  if (!tasks_) return Error::from_errno("open BPF task iterator (tasks.bpf.o)", errno);
+  tasks_->rodata->nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  // One `tracked` map for both objects (or the running agent's, for a reader).
+  if (bpf_map__reuse_fd(tasks_->maps.tracked, tracked_fd))
+    return Error::from_errno("share the tracked map with the task iterator", errno);
+  if (tasks_bpf__load(tasks_.get()))
+    return Error::from_errno("load BPF task iterator (tasks.bpf.o)", errno);
+  iter_link_.reset(bpf_program__attach_iter(tasks_->progs.vs_tasks, nullptr));
+  if (!iter_link_) return Error::from_errno("attach task iterator", errno);
+  return {};
+}
+
+int ProcPrograms::tracked_fd() const {
+  return bpf_map__fd(tasks_->maps.tracked);
+}
+
 int ProcPrograms::events_fd() const {
-  return ring_buffer__epoll_fd(ring_.get());
+  return ring_ ? ring_buffer__epoll_fd(ring_.get()) : -1;
 }
 
 Status ProcPrograms::poll() {
+  if (!ring_) return {};
   int n = ring_buffer__consume(ring_.get());
   if (n < 0) return Error::from_errno("read proc_events", -n);
   return {};
 }
 
 Status ProcPrograms::track(uint32_t tgid, uint64_t start_boottime_ns) {
+  if (!proc_) return {};  // a reader never writes the agent's map
   vs_tracked v{start_boottime_ns};
   if (bpf_map_update_elem(bpf_map__fd(proc_->maps.tracked), &tgid, &v, BPF_ANY))
     return Error::from_errno(fmt::format("track pid {}", tgid), errno);
@@ -80,10 +97,12 @@ Status ProcPrograms::track(uint32_t tgid, uint64_t start_boottime_ns) {
 }
 
 void ProcPrograms::untrack(uint32_t tgid) {
+  if (!proc_) return;
   bpf_map_delete_elem(bpf_map__fd(proc_->maps.tracked), &tgid);  // gone already is fine
 }
 
 uint64_t ProcPrograms::lost_events() const {
+  if (!proc_) return 0;
   int ncpus = libbpf_num_possible_cpus();
   std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpus));
   uint32_t zero = 0;
@@ -122,6 +141,7 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
 }
 
 std::vector<int> ProcPrograms::prog_fds() const {
+  if (!proc_) return {bpf_program__fd(tasks_->progs.vs_tasks)};
   return {bpf_program__fd(proc_->progs.vs_exec), bpf_program__fd(proc_->progs.vs_exit),
           bpf_program__fd(tasks_->progs.vs_tasks)};
 }

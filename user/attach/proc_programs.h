@@ -24,6 +24,9 @@ class ProcPrograms {
 
   // Loads and attaches both objects; on_event receives ring buffer records (from poll()).
   static Result<std::unique_ptr<ProcPrograms>> load(EventFn on_event);
+  // Only the task iterator, over another agent's `tracked` map (see attach/shared_maps.h):
+  // no lifecycle programs, no events, and the map is never written.
+  static Result<std::unique_ptr<ProcPrograms>> load_reader(int tracked_fd);
   struct Key {  // only load() can construct: the object must not move (the ring buffer points at
                 // it)
    private:
@@ -35,7 +38,7 @@ class ProcPrograms {
   ProcPrograms(const ProcPrograms&) = delete;
   ProcPrograms& operator=(const ProcPrograms&) = delete;
 
-  // The ring buffer's epoll fd: readable when events wait.
+  // The ring buffer's epoll fd: readable when events wait (-1 for a reader).
   int events_fd() const;
   // Delivers every waiting event to on_event, without blocking.
   Status poll();
@@ -49,6 +52,7 @@ class ProcPrograms {
 
   // fds of every loaded program, for run-time statistics.
   std::vector<int> prog_fds() const;
+  int tracked_fd() const;
 
  private:
   struct Deleters {
@@ -57,6 +61,7 @@ class ProcPrograms {
     void operator()(ring_buffer* r) const;
     void operator()(bpf_link* l) const;
   };
+  Status load_iterator(int tracked_fd);
   static int on_ring_record(void* ctx, void* data, size_t size);
 
   EventFn on_event_;

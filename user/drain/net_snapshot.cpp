@@ -18,7 +18,8 @@ void NetCollector::on_attached(int ifindex, Netlink& nl) {
   if (!s) spdlog::debug("{}", s.error().message);
 }
 
-Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const NetAttacher& att, Netlink& nl,
+Result<NetSnapshot> NetCollector::collect(const Inventory& inv,
+                                          const std::map<int, AttachedDevice>& devices, Netlink& nl,
                                           uint32_t slot_limit, int64_t timestamp_ns) {
   if (auto st = drain_.read(slot_limit); !st) return st.error();
   if (auto st = nl.dump_stats(stats_); !st) return st.error();
@@ -26,7 +27,6 @@ Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const NetAttache
   NetSnapshot snap;
   snap.timestamp_ns = timestamp_ns;
   snap.taps.reserve(inv.taps().size());
-  const auto& devices = att.devices();
   std::map<int, BridgeSample> bridges;
   for (const auto& [ifindex, dev] : devices) {
     const LinkInfo* link = inv.link(ifindex);

@@ -58,7 +58,12 @@ class NetCollector {
   void on_detached(int ifindex) { base_.erase(ifindex); }
 
   Result<NetSnapshot> collect(const Inventory& inv, const NetAttacher& att, Netlink& nl,
-                              uint32_t slot_limit, int64_t timestamp_ns);
+                              uint32_t slot_limit, int64_t timestamp_ns) {
+    return collect(inv, att.devices(), nl, slot_limit, timestamp_ns);
+  }
+  // devices: the counted ones and their slots (attached by us, or by the agent we read).
+  Result<NetSnapshot> collect(const Inventory& inv, const std::map<int, AttachedDevice>& devices,
+                              Netlink& nl, uint32_t slot_limit, int64_t timestamp_ns);
 
  private:
   NetDrain drain_;

@@ -45,7 +45,9 @@ class Top {
     view_.sort = *parse_sort_key(opts.sort);
     view_.filter = opts.filter;
     view_.delay_s = config.interval_s;
-    view_.mode = "own programs";
+    view_.mode = engine_->mode() == EngineMode::kShared
+                     ? fmt::format("reading vmscope run (pid {})", engine_->shared_agent_pid())
+                     : "own programs";
   }
 
   Status run(std::FILE* out) {
@@ -133,7 +135,8 @@ class Top {
 
 Status run_top(const Config& config, const TopOptions& opts, std::FILE* out) {
   if (auto st = block_stop_signals(); !st) return st;
-  auto engine = Engine::create(config);
+  auto engine =
+      opts.shared ? Engine::create_for_viewer(config) : Engine::create(config, EngineMode::kOwn);
   if (!engine) return engine.error();
   Top top(config, opts, std::move(*engine));
   return top.run(out);

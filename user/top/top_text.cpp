@@ -238,7 +238,7 @@ std::vector<std::string> detail_lines(const TopRow& r, const std::deque<VmEvent>
       out.push_back("    " + event_line(*it));
       ++n;
     }
-  if (n == 0) out.push_back("    none since top started");
+  if (n == 0) out.push_back("    none recorded");
   return out;
 }
 

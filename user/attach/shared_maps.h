@@ -1,0 +1,83 @@
+// How `vmscope top` reads a running `vmscope run` instead of attaching a second set of
+// programs: the agent pins its counter maps under /sys/fs/bpf/vmscope/net-<netns>/ and
+// holds an flock on /run/vmscope/net-<netns>.lock while it runs; top finds the lock
+// held, opens the pins read-only and reads the same counters.
+//
+// Everything is per network namespace (the inode of /proc/self/ns/net): taps and their
+// ifindexes only mean something inside one, and an agent per namespace is normal in
+// tests and on hosts that split VMs by namespace.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "drain/vm_resources.h"
+
+namespace vmscope {
+
+// One VM event in the recent_events map: the agent writes what it emitted, top shows
+// them. Written by user space only (no BPF program touches it), so it lives here and
+// not in bpf/vmscope.h.
+struct SharedVmEvent {
+  uint64_t seq;  // 1, 2, ...; 0 = empty slot. Slot = seq % kSharedEventSlots.
+  int64_t timestamp_ns;
+  uint32_t kind;  // VmEvent::Kind
+  uint32_t pid, ppid;
+  int32_t exit_code, signal;
+  uint32_t exit_known;
+  uint64_t lifetime_us;
+  char vm[96];
+  char launcher[32];
+};
+constexpr uint32_t kSharedEventSlots = 64;
+
+struct SharedMapPaths {
+  std::string pin_dir;    // /sys/fs/bpf/vmscope/net-<ino>
+  std::string lock_file;  // /run/vmscope/net-<ino>.lock
+};
+// Paths for the calling thread's network namespace, under the given roots.
+Result<SharedMapPaths> shared_map_paths(const std::string& bpffs_root = "/sys/fs/bpf/vmscope",
+                                        const std::string& run_root = "/run/vmscope");
+
+// The agent's side: pins the maps for as long as it lives, then removes the pins.
+class SharedMapPublisher {
+ public:
+  struct Maps {
+    int net_stats = -1, if_slot = -1, if_slot_far = -1, tracked = -1;  // tracked: -1 if none
+  };
+  // nullopt (with the reason logged) when publishing is impossible or another agent of
+  // this namespace already publishes: the agent runs on either way.
+  static std::optional<SharedMapPublisher> create(const SharedMapPaths& paths, const Maps& maps);
+  SharedMapPublisher(SharedMapPublisher&&) noexcept;
+  SharedMapPublisher& operator=(SharedMapPublisher&&) noexcept;
+  ~SharedMapPublisher();
+
+  // Records VM events for top (the last kSharedEventSlots are kept).
+  void publish(const std::vector<VmEvent>& events);
+
+ private:
+  SharedMapPublisher() = default;
+  void unpin();
+  SharedMapPaths paths_;
+  UniqueFd lock_;
+  UniqueFd events_;
+  uint64_t seq_ = 0;
+};
+
+// top's side: the maps of the agent running in this namespace, read-only.
+struct SharedMaps {
+  int agent_pid = 0;
+  UniqueFd net_stats, if_slot, if_slot_far, tracked, events;  // tracked may be invalid
+
+  // nullopt when no agent runs here (the lock is free); an error when one runs but its
+  // maps cannot be opened.
+  static Result<std::optional<SharedMaps>> open(const SharedMapPaths& paths);
+  // Events with seq > last_seq, oldest first; advances last_seq.
+  std::vector<VmEvent> new_events(uint64_t& last_seq) const;
+};
+
+}  // namespace vmscope
