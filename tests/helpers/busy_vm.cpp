@@ -1,9 +1,9 @@
 // Test helper: a process that looks like a VM to vmscope (start it with a launcher's
 // argv, e.g. argv[0] "qemu-system-x86_64" "-name" "guest=cpu1") and uses CPU and memory
 // like one: $BUSY_MB MiB touched page by page (minor faults) once at start, then
-// $BUSY_THREADS threads spinning. Prints "ready" once the memory is in place.
-// $BUSY_EXIT_MS / $BUSY_EXIT_CODE: exit(code) after that many ms (default: run until killed).
-// $BUSY_CHILDREN: fork that many child processes first (like crosvm's device processes),
+// $BUSY_THREADS threads spinning (0: idle until killed). Prints "ready" once the memory is in
+// place. $BUSY_EXIT_MS / $BUSY_EXIT_CODE: exit(code) after that many ms (default: run until
+// killed). $BUSY_CHILDREN: fork that many child processes first (like crosvm's device processes),
 // each printing "child <pid>" and doing the same work; they die with the parent.
 #include <signal.h>
 #include <sys/prctl.h>
@@ -58,6 +58,8 @@ int main() {
     std::this_thread::sleep_for(std::chrono::milliseconds(exit_ms));
     std::_Exit(static_cast<int>(env_or("BUSY_EXIT_CODE", 0)));
   }
+  if (spinners.empty())
+    for (;;) pause();  // an idle VM: holds its memory, uses no CPU
   for (auto& t : spinners) t.join();
   return 0;
 }

@@ -375,12 +375,7 @@ TEST(Dashboards, EveryQueryAnswersFromARealVmAndAgent) {
 
   TempDir tmp("vmscope-dashboards");
   Netns ns;
-  ns.must("ip link add " + kBridge + " type bridge mcast_snooping 0");
-  ns.must("ip link set " + kBridge + " multicast off");
-  ns.must("ip addr add 10.99.3.1/24 dev " + kBridge);
-  ns.must("ip link set " + kBridge + " up");
-  ns.must("ip tuntap add " + kTap + " mode tap");
-  ns.must("ip link set " + kTap + " master " + kBridge + " up");
+  add_bridge_with_tap(ns, kBridge, "10.99.3.1/24", kTap);
 
   auto vm = std::make_unique<Vm>(ns, tmp.path, kTap, kVm, kVmAddr + "/24");
   Influx influx(ns, tmp.path + "/influx", kInfluxPort);

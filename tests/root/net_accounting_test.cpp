@@ -60,34 +60,6 @@ std::optional<Point> wait_point(Child& agent, const std::string& measurement,
   return parse_point(*line);
 }
 
-// The programs an agent holds (prog_id of its program and tcx link fds), read while it
-// runs: a tcx link that outlived the agent would keep them loaded, and bpftool 7.1 cannot
-// list tcx links per device. Other vmscope instances on the machine do not interfere.
-std::string held_programs(pid_t agent) {
-  return capture("cat /proc/" + std::to_string(agent) +
-                 "/fdinfo/* 2>/dev/null | awk '/^prog_id:/{print $2}' | sort -u | tr '\\n' ' '");
-}
-
-// vmscope's clsact filters in the namespace, and which of `programs` are still loaded.
-std::string vmscope_attachments(const Netns& ns, const std::string& programs) {
-  std::string left = ns.capture("bpftool net show 2>/dev/null | grep vs_tc_ || true");
-  if (!programs.empty())
-    left += capture("for id in " + programs +
-                    "; do bpftool prog show id $id 2>/dev/null | head -1; done; true");
-  return left;
-}
-
-// Removed clsact filters release their program after an RCU grace period: allow for it.
-std::string attachments_after_exit(const Netns& ns, const std::string& programs) {
-  std::string left;
-  for (int i = 0; i < 100; ++i) {
-    left = vmscope_attachments(ns, programs);
-    if (left.empty()) break;
-    usleep(20000);
-  }
-  return left;
-}
-
 class TapAccounting : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TapAccounting, CountsEqualKernelCountersAndTrafficSent) {

@@ -70,15 +70,6 @@ double f(const Point& p, const std::string& field) {
   return std::stod(p.fields.at(field));
 }
 
-std::unique_ptr<Child> busy_vm(const std::string& name, std::vector<std::string> env = {}) {
-  auto c = std::make_unique<Child>(helper_bin("busy_vm"),
-                                   std::vector<std::string>{"-name", "guest=" + name, "-m", "64"},
-                                   SpawnOptions{"", "qemu-system-x86_64", env, false});
-  if (!c->wait_line([](const std::string& l) { return l == "ready"; }, 10s))
-    throw std::runtime_error("busy_vm did not start: " + c->stderr_text());
-  return c;
-}
-
 TEST(ProcMetrics, MatchProcWithinOneTick) {
   Netns ns;
   auto vm = busy_vm("cpu1", {"BUSY_MB=48", "BUSY_THREADS=2"});

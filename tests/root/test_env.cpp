@@ -387,4 +387,51 @@ std::map<std::string, uint64_t> parse_tally(const std::string& line) {
   return out;
 }
 
+// The programs an agent holds (prog_id of its program and tcx link fds), read while it
+// runs: a tcx link that outlived the agent would keep them loaded, and bpftool 7.1 cannot
+// list tcx links per device. Other vmscope instances on the machine do not interfere.
+std::string held_programs(pid_t agent) {
+  return capture("cat /proc/" + std::to_string(agent) +
+                 "/fdinfo/* 2>/dev/null | awk '/^prog_id:/{print $2}' | sort -u | tr '\\n' ' '");
+}
+
+// vmscope's clsact filters in the namespace, and which of `programs` are still loaded.
+std::string vmscope_attachments(const Netns& ns, const std::string& programs) {
+  std::string left = ns.capture("bpftool net show 2>/dev/null | grep vs_tc_ || true");
+  if (!programs.empty())
+    left += capture("for id in " + programs +
+                    "; do bpftool prog show id $id 2>/dev/null | head -1; done; true");
+  return left;
+}
+
+// Removed clsact filters release their program after an RCU grace period: allow for it.
+std::string attachments_after_exit(const Netns& ns, const std::string& programs) {
+  std::string left;
+  for (int i = 0; i < 100; ++i) {
+    left = vmscope_attachments(ns, programs);
+    if (left.empty()) break;
+    usleep(20000);
+  }
+  return left;
+}
+
+void add_bridge_with_tap(const Netns& ns, const std::string& bridge, const std::string& cidr,
+                         const std::string& tap) {
+  ns.must("ip link add " + bridge + " type bridge mcast_snooping 0");
+  ns.must("ip link set " + bridge + " multicast off");
+  ns.must("ip addr add " + cidr + " dev " + bridge);
+  ns.must("ip link set " + bridge + " up");
+  ns.must("ip tuntap add " + tap + " mode tap");
+  ns.must("ip link set " + tap + " master " + bridge + " up");
+}
+
+std::unique_ptr<Child> busy_vm(const std::string& name, std::vector<std::string> env) {
+  auto c = std::make_unique<Child>(helper_bin("busy_vm"),
+                                   std::vector<std::string>{"-name", "guest=" + name, "-m", "64"},
+                                   SpawnOptions{"", "qemu-system-x86_64", env, false});
+  if (!c->wait_line([](const std::string& l) { return l == "ready"; }, 10s))
+    throw std::runtime_error("busy_vm did not start: " + c->stderr_text());
+  return c;
+}
+
 }  // namespace vmscope::test

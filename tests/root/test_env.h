@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -122,5 +123,23 @@ void inject(Child& holder, const std::vector<uint8_t>& frame);
 
 // Tally line of tap_holder: "rx frames=.. bytes=.. tcp=.. udp=.. icmp=.. other=.. syns=.."
 std::map<std::string, uint64_t> parse_tally(const std::string& line);
+
+// The BPF programs a vmscope process holds (prog_id of its program and link fds), read
+// while it runs, as "12 34 ": a tcx link that outlived it would keep them loaded, and
+// bpftool 7.1 cannot list tcx links per device.
+std::string held_programs(pid_t pid);
+// vmscope's clsact filters in the namespace, and which of `programs` are still loaded.
+std::string vmscope_attachments(const Netns& ns, const std::string& programs);
+// The same after an exit, allowing for the RCU grace period before programs are freed.
+std::string attachments_after_exit(const Netns& ns, const std::string& programs);
+
+// A bridge with an address and a tap enslaved to it, in `ns` (no host-side multicast:
+// IGMP reports would reach the tap at random moments).
+void add_bridge_with_tap(const Netns& ns, const std::string& bridge, const std::string& cidr,
+                         const std::string& tap);
+
+// tests/helpers/busy_vm posing as a qemu guest named `name` (argv "-name guest=NAME"),
+// ready when returned; env sets its BUSY_* knobs.
+std::unique_ptr<Child> busy_vm(const std::string& name, std::vector<std::string> env = {});
 
 }  // namespace vmscope::test

@@ -217,13 +217,7 @@ TEST(RealVm, InfluxDbHoldsExactTapCountersOfANamedQemuGuest) {
 
   TempDir tmp("vmscope-vm-e2e");
   Netns ns;
-  // No multicast on the host side: IGMP reports would reach the tap at random moments.
-  ns.must("ip link add " + kBridge + " type bridge mcast_snooping 0");
-  ns.must("ip link set " + kBridge + " multicast off");
-  ns.must("ip addr add 10.99.1.1/24 dev " + kBridge);
-  ns.must("ip link set " + kBridge + " up");
-  ns.must("ip tuntap add " + kTap + " mode tap");
-  ns.must("ip link set " + kTap + " master " + kBridge + " up");
+  add_bridge_with_tap(ns, kBridge, "10.99.1.1/24", kTap);
 
   if (const std::string f = foreign_tap_holders(ns, kTap); !f.empty())
     std::printf("[ note ] %s", f.c_str());

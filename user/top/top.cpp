@@ -81,7 +81,9 @@ class Top {
           result = Error::from_errno("poll", errno);
           break;
         }
-        // A signal (SIGWINCH): ncurses queues KEY_RESIZE for the next key read.
+        // A signal (SIGWINCH): ncurses queues KEY_RESIZE for the next key read. The
+        // other revents still hold the last poll's results.
+        for (pollfd& p : fds) p.revents = 0;
         if (screen) fds[4].revents = POLLIN;
       }
       if (fds[1].revents) break;

@@ -33,7 +33,7 @@ std::string proc_or_dash(const TopRow& r, const std::string& s) {
 const std::vector<TopColumn>& all_columns() {
   static const std::vector<TopColumn> cols = {
       {"VM", 12, true, 0, SortKey::kName, [](const TopRow& r) { return r.vm; }},
-      {"LAUNCHER", 8, true, 5, SortKey::kName,
+      {"LAUNCHER", 11, true, 5, SortKey::kName,
        [](const TopRow& r) { return r.launcher.empty() ? std::string("-") : r.launcher; }},
       {"PID", 7, false, 3, SortKey::kPid,
        [](const TopRow& r) { return r.pid ? std::to_string(r.pid) : std::string("-"); }},
@@ -76,10 +76,10 @@ int name_width(const std::vector<const TopColumn*>& cols, int width) {
   return std::max(cols.front()->width, cols.front()->width + width - fixed_width(cols));
 }
 
-std::string fit(std::string_view s, int width, bool left) {
+std::string fit(std::string_view s, int width, bool left, bool keep_end = false) {
   if (static_cast<int>(s.size()) > width) {
-    // Keep the end of long names: VM names differ at the end more often (vm-web-01/02).
-    if (left && width > 1)
+    // Keep the end of long VM names: they differ at the end more often (vm-web-01/02).
+    if (keep_end && width > 1)
       return "~" + std::string(s.substr(s.size() - static_cast<size_t>(width - 1)));
     return std::string(s.substr(0, static_cast<size_t>(width)));
   }
@@ -144,7 +144,7 @@ std::string table_row(const TopRow& r, const std::vector<const TopColumn*>& cols
   for (size_t i = 0; i < cols.size(); ++i) {
     int w = i == 0 ? name_width(cols, width) : cols[i]->width;
     if (i) line += ' ';
-    line += fit(cols[i]->cell(r), w, cols[i]->left);
+    line += fit(cols[i]->cell(r), w, cols[i]->left, /*keep_end=*/i == 0);
   }
   return line;
 }
