@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include "top/top_model.h"
+
 namespace vmscope {
 namespace {
 
@@ -86,6 +88,90 @@ INSTANTIATE_TEST_SUITE_P(
                 "critical or off"},
         BadArgs{{"run", "--config", "/nonexistent/vmscope.toml"},
                 "vmscope: --config: File does not exist: /nonexistent/vmscope.toml"}));
+
+TEST(ConfigTop, Defaults) {
+  auto out = parse({"top"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->command, Command::kTop);
+  const TopOptions& t = out.cli->top;
+  EXPECT_FALSE(t.batch);
+  EXPECT_EQ(t.iterations, 0u);
+  EXPECT_EQ(t.sort, "cpu");
+  EXPECT_EQ(t.filter, "");
+  EXPECT_TRUE(t.shared);
+  EXPECT_DOUBLE_EQ(out.cli->config.interval_s, 1.0);
+  EXPECT_EQ(out.cli->config.log_level, "warn");  // top's output is the screen
+}
+
+TEST(ConfigTop, Flags) {
+  auto out = parse({"top", "-b", "-n", "3", "-d", "0.5", "--sort", "mem", "--filter", "web"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->command, Command::kTop);
+  const TopOptions& t = out.cli->top;
+  EXPECT_TRUE(t.batch);
+  EXPECT_EQ(t.iterations, 3u);
+  EXPECT_EQ(t.sort, "mem");
+  EXPECT_EQ(t.filter, "web");
+  EXPECT_TRUE(t.shared);
+  EXPECT_DOUBLE_EQ(out.cli->config.interval_s, 0.5);
+  EXPECT_EQ(out.cli->config.log_level, "warn");
+}
+
+TEST(ConfigTop, LongFlags) {
+  auto out = parse({"top", "--batch", "--iterations", "2", "--delay", "10", "--own", "--attach",
+                    "tcx", "--no-drop-path"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_TRUE(out.cli->top.batch);
+  EXPECT_EQ(out.cli->top.iterations, 2u);
+  EXPECT_FALSE(out.cli->top.shared);  // --own: attach its own programs
+  EXPECT_DOUBLE_EQ(out.cli->config.interval_s, 10);
+  EXPECT_EQ(out.cli->config.attach_mode, AttachMode::kTcx);
+  EXPECT_FALSE(out.cli->config.drop_path);
+}
+
+TEST(ConfigTop, EverySortKeyAccepted) {
+  for (SortKey k : sort_keys()) {
+    auto out = parse({"top", "--sort", std::string(sort_key_name(k))});
+    ASSERT_TRUE(out.cli) << sort_key_name(k) << ": " << out.message;
+    EXPECT_EQ(parse_sort_key(out.cli->top.sort), k);
+  }
+}
+
+TEST(ConfigTop, LogLevelFlagWins) {
+  auto out = parse({"top", "--log-level", "info"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.log_level, "info");
+  out = parse({"--log-level", "debug", "top"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.log_level, "debug");
+  // Only top defaults to warn.
+  out = parse({"run"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.log_level, "info");
+}
+
+TEST(ConfigTop, BadSortListsTheKeys) {
+  auto out = parse({"top", "--sort", "bogus"});
+  EXPECT_FALSE(out.cli);
+  EXPECT_EQ(out.exit_code, 2);
+  EXPECT_EQ(out.message.rfind("vmscope: --sort bogus: expected one of ", 0), 0u) << out.message;
+  EXPECT_EQ(out.message.find('\n'), std::string::npos);
+  for (SortKey k : sort_keys())
+    EXPECT_NE(out.message.find(std::string(sort_key_name(k))), std::string::npos)
+        << sort_key_name(k) << " missing from: " << out.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Top, ConfigCliErrors,
+    ::testing::Values(
+        BadArgs{{"top", "-d", "0"}, "vmscope: --delay 0: must be between 0.1 and 3600 seconds"},
+        BadArgs{{"top", "--delay", "0.05"},
+                "vmscope: --delay 0.05: must be between 0.1 and 3600 seconds"},
+        BadArgs{{"top", "-d", "3601"},
+                "vmscope: --delay 3601: must be between 0.1 and 3600 seconds"},
+        BadArgs{{"top", "-n", "-1"}, "vmscope: --iterations -1: must be >= 0"},
+        BadArgs{{"top", "--attach", "xdp"},
+                "vmscope: --attach: attach mode \"xdp\": expected auto, tcx or clsact"}));
 
 TEST(ConfigToml, AllKeys) {
   auto c = apply_toml(R"(

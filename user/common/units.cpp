@@ -30,6 +30,7 @@ std::string human_bytes(double bytes) {
 
 std::string human_duration(double s) {
   auto secs = static_cast<uint64_t>(s < 0 ? 0 : s);
+  if (secs >= 100 * 86400) return fmt::format("{}d", secs / 86400);
   if (secs >= 86400) return fmt::format("{}d{:02}h", secs / 86400, secs % 86400 / 3600);
   if (secs >= 3600) return fmt::format("{}h{:02}m", secs / 3600, secs % 3600 / 60);
   return fmt::format("{}m{:02}s", secs / 60, secs % 60);

@@ -101,7 +101,7 @@ class Top {
       if (fds[0].revents) {
         uint64_t expirations = 0;
         if (read(timer->get(), &expirations, sizeof(expirations)) != sizeof(expirations)) continue;
-        // Paused: keep sampling (so the baseline stays fresh) but freeze the picture.
+        // Paused: the picture stays; the first sample after it measures over the pause.
         if (view_.paused) continue;
         sample();
         ++shown;

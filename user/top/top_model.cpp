@@ -97,9 +97,14 @@ void TopModel::add_events(const std::vector<VmEvent>& events) {
 
 const TopFrame& TopModel::update(const EngineSample& s) {
   add_events(s.events);
-  const double dt = have_prev_ ? static_cast<double>(s.boottime_ns - prev_boottime_ns_) / 1e9 : 0;
-  const bool rates = dt > 0;
-  auto rate = [&](uint64_t d) { return rates ? static_cast<double>(d) / dt : 0.0; };
+  // Each side divides by the time since its own last good sample: after a failed
+  // drain, the counts since then span more than one interval.
+  auto seconds_since = [&](std::optional<int64_t> before) {
+    return before ? static_cast<double>(s.boottime_ns - *before) / 1e9 : 0.0;
+  };
+  const double dt = seconds_since(prev_boottime_ns_);
+  const double net_dt = seconds_since(prev_net_boottime_ns_);
+  const double proc_dt = seconds_since(prev_proc_boottime_ns_);
 
   TopFrame f;
   f.timestamp_ns = s.timestamp_ns;
@@ -133,6 +138,8 @@ const TopFrame& TopModel::update(const EngineSample& s) {
       r.stime_s = static_cast<double>(v.stime_ns) / 1e9;
       r.uptime_s = v.uptime_s;
       VmPrev now{v.runtime_ns, v.min_flt + v.maj_flt, v.maj_flt};
+      const bool rates = proc_dt > 0;
+      auto rate = [&](uint64_t d) { return static_cast<double>(d) / proc_dt; };
       if (auto p = prev_vms_.find(v.vm); p != prev_vms_.end() && rates) {
         r.rates_known = true;
         r.cpu_pct = rate(delta(now.runtime_ns, p->second.runtime_ns)) / 1e9 * 100;
@@ -147,6 +154,8 @@ const TopFrame& TopModel::update(const EngineSample& s) {
 
   std::map<int, TapPrev> taps_now;
   if (s.net) {
+    const bool rates = net_dt > 0;
+    auto rate = [&](uint64_t d) { return static_cast<double>(d) / net_dt; };
     for (const TapSample& t : s.net->taps) {
       TopRow& r = row_of(t.vm);
       if (r.launcher.empty()) r.launcher = std::string(t.launcher);
@@ -200,7 +209,8 @@ const TopFrame& TopModel::update(const EngineSample& s) {
   prev_taps_ = std::move(taps_now);
   prev_vms_ = std::move(vms_now);
   prev_boottime_ns_ = s.boottime_ns;
-  have_prev_ = true;
+  if (s.net) prev_net_boottime_ns_ = s.boottime_ns;
+  if (s.vms) prev_proc_boottime_ns_ = s.boottime_ns;
   frame_ = std::move(f);
   return frame_;
 }

@@ -102,9 +102,10 @@ class TopModel {
     uint64_t runtime_ns = 0, faults = 0, maj_faults = 0;
   };
   TopFrame frame_;
-  bool have_prev_ = false;
-  int64_t prev_boottime_ns_ = 0;
-  std::map<int, TapPrev> prev_taps_;  // by ifindex
+  std::optional<int64_t> prev_boottime_ns_;       // the last sample
+  std::optional<int64_t> prev_net_boottime_ns_;   // the last one with network counters
+  std::optional<int64_t> prev_proc_boottime_ns_;  // the last one with process counters
+  std::map<int, TapPrev> prev_taps_;              // by ifindex
   std::map<std::string, VmPrev, std::less<>> prev_vms_;
   std::map<std::string, std::pair<vs_net_counters, vs_net_counters>, std::less<>> prev_bridges_;
   std::deque<VmEvent> events_;

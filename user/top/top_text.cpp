@@ -14,7 +14,8 @@ struct TopColumn {
   std::string_view header;
   int width;       // minimum; the name column takes what is left
   bool left;       // left-aligned text
-  int drop_order;  // 0: always shown; higher numbers are dropped first when narrow
+  int drop_order;  // 0: always shown; higher go first when narrow (at 80 columns:
+                   // LAUNCHER, DROP/s, CONN/s; the detail view shows them all)
   SortKey key;
   std::function<std::string(const TopRow&)> cell;
 };
@@ -33,13 +34,15 @@ std::string proc_or_dash(const TopRow& r, const std::string& s) {
 const std::vector<TopColumn>& all_columns() {
   static const std::vector<TopColumn> cols = {
       {"VM", 12, true, 0, SortKey::kName, [](const TopRow& r) { return r.vm; }},
-      {"LAUNCHER", 11, true, 5, SortKey::kName,
+      {"LAUNCHER", 11, true, 6, SortKey::kName,
        [](const TopRow& r) { return r.launcher.empty() ? std::string("-") : r.launcher; }},
       {"PID", 7, false, 3, SortKey::kPid,
        [](const TopRow& r) { return r.pid ? std::to_string(r.pid) : std::string("-"); }},
       {"CPU%", 6, false, 0, SortKey::kCpu,
        [](const TopRow& r) {
-         return r.has_process && r.rates_known ? fmt::format("{:.1f}", r.cpu_pct) : "-";
+         if (!r.has_process || !r.rates_known) return std::string("-");
+         return r.cpu_pct < 1000 ? fmt::format("{:.1f}", r.cpu_pct)
+                                 : fmt::format("{:.0f}", r.cpu_pct);
        }},
       {"RSS", 6, false, 0, SortKey::kMem,
        [](const TopRow& r) {
@@ -49,15 +52,15 @@ const std::vector<TopColumn>& all_columns() {
        [](const TopRow& r) {
          return r.has_process ? rate_or_dash(r, r.faults_per_s) : std::string("-");
        }},
-      {"RXbit/s", 7, false, 0, SortKey::kRx,
+      {"RXbit/s", 8, false, 0, SortKey::kRx,
        [](const TopRow& r) { return rate_or_dash(r, r.rx_bps); }},
-      {"TXbit/s", 7, false, 0, SortKey::kTx,
+      {"TXbit/s", 8, false, 0, SortKey::kTx,
        [](const TopRow& r) { return rate_or_dash(r, r.tx_bps); }},
       {"PKT/s", 6, false, 1, SortKey::kPkts,
        [](const TopRow& r) { return rate_or_dash(r, r.pps); }},
-      {"CONN/s", 6, false, 2, SortKey::kConns,
+      {"CONN/s", 7, false, 4, SortKey::kConns,
        [](const TopRow& r) { return rate_or_dash(r, r.conns_per_s); }},
-      {"DROP/s", 6, false, 4, SortKey::kDrops,
+      {"DROP/s", 7, false, 5, SortKey::kDrops,
        [](const TopRow& r) { return rate_or_dash(r, r.drops_per_s); }},
       {"UPTIME", 7, false, 2, SortKey::kUptime,
        [](const TopRow& r) { return proc_or_dash(r, human_duration(r.uptime_s)); }},
@@ -129,12 +132,20 @@ std::string table_header(const std::vector<const TopColumn*>& cols, int width, S
   std::string line;
   for (size_t i = 0; i < cols.size(); ++i) {
     int w = i == 0 ? name_width(cols, width) : cols[i]->width;
-    // The sort column is marked like htop's; the name column shows it only for name sort.
+    // The sort column is marked with a star right before its header (after it for the
+    // left-aligned ones), in a space of its own, so that no column gets wider. Network sorts
+    // by RX + TX: both are marked.
+    const SortKey key = cols[i]->key;
+    bool marked = (key == sort && (i == 0 || sort != SortKey::kName)) ||
+                  (sort == SortKey::kNet && (key == SortKey::kRx || key == SortKey::kTx));
     std::string h(cols[i]->header);
-    if (cols[i]->key == sort && (i == 0 || sort != SortKey::kName))
-      h = (cols[i]->left ? "" : "*") + h + (cols[i]->left ? "*" : "");
-    if (i) line += ' ';
-    line += fit(h, w, cols[i]->left);
+    if (marked && cols[i]->left) h += '*';
+    std::string cell = fit(h, w, cols[i]->left);
+    size_t text = cell.find_first_not_of(' ');
+    bool star_inside = marked && !cols[i]->left && text != std::string::npos && text > 0;
+    if (star_inside) cell[text - 1] = '*';
+    if (i) line += marked && !cols[i]->left && !star_inside ? '*' : ' ';
+    line += cell;
   }
   return line;
 }

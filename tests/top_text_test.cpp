@@ -1,0 +1,474 @@
+// What `vmscope top` prints: figures rounded for people, a table that fits the terminal
+// and never loses its essential columns, and the batch/detail text built from a frame.
+#include "top/top_text.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "common/units.h"
+
+namespace vmscope {
+namespace {
+
+// Units ------------------------------------------------------------------------------
+
+struct UnitCase {
+  double value;
+  std::string want;
+};
+
+void PrintTo(const UnitCase& c, std::ostream* os) {
+  *os << c.value << " -> " << c.want;
+}
+
+class HumanSi : public ::testing::TestWithParam<UnitCase> {};
+TEST_P(HumanSi, Renders) {
+  EXPECT_EQ(human_si(GetParam().value), GetParam().want) << GetParam().value;
+}
+INSTANTIATE_TEST_SUITE_P(
+    Table, HumanSi,
+    ::testing::Values(UnitCase{0, "0"}, UnitCase{7, "7"}, UnitCase{42, "42"}, UnitCase{999, "999"},
+                      UnitCase{999.4, "999"},
+                      // Rounding to 1000 moves to the next unit instead of printing "1000".
+                      UnitCase{999.5, "1.00k"}, UnitCase{1000, "1.00k"}, UnitCase{1234, "1.23k"},
+                      UnitCase{9994, "9.99k"},
+                      // 9.995k would round to "10.00k" with two decimals: one decimal instead.
+                      UnitCase{9995, "10.0k"}, UnitCase{12345, "12.3k"}, UnitCase{99949, "99.9k"},
+                      UnitCase{99950, "100k"}, UnitCase{123456, "123k"}, UnitCase{999499, "999k"},
+                      UnitCase{999500, "1.00M"}, UnitCase{1e6, "1.00M"}, UnitCase{45.6e6, "45.6M"},
+                      UnitCase{7.89e9, "7.89G"}, UnitCase{1e12, "1.00T"}, UnitCase{2.5e15, "2.50P"},
+                      UnitCase{-5, "0"}));  // a negative rate is shown as none
+
+class HumanBytes : public ::testing::TestWithParam<UnitCase> {};
+TEST_P(HumanBytes, Renders) {
+  EXPECT_EQ(human_bytes(GetParam().value), GetParam().want) << GetParam().value;
+}
+INSTANTIATE_TEST_SUITE_P(
+    Table, HumanBytes,
+    ::testing::Values(UnitCase{0, "0"}, UnitCase{512, "512"}, UnitCase{999, "999"},
+                      UnitCase{1024, "1.00K"}, UnitCase{1536, "1.50K"},
+                      UnitCase{10 * 1024, "10.0K"}, UnitCase{512 * 1024, "512K"},
+                      UnitCase{1024 * 1024, "1.00M"}, UnitCase{1.5 * 1024 * 1024, "1.50M"},
+                      // 1023.6K rounds up into the next unit, never "1024K" or "1.00e3K".
+                      UnitCase{1023.6 * 1024, "1.00M"},
+                      UnitCase{23.4 * 1024 * 1024 * 1024, "23.4G"},
+                      UnitCase{4.0 * 1024 * 1024 * 1024 * 1024, "4.00T"}, UnitCase{-1, "0"}));
+
+class HumanDuration : public ::testing::TestWithParam<UnitCase> {};
+TEST_P(HumanDuration, Renders) {
+  EXPECT_EQ(human_duration(GetParam().value), GetParam().want) << GetParam().value;
+}
+INSTANTIATE_TEST_SUITE_P(Table, HumanDuration,
+                         ::testing::Values(UnitCase{0, "0m00s"}, UnitCase{5, "0m05s"},
+                                           UnitCase{59.9, "0m59s"}, UnitCase{60, "1m00s"},
+                                           UnitCase{59 * 60 + 2, "59m02s"},
+                                           UnitCase{3599, "59m59s"}, UnitCase{3600, "1h00m"},
+                                           UnitCase{3 * 3600 + 7 * 60 + 59, "3h07m"},
+                                           UnitCase{86399, "23h59m"}, UnitCase{86400, "1d00h"},
+                                           UnitCase{12 * 86400 + 4 * 3600 + 1, "12d04h"},
+                                           UnitCase{-3, "0m00s"}));
+
+// Table ------------------------------------------------------------------------------
+
+std::vector<std::string> words(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+const std::vector<std::string> kAllHeaders = {"VM",    "LAUNCHER", "PID",     "CPU%",
+                                              "RSS",   "FLT/s",    "RXbit/s", "TXbit/s",
+                                              "PKT/s", "CONN/s",   "DROP/s",  "UPTIME"};
+
+// A row with the widest figures an operator can see.
+TopRow busy_row(std::string vm) {
+  TopRow r;
+  r.vm = std::move(vm);
+  r.launcher = "solo5-hvt";
+  r.pid = 4194304;  // pid_max
+  r.has_process = true;
+  r.rates_known = true;
+  r.cpu_pct = 1234.5;
+  r.rss_bytes = 123ull << 30;
+  r.faults_per_s = 98765;
+  r.rx_bps = 9.87e9;
+  r.tx_bps = 123.4e6;
+  r.pps = 999999;
+  r.conns_per_s = 12345;
+  r.drops_per_s = 7;
+  r.uptime_s = 400 * 86400;
+  return r;
+}
+
+TEST(TopTable, Width80KeepsEssentialColumnsAndFits) {
+  auto cols = columns_for_width(80);
+  std::string header = table_header(cols, 80, SortKey::kCpu);
+  EXPECT_LE(header.size(), 80u) << header;
+  std::vector<std::string> hw = words(header);
+  for (std::string& w : hw) std::erase(w, '*');
+  for (const char* must : {"VM", "CPU%", "RSS", "FLT/s", "RXbit/s", "TXbit/s"})
+    EXPECT_NE(std::find(hw.begin(), hw.end(), must), hw.end()) << must << " in: " << header;
+  EXPECT_EQ(hw.size(), cols.size());
+  EXPECT_LT(cols.size(), kAllHeaders.size());  // 12 columns do not fit in 80
+  std::string line = table_row(busy_row("web-1"), cols, 80);
+  EXPECT_LE(line.size(), 80u) << line;
+  EXPECT_EQ(line.size(), header.size());
+}
+
+TEST(TopTable, EssentialColumnsStayWhenVeryNarrow) {
+  auto cols = columns_for_width(40);
+  std::vector<std::string> hw = words(table_header(cols, 40, SortKey::kName));
+  for (std::string& w : hw) std::erase(w, '*');
+  EXPECT_EQ(hw, (std::vector<std::string>{"VM", "CPU%", "RSS", "FLT/s", "RXbit/s", "TXbit/s"}));
+}
+
+TEST(TopTable, RowsAndHeaderFitEveryWidth) {
+  for (int width : {70, 80, 81, 90, 100, 120, 160, 200}) {
+    auto cols = columns_for_width(width);
+    std::string header = table_header(cols, width, SortKey::kCpu);
+    std::string line = table_row(busy_row("a-rather-long-vm-name-for-this-table"), cols, width);
+    EXPECT_LE(header.size(), static_cast<size_t>(width)) << width;
+    EXPECT_EQ(line.size(), header.size()) << width << ": " << line;
+    // Columns come and go whole: every row cell is in its column.
+    EXPECT_EQ(words(header).size(), cols.size()) << width;
+  }
+}
+
+TEST(TopTable, Width200ShowsAllColumnsInOrder) {
+  auto cols = columns_for_width(200);
+  ASSERT_EQ(cols.size(), 12u);
+  std::vector<std::string> hw = words(table_header(cols, 200, SortKey::kName));
+  for (std::string& w : hw) std::erase(w, '*');
+  EXPECT_EQ(hw, kAllHeaders);
+}
+
+TEST(TopTable, ColumnSpansMatchTheHeader) {
+  auto cols = columns_for_width(200);
+  std::string header = table_header(cols, 200, SortKey::kCpu);
+  auto spans = column_spans(cols, 200);
+  ASSERT_EQ(spans.size(), cols.size());
+  EXPECT_EQ(spans.back().end, static_cast<int>(header.size()));
+  std::vector<std::string> hw = words(header);
+  for (size_t i = 0; i < spans.size(); ++i) {
+    std::string cell = header.substr(spans[i].begin, spans[i].end - spans[i].begin);
+    std::erase(cell, ' ');
+    std::erase(cell, '*');
+    EXPECT_EQ(cell, kAllHeaders[i]);
+  }
+  EXPECT_EQ(spans[0].key, SortKey::kName);
+  EXPECT_EQ(spans[3].key, SortKey::kCpu);
+  EXPECT_EQ(spans[4].key, SortKey::kMem);
+}
+
+struct MarkCase {
+  SortKey key;
+  std::string marked;
+};
+
+void PrintTo(const MarkCase& c, std::ostream* os) {
+  *os << c.marked;
+}
+
+class TopHeaderMark : public ::testing::TestWithParam<MarkCase> {};
+
+// The sort column is marked, its whole header still readable, and nothing else marked.
+TEST_P(TopHeaderMark, MarksOnlyTheSortColumn) {
+  auto cols = columns_for_width(200);
+  std::string header = table_header(cols, 200, GetParam().key);
+  // The marked header must stay whole and separate ("*RXbit/s", not "*RXbit/").
+  std::vector<std::string> hw = words(header);
+  EXPECT_TRUE(std::find(hw.begin(), hw.end(), GetParam().marked) != hw.end())
+      << "no \"" << GetParam().marked << "\" in: " << header;
+  EXPECT_EQ(std::count(header.begin(), header.end(), '*'), 1) << header;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Keys, TopHeaderMark,
+    ::testing::Values(MarkCase{SortKey::kName, "VM*"}, MarkCase{SortKey::kPid, "*PID"},
+                      MarkCase{SortKey::kCpu, "*CPU%"}, MarkCase{SortKey::kMem, "*RSS"},
+                      MarkCase{SortKey::kFaults, "*FLT/s"}, MarkCase{SortKey::kRx, "*RXbit/s"},
+                      MarkCase{SortKey::kTx, "*TXbit/s"}, MarkCase{SortKey::kPkts, "*PKT/s"},
+                      MarkCase{SortKey::kConns, "*CONN/s"}, MarkCase{SortKey::kDrops, "*DROP/s"},
+                      MarkCase{SortKey::kUptime, "*UPTIME"}),
+    [](const ::testing::TestParamInfo<MarkCase>& i) {
+      return std::string(sort_key_name(i.param.key));
+    });
+
+TEST(TopTable, LongVmNameKeepsItsEnd) {
+  auto cols = columns_for_width(80);
+  int name_w = column_spans(cols, 80)[0].end;
+  const std::string name = "customer-frontend-web-07-extra-long";
+  ASSERT_GT(name.size(), static_cast<size_t>(name_w));
+  std::string line = table_row(busy_row(name), cols, 80);
+  EXPECT_EQ(line.substr(0, name_w), "~" + name.substr(name.size() - (name_w - 1))) << line;
+  EXPECT_EQ(line[name_w], ' ');
+  // A short name is padded, not marked.
+  std::string short_line = table_row(busy_row("db"), cols, 80);
+  EXPECT_EQ(short_line.substr(0, name_w), "db" + std::string(name_w - 2, ' '));
+}
+
+TEST(TopTable, UnknownFiguresAreDashes) {
+  TopRow r;
+  r.vm = "orphan";  // a tap nobody holds, first sample
+  auto cols = columns_for_width(200);
+  std::vector<std::string> w = words(table_row(r, cols, 200));
+  EXPECT_EQ(w, (std::vector<std::string>{"orphan", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                                         "-"}));
+}
+
+TEST(TopTable, RowCells) {
+  TopRow r;
+  r.vm = "web";
+  r.launcher = "qemu";
+  r.pid = 1234;
+  r.has_process = true;
+  r.rates_known = true;
+  r.cpu_pct = 25;
+  r.rss_bytes = 512ull << 20;
+  r.faults_per_s = 1500;
+  r.rx_bps = 8000;
+  r.tx_bps = 4000;
+  r.pps = 15;
+  r.conns_per_s = 3;
+  r.drops_per_s = 2;
+  r.uptime_s = 3 * 3600 + 7 * 60;
+  auto cols = columns_for_width(200);
+  EXPECT_EQ(words(table_row(r, cols, 200)),
+            (std::vector<std::string>{"web", "qemu", "1234", "25.0", "512M", "1.50k", "8.00k",
+                                      "4.00k", "15", "3", "2", "3h07m"}));
+}
+
+// Frames -----------------------------------------------------------------------------
+
+TopFrame frame() {
+  TopFrame f;
+  f.timestamp_ns = 1'700'000'000'000'000'000;
+  f.interval_s = 2;
+  TopRow web1 = busy_row("web1");
+  web1.rss_bytes = 100 << 20;
+  web1.cpu_pct = 50;
+  TopRow web2 = busy_row("web2-with-a-name-longer-than-the-column");
+  web2.rss_bytes = 300 << 20;
+  web2.cpu_pct = 10;
+  TopRow db = busy_row("db");
+  db.rss_bytes = 200 << 20;
+  db.cpu_pct = 90;
+  TopRow orphan;
+  orphan.vm = "orphan-web";  // no process
+  orphan.rss_bytes = 0;
+  f.rows = {web1, web2, db, orphan};
+  f.rx_bps = 12000;
+  f.tx_bps = 3400;
+  f.bridges.push_back({"br0", 2, 8000, 1000});
+  return f;
+}
+
+TEST(TopBatch, SummaryHeaderAndOneLinePerRow) {
+  TopFrame f = frame();
+  TopView v;
+  v.sort = SortKey::kMem;
+  v.filter = "WEB";
+  v.delay_s = 0.5;
+  v.mode = "attached";
+  std::vector<std::string> lines = split_lines(batch_snapshot(f, v));
+  ASSERT_EQ(lines.size(), 4u + 1 + 1 + 3) << batch_snapshot(f, v);
+  EXPECT_EQ(lines[0].rfind("vmscope top - ", 0), 0u) << lines[0];
+  EXPECT_TRUE(contains(lines[0], "VMs: 4 (3 running, 3 shown)")) << lines[0];
+  EXPECT_TRUE(contains(lines[0], "delay 0.5s")) << lines[0];
+  EXPECT_TRUE(contains(lines[0], "attached")) << lines[0];
+  EXPECT_EQ(lines[1].rfind("Net: RX 12.0kbit/s  TX 3.40kbit/s", 0), 0u) << lines[1];
+  EXPECT_TRUE(contains(lines[1], "interval 2.00s")) << lines[1];
+  EXPECT_EQ(lines[2], "Bridges:  br0 (2 taps) RX 8.00k TX 1.00k");
+  EXPECT_EQ(lines[3], "Sort: mem  Filter: WEB");
+  EXPECT_EQ(lines[4], "");
+  std::vector<std::string> hw = words(lines[5]);
+  ASSERT_EQ(hw.size(), 12u) << lines[5];
+  EXPECT_EQ(hw[4], "*RSS");
+  // Filtered to the web VMs, largest RSS first, full names.
+  EXPECT_EQ(words(lines[6])[0], "web2-with-a-name-longer-than-the-column");
+  EXPECT_EQ(words(lines[7])[0], "web1");
+  EXPECT_EQ(words(lines[8])[0], "orphan-web");
+  for (size_t i = 5; i < lines.size(); ++i) EXPECT_EQ(lines[i].size(), lines[5].size()) << i;
+}
+
+TEST(TopBatch, ReverseAndNoFilter) {
+  TopFrame f = frame();
+  TopView v;
+  v.sort = SortKey::kCpu;
+  v.reverse = true;
+  std::vector<std::string> lines = split_lines(batch_snapshot(f, v));
+  ASSERT_EQ(lines.size(), 4u + 1 + 1 + 4);
+  EXPECT_EQ(lines[3], "Sort: cpu (reversed)  Filter: -");
+  EXPECT_EQ(words(lines[6])[0], "orphan-web");  // cpu 0
+  EXPECT_EQ(words(lines[7])[0], "web2-with-a-name-longer-than-the-column");
+  EXPECT_EQ(words(lines[8])[0], "web1");
+  EXPECT_EQ(words(lines[9])[0], "db");
+}
+
+TEST(TopBatch, SummaryFlagsFailingSources) {
+  TopFrame f;
+  f.net_ok = false;
+  f.procs_ok = false;
+  TopView v;
+  auto lines = summary_lines(f, 0, v);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_TRUE(contains(lines[1], "[network drain failing]")) << lines[1];
+  EXPECT_TRUE(contains(lines[1], "[process metrics unavailable]")) << lines[1];
+  EXPECT_EQ(lines[2], "Bridges: none");
+  v.paused = true;
+  EXPECT_TRUE(contains(summary_lines(f, 0, v)[0], "PAUSED"));
+}
+
+// Detail view ------------------------------------------------------------------------
+
+vs_net_counters counters(uint64_t tcp, uint64_t udp, uint64_t icmp, uint64_t other) {
+  vs_net_counters c{};
+  c.l4_bytes[VS_L4_TCP] = tcp;
+  c.l4_bytes[VS_L4_UDP] = udp;
+  c.l4_bytes[VS_L4_ICMP] = icmp;
+  c.l4_bytes[VS_L4_OTHER] = other;
+  c.bytes = tcp + udp + icmp + other;
+  c.packets = 100;
+  c.mcast_packets = 3;
+  c.bcast_packets = 2;
+  c.tcp_syns = 7;
+  return c;
+}
+
+VmEvent event(VmEvent::Kind kind, std::string vm, uint32_t pid) {
+  VmEvent e;
+  e.kind = kind;
+  e.vm = std::move(vm);
+  e.pid = pid;
+  e.launcher = "qemu";
+  e.timestamp_ns = 1'700'000'000'000'000'000;
+  return e;
+}
+
+TopRow detail_row() {
+  TopRow r = busy_row("web");
+  r.pid = 1234;
+  r.processes = 2;
+  r.threads = 9;
+  r.cpu_pct = 25;
+  r.utime_s = 1.5;
+  r.stime_s = 0.25;
+  r.rss_bytes = 512ull << 20;
+  r.vsize_bytes = 2ull << 30;
+  r.faults_per_s = 110;
+  r.maj_faults_per_s = 10;
+  r.min_flt = 300;
+  r.maj_flt = 30;
+  for (int i = 0; i < 2; ++i) {
+    TopTap& t = r.taps.emplace_back();
+    t.name = i ? "vmmtap1" : "vmmtap0";
+    t.bridge = i ? "" : "br0";
+    t.ifindex = 5 + i;
+    t.mtu = 1500;
+    t.rx_bps = 8000;
+    t.tx_bps = 4000;
+    t.rx_pps = 10;
+    t.tx_pps = 5;
+    t.rx = counters(2048, 1024, 0, 512);
+    t.tx = counters(1536 * 1024, 0, 100, 0);
+    t.errors = {1, 2, 3, 4, 0};
+    t.drops_per_s = 2;
+  }
+  return r;
+}
+
+TEST(TopDetail, EveryTapWithProtocolFigures) {
+  std::vector<std::string> lines = detail_lines(detail_row(), {});
+  std::string all;
+  for (const std::string& l : lines) all += l + '\n';
+  EXPECT_EQ(lines[0], "VM web  launcher solo5-hvt  pid 1234");
+  EXPECT_TRUE(contains(all, "processes 2  threads 9")) << all;
+  EXPECT_TRUE(contains(all, "CPU 25.0%")) << all;
+  EXPECT_TRUE(contains(all, "RSS 512M  virtual 2.00G  faults 110/s (major 10/s)")) << all;
+  EXPECT_TRUE(contains(all, "tap vmmtap0 (ifindex 5, mtu 1500, bridge br0)")) << all;
+  EXPECT_TRUE(contains(all, "tap vmmtap1 (ifindex 6, mtu 1500, bridge -)")) << all;
+  size_t rx_rows = 0, tx_rows = 0;
+  for (const std::string& l : lines) {
+    std::vector<std::string> w = words(l);
+    if (w.empty()) continue;
+    if (w[0] == "bit/s") {
+      EXPECT_EQ(w, (std::vector<std::string>{"bit/s", "pkt/s", "bytes", "TCP", "UDP", "ICMP",
+                                             "other", "mcast", "SYNs"}));
+    }
+    if (w[0] == "RX") {
+      ++rx_rows;
+      // bit/s pkt/s bytes TCP UDP ICMP other mcast+bcast SYNs
+      EXPECT_EQ(w, (std::vector<std::string>{"RX", "8.00k", "10", "3.50K", "2.00K", "1.00K", "0",
+                                             "512", "5", "7"}));
+    }
+    if (w[0] == "TX") {
+      ++tx_rows;
+      EXPECT_EQ(w, (std::vector<std::string>{"TX", "4.00k", "5", "1.50M", "1.50M", "0", "100", "0",
+                                             "5", "7"}));
+    }
+  }
+  EXPECT_EQ(rx_rows, 2u);
+  EXPECT_EQ(tx_rows, 2u);
+  EXPECT_TRUE(contains(all, "errors rx 1 tx 3  dropped rx 2 tx 4  (2/s)")) << all;
+  EXPECT_TRUE(contains(all, "none recorded")) << all;
+}
+
+TEST(TopDetail, OnlyTheVmsOwnEventsNewestFirst) {
+  std::deque<VmEvent> events;
+  events.push_back(event(VmEvent::Kind::kStart, "web", 111));
+  events.push_back(event(VmEvent::Kind::kStart, "db", 222));
+  events.push_back(event(VmEvent::Kind::kStart, "web-2", 333));  // a prefix is not a match
+  VmEvent exit = event(VmEvent::Kind::kExit, "web", 111);
+  exit.exit_known = true;
+  exit.exit_code = 3;
+  exit.lifetime_s = 125;
+  events.push_back(exit);
+  std::vector<std::string> lines = detail_lines(detail_row(), events);
+  std::vector<std::string> ev;
+  bool in_events = false;
+  for (const std::string& l : lines) {
+    if (l == "  recent events:") {
+      in_events = true;
+      continue;
+    }
+    if (in_events) ev.push_back(l);
+  }
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_TRUE(contains(ev[0], " web exit   pid 111 status 3 after 2m05s")) << ev[0];
+  EXPECT_TRUE(contains(ev[1], " web start  pid 111 (qemu)")) << ev[1];
+}
+
+TEST(TopDetail, NoProcess) {
+  TopRow r;
+  r.vm = "orphan";
+  std::vector<std::string> lines = detail_lines(r, {});
+  EXPECT_EQ(lines[0], "VM orphan  launcher -  pid -");
+  EXPECT_EQ(lines[1], "  no process (a tap nobody holds, or process metrics unavailable)");
+}
+
+TEST(TopEvents, EventLines) {
+  VmEvent e = event(VmEvent::Kind::kExit, "web", 42);
+  e.lifetime_s = 3600;
+  EXPECT_TRUE(contains(event_line(e), " web exit   pid 42 after 1h00m")) << event_line(e);
+  e.exit_known = true;
+  e.signal = 9;
+  EXPECT_TRUE(contains(event_line(e), " web exit   pid 42 killed by signal 9 after 1h00m"))
+      << event_line(e);
+}
+
+}  // namespace
+}  // namespace vmscope
