@@ -285,7 +285,7 @@ TEST(TopBatch, SummaryHeaderAndOneLinePerRow) {
   v.delay_s = 0.5;
   v.mode = "attached";
   std::vector<std::string> lines = split_lines(batch_snapshot(f, v));
-  ASSERT_EQ(lines.size(), 4u + 1 + 1 + 3) << batch_snapshot(f, v);
+  ASSERT_EQ(lines.size(), 5u + 1 + 1 + 3) << batch_snapshot(f, v);
   EXPECT_EQ(lines[0].rfind("vmscope top - ", 0), 0u) << lines[0];
   EXPECT_TRUE(contains(lines[0], "VMs: 4 (3 running, 3 shown)")) << lines[0];
   EXPECT_TRUE(contains(lines[0], "delay 0.5s")) << lines[0];
@@ -294,15 +294,16 @@ TEST(TopBatch, SummaryHeaderAndOneLinePerRow) {
   EXPECT_TRUE(contains(lines[1], "interval 2.00s")) << lines[1];
   EXPECT_EQ(lines[2], "Bridges:  br0 (2 taps) RX 8.00k TX 1.00k");
   EXPECT_EQ(lines[3], "Sort: mem  Filter: WEB");
-  EXPECT_EQ(lines[4], "");
-  std::vector<std::string> hw = words(lines[5]);
-  ASSERT_EQ(hw.size(), 12u) << lines[5];
+  EXPECT_EQ(lines[4], "Last event: -");
+  EXPECT_EQ(lines[5], "");
+  std::vector<std::string> hw = words(lines[6]);
+  ASSERT_EQ(hw.size(), 12u) << lines[6];
   EXPECT_EQ(hw[4], "*RSS");
   // Filtered to the web VMs, largest RSS first, full names.
-  EXPECT_EQ(words(lines[6])[0], "web2-with-a-name-longer-than-the-column");
-  EXPECT_EQ(words(lines[7])[0], "web1");
-  EXPECT_EQ(words(lines[8])[0], "orphan-web");
-  for (size_t i = 5; i < lines.size(); ++i) EXPECT_EQ(lines[i].size(), lines[5].size()) << i;
+  EXPECT_EQ(words(lines[7])[0], "web2-with-a-name-longer-than-the-column");
+  EXPECT_EQ(words(lines[8])[0], "web1");
+  EXPECT_EQ(words(lines[9])[0], "orphan-web");
+  for (size_t i = 6; i < lines.size(); ++i) EXPECT_EQ(lines[i].size(), lines[6].size()) << i;
 }
 
 TEST(TopBatch, ReverseAndNoFilter) {
@@ -311,12 +312,29 @@ TEST(TopBatch, ReverseAndNoFilter) {
   v.sort = SortKey::kCpu;
   v.reverse = true;
   std::vector<std::string> lines = split_lines(batch_snapshot(f, v));
-  ASSERT_EQ(lines.size(), 4u + 1 + 1 + 4);
+  ASSERT_EQ(lines.size(), 5u + 1 + 1 + 4);
   EXPECT_EQ(lines[3], "Sort: cpu (reversed)  Filter: -");
-  EXPECT_EQ(words(lines[6])[0], "orphan-web");  // cpu 0
-  EXPECT_EQ(words(lines[7])[0], "web2-with-a-name-longer-than-the-column");
-  EXPECT_EQ(words(lines[8])[0], "web1");
-  EXPECT_EQ(words(lines[9])[0], "db");
+  EXPECT_EQ(lines[4], "Last event: -");
+  EXPECT_EQ(words(lines[7])[0], "orphan-web");  // cpu 0
+  EXPECT_EQ(words(lines[8])[0], "web2-with-a-name-longer-than-the-column");
+  EXPECT_EQ(words(lines[9])[0], "web1");
+  EXPECT_EQ(words(lines[10])[0], "db");
+}
+
+TEST(TopBatch, LastEventLineShowsTheNewest) {
+  std::deque<VmEvent> events(2);
+  events[0].vm = "old";
+  events[1].vm = "web1";
+  events[1].kind = VmEvent::Kind::kExit;
+  events[1].exit_known = true;
+  events[1].signal = 9;
+  events[1].pid = 4242;
+  events[1].lifetime_s = 62;
+  auto lines = split_lines(batch_snapshot(frame(), TopView{}, events));
+  ASSERT_GT(lines.size(), 4u);
+  EXPECT_TRUE(contains(lines[4], "web1 exit   pid 4242 killed by signal 9 after 1m02s"))
+      << lines[4];
+  EXPECT_FALSE(contains(lines[4], "old")) << lines[4];
 }
 
 TEST(TopBatch, SummaryFlagsFailingSources) {
@@ -325,7 +343,7 @@ TEST(TopBatch, SummaryFlagsFailingSources) {
   f.procs_ok = false;
   TopView v;
   auto lines = summary_lines(f, 0, v);
-  ASSERT_EQ(lines.size(), 4u);
+  ASSERT_EQ(lines.size(), 5u);
   EXPECT_TRUE(contains(lines[1], "[network drain failing]")) << lines[1];
   EXPECT_TRUE(contains(lines[1], "[process metrics unavailable]")) << lines[1];
   EXPECT_EQ(lines[2], "Bridges: none");

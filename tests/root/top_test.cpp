@@ -261,6 +261,19 @@ TEST(TopScreen, RowsSortFilterResizeAndQuitLeavesNothingAttached) {
   s = t.wait_for([&](const std::string& s) { return vm_order(s, ours).size() == 4; });
   EXPECT_EQ(vm_order(s, ours).size(), 4u) << s;
 
+  // A VM killed while top runs: its exit is the last event, with the signal.
+  {
+    auto eps = busy_vm("epsilon", {"BUSY_MB=8", "BUSY_THREADS=0"});
+    s = t.wait_for(
+        [&](const std::string& s) { return s.find("epsilon start") != std::string::npos; });
+    EXPECT_NE(s.find("Last event: "), std::string::npos) << s;
+    EXPECT_NE(s.find("epsilon start  pid " + std::to_string(eps->pid())), std::string::npos) << s;
+    eps->signal(SIGKILL);
+    eps->wait(5s);
+  }
+  s = t.wait_for([&](const std::string& s) { return s.find("epsilon exit") != std::string::npos; });
+  EXPECT_NE(s.find("killed by signal 9"), std::string::npos) << s;
+
   // Wider terminal: the optional columns come back.
   t.resize(140, 30);
   s = t.wait_for([&](const std::string& s) { return s.find("LAUNCHER") != std::string::npos; });
@@ -302,9 +315,21 @@ TEST(TopShared, ReadsTheRunningAgentsMapsInsteadOfAttaching) {
       << agent.stderr_text();
   const std::string agent_programs = held_programs(agent.pid());
 
+  // A VM that starts before top does: top shows the agent's event for it.
+  auto ev1 = busy_vm("ev1", {"BUSY_MB=8", "BUSY_THREADS=0"});
+  ASSERT_TRUE(agent.wait_line(
+      [](const std::string& l) {
+        auto p = parse_point(l);
+        return p && p->measurement == "vm_event" && p->tags["vm"] == "ev1" &&
+               p->tags["event"] == "start";
+      },
+      10s))
+      << agent.stderr_text();
+
   Child top("/usr/bin/nsenter", in_netns(ns, {"top", "-b", "-n", "2", "-d", "1"}));
   ASSERT_TRUE(top.wait_line([](const std::string& l) { return l.rfind("web ", 0) == 0; }, 10s))
       << top.stderr_text();
+  ev1->signal(SIGKILL);
   // top holds no program of its own on the tap: only its task iterator.
   std::string names;
   for (std::istringstream ids(held_programs(top.pid())); ids.good();) {
@@ -329,6 +354,12 @@ TEST(TopShared, ReadsTheRunningAgentsMapsInsteadOfAttaching) {
   EXPECT_NE(snaps[1].title.find("reading vmscope run (pid " + std::to_string(agent.pid()) + ")"),
             std::string::npos)
       << snaps[1].title;
+  const std::string all = dump(top.lines());
+  EXPECT_NE(all.find("Last event: "), std::string::npos) << all;
+  EXPECT_NE(all.find("ev1 start  pid " + std::to_string(ev1->pid())), std::string::npos) << all;
+  EXPECT_NE(all.find("ev1 exit   pid " + std::to_string(ev1->pid()) + " killed by signal 9"),
+            std::string::npos)
+      << all;
   const auto& row = snaps[1].rows.at("web");
   EXPECT_EQ(row.at("LAUNCHER"), "solo5-hvt");
   const double tx = si(row.at("TXbit/s")) * snaps[1].interval_s / 8;

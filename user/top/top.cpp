@@ -108,7 +108,7 @@ class Top {
         if (screen) {
           screen->draw(model_, view_);
         } else {
-          std::fputs(batch_snapshot(model_.frame(), view_).c_str(), out);
+          std::fputs(batch_snapshot(model_.frame(), view_, model_.events()).c_str(), out);
           std::fputc('\n', out);
           std::fflush(out);
         }

@@ -222,7 +222,7 @@ void TopScreen::draw_table(const TopModel& model, const TopView& view) {
   const int width = COLS, height = LINES;
   auto rows = select_rows(model.frame(), view.sort, view.reverse, view.filter);
   int y = 0;
-  for (const std::string& l : summary_lines(model.frame(), rows.size(), view)) {
+  for (const std::string& l : summary_lines(model.frame(), rows.size(), view, model.events())) {
     if (y >= height) return;
     put_line(y++, l, width);
   }
@@ -284,7 +284,7 @@ void TopScreen::draw_help(const TopView& view) {
     if (y >= LINES) break;
     put_line(y++, l, COLS);
   }
-  if (y + 1 < LINES) put_line(y + 1, "current: " + summary_lines(TopFrame{}, 0, view).back(), COLS);
+  if (y + 1 < LINES) put_line(y + 1, "current: " + summary_lines(TopFrame{}, 0, view)[3], COLS);
 }
 
 void TopScreen::draw_prompt() {

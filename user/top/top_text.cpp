@@ -160,7 +160,8 @@ std::string table_row(const TopRow& r, const std::vector<const TopColumn*>& cols
   return line;
 }
 
-std::vector<std::string> summary_lines(const TopFrame& f, size_t shown, const TopView& v) {
+std::vector<std::string> summary_lines(const TopFrame& f, size_t shown, const TopView& v,
+                                       const std::deque<VmEvent>& events) {
   size_t running = 0;
   for (const TopRow& r : f.rows)
     if (r.has_process) ++running;
@@ -180,6 +181,7 @@ std::vector<std::string> summary_lines(const TopFrame& f, size_t shown, const To
   out.push_back(br);
   out.push_back(fmt::format("Sort: {}{}  Filter: {}", sort_key_name(v.sort),
                             v.reverse ? " (reversed)" : "", v.filter.empty() ? "-" : v.filter));
+  out.push_back("Last event: " + (events.empty() ? std::string("-") : event_line(events.back())));
   return out;
 }
 
@@ -253,7 +255,7 @@ std::vector<std::string> detail_lines(const TopRow& r, const std::deque<VmEvent>
   return out;
 }
 
-std::string batch_snapshot(const TopFrame& f, const TopView& v) {
+std::string batch_snapshot(const TopFrame& f, const TopView& v, const std::deque<VmEvent>& events) {
   auto rows = select_rows(f, v.sort, v.reverse, v.filter);
   auto cols = columns_for_width(1 << 20);
   // Batch output is for scripts: every column, the name column as wide as the longest.
@@ -261,7 +263,7 @@ std::string batch_snapshot(const TopFrame& f, const TopView& v) {
   for (const TopRow* r : rows) name_w = std::max(name_w, r->vm.size());
   int width = fixed_width(cols) + static_cast<int>(name_w) - cols.front()->width;
   std::string out;
-  for (const std::string& l : summary_lines(f, rows.size(), v)) out += l + '\n';
+  for (const std::string& l : summary_lines(f, rows.size(), v, events)) out += l + '\n';
   out += '\n';
   out += table_header(cols, width, v.sort) + '\n';
   for (const TopRow* r : rows) out += table_row(*r, cols, width) + '\n';

@@ -24,8 +24,9 @@ struct TopView {
 struct TopColumn;
 std::vector<const TopColumn*> columns_for_width(int width);
 
-// The summary lines above the table.
-std::vector<std::string> summary_lines(const TopFrame& f, size_t shown, const TopView& v);
+// The summary lines above the table; the last one is the most recent VM event.
+std::vector<std::string> summary_lines(const TopFrame& f, size_t shown, const TopView& v,
+                                       const std::deque<VmEvent>& events = {});
 // The table's header line, with the sort column marked.
 std::string table_header(const std::vector<const TopColumn*>& cols, int width, SortKey sort);
 std::string table_row(const TopRow& r, const std::vector<const TopColumn*>& cols, int width);
@@ -40,7 +41,8 @@ std::vector<ColumnSpan> column_spans(const std::vector<const TopColumn*>& cols, 
 std::vector<std::string> detail_lines(const TopRow& r, const std::deque<VmEvent>& events);
 
 // A whole snapshot as `top -b` prints it (all columns, no truncation of names).
-std::string batch_snapshot(const TopFrame& f, const TopView& v);
+std::string batch_snapshot(const TopFrame& f, const TopView& v,
+                           const std::deque<VmEvent>& events = {});
 
 // One VM event as a line: "15:04:05 start web1 pid 1234 (qemu)".
 std::string event_line(const VmEvent& e);
