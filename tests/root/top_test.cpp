@@ -274,6 +274,21 @@ TEST(TopScreen, RowsSortFilterResizeAndQuitLeavesNothingAttached) {
   s = t.wait_for([&](const std::string& s) { return s.find("epsilon exit") != std::string::npos; });
   EXPECT_NE(s.find("killed by signal 9"), std::string::npos) << s;
 
+  // d: a new delay; p: pause (the header says so), p again: resume.
+  t.keys("d 0 . 2 5 Enter");
+  s = t.wait_for([&](const std::string& s) { return s.find("delay 0.25s") != std::string::npos; });
+  EXPECT_NE(s.find("delay 0.25s"), std::string::npos) << s;
+  t.keys("d x Enter");
+  s = t.wait_for(
+      [&](const std::string& s) { return s.find("expected seconds") != std::string::npos; });
+  EXPECT_NE(s.find("delay \"x\": expected seconds between 0.1 and 3600"), std::string::npos) << s;
+  t.keys("p");
+  s = t.wait_for([&](const std::string& s) { return s.find("PAUSED") != std::string::npos; });
+  EXPECT_NE(s.find("PAUSED"), std::string::npos) << s;
+  t.keys("p");
+  s = t.wait_for([&](const std::string& s) { return s.find("PAUSED") == std::string::npos; });
+  EXPECT_EQ(s.find("PAUSED"), std::string::npos) << s;
+
   // Wider terminal: the optional columns come back.
   t.resize(140, 30);
   s = t.wait_for([&](const std::string& s) { return s.find("LAUNCHER") != std::string::npos; });
