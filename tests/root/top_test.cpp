@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -308,6 +309,11 @@ TEST(TopScreen, RowsSortFilterResizeAndQuitLeavesNothingAttached) {
 
 // ---- next to a running agent ----
 
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
+
 // nsenter keeps the host's mount namespace, so /sys/fs/bpf is the real one (ip netns
 // exec remounts /sys without it): as on a host where vmscope.service runs.
 std::vector<std::string> in_netns(const Netns& ns, std::vector<std::string> args) {
@@ -329,6 +335,19 @@ TEST(TopShared, ReadsTheRunningAgentsMapsInsteadOfAttaching) {
       agent.wait_line([](const std::string& l) { return l.rfind("interface,", 0) == 0; }, 10s))
       << agent.stderr_text();
   const std::string agent_programs = held_programs(agent.pid());
+
+  // A second agent in the same namespace runs, but leaves the first one's pins alone.
+  const std::string pins = "/sys/fs/bpf/vmscope/net-" +
+                           trim(capture("stat -L -c %i /run/netns/" + ns.name())) + "/net_stats";
+  ASSERT_EQ(sh("test -e " + pins), 0) << pins;
+  {
+    Child second("/usr/bin/nsenter", in_netns(ns, {"run", "--interval", "0.2", "--count", "2",
+                                                   "--attach", "clsact", "--output", "-"}));
+    ASSERT_EQ(second.wait(20s), 0) << second.stderr_text();
+    EXPECT_NE(second.stderr_text().find("another vmscope run publishes"), std::string::npos)
+        << second.stderr_text();
+  }
+  EXPECT_EQ(sh("test -e " + pins), 0) << "the second agent removed the first one's pins";
 
   // A VM that starts before top does: top shows the agent's event for it.
   auto ev1 = busy_vm("ev1", {"BUSY_MB=8", "BUSY_THREADS=0"});
@@ -384,9 +403,7 @@ TEST(TopShared, ReadsTheRunningAgentsMapsInsteadOfAttaching) {
   // Once the agent is gone, its pins are too, and top falls back to its own programs.
   agent.signal(SIGTERM);
   ASSERT_EQ(agent.wait(10s), 0) << agent.stderr_text();
-  const std::string pins =
-      "/sys/fs/bpf/vmscope/net-" + capture("stat -L -c %i /run/netns/" + ns.name());
-  EXPECT_NE(sh("test -e " + pins.substr(0, pins.size() - 1)), 0) << pins;
+  EXPECT_NE(sh("test -e " + pins), 0) << pins;
   Child again("/usr/bin/nsenter", in_netns(ns, {"top", "-b", "-n", "1", "-d", "0.5"}));
   ASSERT_EQ(again.wait(10s), 0) << again.stderr_text();
   auto snaps2 = parse_batch(again.lines());

@@ -70,7 +70,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const Config& config, EngineMode 
       maps.if_slot = engine->programs_->if_slot_fd();
       maps.if_slot_far = engine->programs_->if_slot_far_fd();
       if (engine->procs_) maps.tracked = engine->procs_->programs().tracked_fd();
-      engine->publisher_ = SharedMapPublisher::create(*paths, maps);
+      if (auto pub = SharedMapPublisher::create(*paths, maps))
+        engine->publisher_.emplace(std::move(*pub));
     } else {
       spdlog::info("maps not shared with vmscope top: {}", paths.error().message);
     }

@@ -60,6 +60,7 @@ std::optional<SharedMapPublisher> SharedMapPublisher::create(const SharedMapPath
         paths.lock_file);
     return std::nullopt;
   }
+  p.owner_ = true;
   std::string pid = std::to_string(getpid()) + "\n";
   if (ftruncate(p.lock_.get(), 0) != 0 || pwrite(p.lock_.get(), pid.data(), pid.size(), 0) < 0)
     spdlog::debug("write pid to {}: {}", paths.lock_file, strerror(errno));
@@ -96,13 +97,19 @@ std::optional<SharedMapPublisher> SharedMapPublisher::create(const SharedMapPath
   return p;
 }
 
-SharedMapPublisher::SharedMapPublisher(SharedMapPublisher&&) noexcept = default;
-SharedMapPublisher& SharedMapPublisher::operator=(SharedMapPublisher&&) noexcept = default;
+SharedMapPublisher::SharedMapPublisher(SharedMapPublisher&& o) noexcept
+    : paths_(std::move(o.paths_)),
+      lock_(std::move(o.lock_)),
+      events_(std::move(o.events_)),
+      seq_(o.seq_),
+      owner_(std::exchange(o.owner_, false)) {}
 
 SharedMapPublisher::~SharedMapPublisher() {
-  if (lock_.valid() && !paths_.pin_dir.empty()) unpin();
-  // The lock file stays: removing it could let a second agent lock a new file while a
-  // reader still holds the old one. The lock itself goes with the descriptor.
+  if (!owner_) return;  // moved from, or another agent's lock
+  // Pins first, then the lock file, still locked: an agent starting now locks a new
+  // file only after the old pins are gone, and a reader of the old file finds it free.
+  unpin();
+  unlink(paths_.lock_file.c_str());
 }
 
 void SharedMapPublisher::unpin() {

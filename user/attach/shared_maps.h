@@ -53,7 +53,7 @@ class SharedMapPublisher {
   // this namespace already publishes: the agent runs on either way.
   static std::optional<SharedMapPublisher> create(const SharedMapPaths& paths, const Maps& maps);
   SharedMapPublisher(SharedMapPublisher&&) noexcept;
-  SharedMapPublisher& operator=(SharedMapPublisher&&) noexcept;
+  SharedMapPublisher& operator=(SharedMapPublisher&&) = delete;
   ~SharedMapPublisher();
 
   // Records VM events for top (the last kSharedEventSlots are kept).
@@ -66,6 +66,7 @@ class SharedMapPublisher {
   UniqueFd lock_;
   UniqueFd events_;
   uint64_t seq_ = 0;
+  bool owner_ = false;  // holds the lock: the pins and the lock file are ours to remove
 };
 
 // top's side: the maps of the agent running in this namespace, read-only.
