@@ -56,15 +56,85 @@ void proc_collect_encode(benchmark::State& state) {
   state.counters["out_bytes"] = static_cast<double>(batch.size());
 }
 
-}  // namespace
+// Breakdown: one iterator pass alone (ProcPrograms::sample, a second set of programs
+// tracking the same processes), collect alone, and the encoding of one collect's result.
+void part_task_iter(benchmark::State& state) {
+  static std::unique_ptr<ProcPrograms> programs = [] {
+    auto r = ProcPrograms::load([](const vs_proc_event&) {});
+    if (!r) return std::unique_ptr<ProcPrograms>();
+    for (pid_t pid : env().sleepers) (void)(*r)->track(static_cast<uint32_t>(pid), 0);
+    return std::move(*r);
+  }();
+  if (!programs) {
+    state.SkipWithError("load process programs");
+    return;
+  }
+  std::vector<vs_task_sample> samples;
+  for (auto _ : state) {
+    if (auto st = programs->sample(samples); !st) {
+      state.SkipWithError(st.error().message.c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(samples.data());
+  }
+  state.counters["records"] = static_cast<double>(samples.size());
+}
 
-void register_proc_benchmarks() {
-  benchmark::RegisterBenchmark(kProcTickVmscope, proc_collect_encode)
+void part_proc_collect(benchmark::State& state) {
+  ProcTracker* t = tracker();
+  if (!t) {
+    state.SkipWithError("load process programs");
+    return;
+  }
+  std::vector<VmEvent> gone;
+  for (auto _ : state) {
+    gone.clear();
+    auto r = t->collect(gone);
+    if (!r) {
+      state.SkipWithError(r.error().message.c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(r->data());
+  }
+}
+
+void part_encode_resources(benchmark::State& state) {
+  ProcTracker* t = tracker();
+  if (!t) {
+    state.SkipWithError("load process programs");
+    return;
+  }
+  std::vector<VmEvent> gone;
+  auto r = t->collect(gone);
+  if (!r) {
+    state.SkipWithError(r.error().message.c_str());
+    return;
+  }
+  std::string batch;
+  for (auto _ : state) {
+    batch.clear();
+    encode_resources(*r, realtime_ns(), batch);
+    benchmark::DoNotOptimize(batch.data());
+  }
+  state.counters["out_bytes"] = static_cast<double>(batch.size());
+}
+
+void add(const char* name, void (*fn)(benchmark::State&)) {
+  benchmark::RegisterBenchmark(name, fn)
       ->MinTime(0.3)
       ->Repetitions(5)
       ->Unit(benchmark::kMicrosecond)
       ->UseRealTime()
       ->DisplayAggregatesOnly(true);
+}
+
+}  // namespace
+
+void register_proc_benchmarks() {
+  add(kProcTickVmscope, proc_collect_encode);
+  add("proc_part/task_iter_sample", part_task_iter);
+  add("proc_part/proc_tracker_collect", part_proc_collect);
+  add("proc_part/encode_resources", part_encode_resources);
 }
 
 }  // namespace vmscope::bench
