@@ -58,12 +58,20 @@ static __always_inline void find_cpu_offsets(void) {
   cpu_offsets_n = n;
 }
 
-/* percpu_counter_sum(): what /proc/<pid>/statm reports on current kernels (the shared
- * .count alone lags by up to batch x CPUs pages). */
+/* Kernels since 6.2 have it (tracing programs); it turns an address into a BTF pointer
+ * whose loads are plain (fault-safe) loads instead of a bpf_probe_read_kernel() call. */
+extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym __weak;
+
+enum { MM_FILEPAGES_ = 0, MM_ANONPAGES_ = 1, MM_SWAPENTS_ = 2, MM_SHMEMPAGES_ = 3 };
+
+struct rss_pages {
+  long file, anon, shmem;
+};
+
+/* percpu_counter_sum() of one counter: what /proc/<pid>/statm reports on current kernels
+ * (the shared .count alone lags by up to batch x CPUs pages). */
 static __always_inline long percpu_counter_sum(struct percpu_counter* fbc) {
   long sum = fbc->count;
-  if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem)) return sum;
-  if (cpu_offsets_n == 0) find_cpu_offsets();
   __u64 counters = (__u64)fbc->counters;
   for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < cpu_offsets_n; cpu++) {
     __s32 delta = 0;
@@ -73,19 +81,61 @@ static __always_inline long percpu_counter_sum(struct percpu_counter* fbc) {
   return sum;
 }
 
-static __always_inline __u64 rss_counter(struct mm_struct* mm, int member) {
-  long v;
-  if (bpf_core_type_exists(struct percpu_counter) &&
-      bpf_core_field_size(mm->rss_stat) == 4 * sizeof(struct percpu_counter)) {
-    v = percpu_counter_sum(&mm->rss_stat[member]);
-  } else {
-    struct mm_struct___old* old = (void*)mm;
-    v = BPF_CORE_READ(old, rss_stat.count[member].counter);
+/* The three resident counters of an mm, each summed like percpu_counter_sum().
+ * percpu_counter_init_many() gives the NR_MM_COUNTERS counters of one mm one per-CPU
+ * block, s32 side by side: when that holds (checked per mm), each CPU's share of all of
+ * them is one 16-byte read, done with two plain loads through bpf_rdonly_cast() (as a
+ * struct timespec64: any kernel struct of two 64-bit integers would do) or, without
+ * it, one bpf_probe_read_kernel(). Otherwise one read per counter and CPU. */
+static __always_inline void rss_percpu_sums(struct mm_struct* mm, struct rss_pages* r) {
+  r->file = mm->rss_stat[MM_FILEPAGES_].count;
+  r->anon = mm->rss_stat[MM_ANONPAGES_].count;
+  r->shmem = mm->rss_stat[MM_SHMEMPAGES_].count;
+  if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem)) return;
+  if (cpu_offsets_n == 0) find_cpu_offsets();
+  __u64 base = (__u64)mm->rss_stat[0].counters;
+  if ((__u64)mm->rss_stat[1].counters != base + 4 || (__u64)mm->rss_stat[2].counters != base + 8 ||
+      (__u64)mm->rss_stat[3].counters != base + 12) {
+    r->file = percpu_counter_sum(&mm->rss_stat[MM_FILEPAGES_]);
+    r->anon = percpu_counter_sum(&mm->rss_stat[MM_ANONPAGES_]);
+    r->shmem = percpu_counter_sum(&mm->rss_stat[MM_SHMEMPAGES_]);
+    return;
   }
-  return v > 0 ? v : 0;
+  if (bpf_rdonly_cast) {
+    for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < cpu_offsets_n; cpu++) {
+      struct timespec64* block = bpf_rdonly_cast((void*)(base + cpu_offsets[cpu]),
+                                                 bpf_core_type_id_kernel(struct timespec64));
+      __u64 lo = (__u64)block->tv_sec, hi = (__u64)block->tv_nsec; /* s32[0..1], s32[2..3] */
+      r->file += (__s32)lo;
+      r->anon += (__s32)(lo >> 32);
+      r->shmem += (__s32)(hi >> 32);
+    }
+    return;
+  }
+  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < cpu_offsets_n; cpu++) {
+    __s32 block[4] = {};
+    bpf_probe_read_kernel(block, sizeof(block), (void*)(base + cpu_offsets[cpu]));
+    r->file += block[MM_FILEPAGES_];
+    r->anon += block[MM_ANONPAGES_];
+    r->shmem += block[MM_SHMEMPAGES_];
+  }
 }
 
-enum { MM_FILEPAGES_ = 0, MM_ANONPAGES_ = 1, MM_SHMEMPAGES_ = 3 };
+static __always_inline void rss_pages(struct mm_struct* mm, struct rss_pages* r) {
+  if (bpf_core_type_exists(struct percpu_counter) &&
+      bpf_core_field_size(mm->rss_stat) == 4 * sizeof(struct percpu_counter)) {
+    rss_percpu_sums(mm, r);
+  } else {
+    struct mm_struct___old* old = (void*)mm;
+    r->file = BPF_CORE_READ(old, rss_stat.count[MM_FILEPAGES_].counter);
+    r->anon = BPF_CORE_READ(old, rss_stat.count[MM_ANONPAGES_].counter);
+    r->shmem = BPF_CORE_READ(old, rss_stat.count[MM_SHMEMPAGES_].counter);
+  }
+}
+
+static __always_inline __u64 positive(long v) {
+  return v > 0 ? v : 0;
+}
 
 SEC("iter/task")
 int vs_tasks(struct bpf_iter__task* ctx) {
@@ -105,9 +155,11 @@ int vs_tasks(struct bpf_iter__task* ctx) {
     s.start_boottime_ns = t->start_boottime;
     struct mm_struct* mm = t->mm;
     if (mm) {
-      s.rss_file_pages = rss_counter(mm, MM_FILEPAGES_);
-      s.rss_anon_pages = rss_counter(mm, MM_ANONPAGES_);
-      s.rss_shmem_pages = rss_counter(mm, MM_SHMEMPAGES_);
+      struct rss_pages rss;
+      rss_pages(mm, &rss);
+      s.rss_file_pages = positive(rss.file);
+      s.rss_anon_pages = positive(rss.anon);
+      s.rss_shmem_pages = positive(rss.shmem);
       s.total_vm_pages = mm->total_vm;
       s.data_vm_pages = mm->data_vm;
       s.stack_vm_pages = mm->stack_vm;
