@@ -98,7 +98,10 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
   out.clear();
   UniqueFd fd(bpf_iter_create(bpf_link__fd(iter_link_.get())));
   if (!fd.valid()) return Error::from_errno("start task iterator", errno);
-  read_buf_.resize(64 * sizeof(vs_task_sample));
+  // Large reads: the kernel fills its whole seq buffer (32 KiB) per read() and restarts
+  // the task walk once per read, so a small buffer means many restarts.
+  constexpr size_t kReadBytes = 256 * 1024;
+  if (read_buf_.size() < kReadBytes) read_buf_.resize(kReadBytes);
   size_t have = 0;
   for (;;) {
     ssize_t n = read(fd.get(), read_buf_.data() + have, read_buf_.size() - have);
@@ -108,13 +111,12 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
     }
     if (n == 0) break;
     have += static_cast<size_t>(n);
-    size_t whole = have / sizeof(vs_task_sample);
-    for (size_t i = 0; i < whole; ++i) {
-      vs_task_sample s;
-      std::memcpy(&s, read_buf_.data() + i * sizeof(s), sizeof(s));
-      out.push_back(s);
-    }
-    size_t rest = have - whole * sizeof(vs_task_sample);
+    const size_t whole = have / sizeof(vs_task_sample);
+    const size_t first = out.size();
+    out.resize(first + whole);
+    std::memcpy(static_cast<void*>(out.data() + first), read_buf_.data(),
+                whole * sizeof(vs_task_sample));
+    const size_t rest = have - whole * sizeof(vs_task_sample);
     std::memmove(read_buf_.data(), read_buf_.data() + whole * sizeof(vs_task_sample), rest);
     have = rest;
   }

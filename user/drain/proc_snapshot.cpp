@@ -33,14 +33,30 @@ void cputime_adjust(uint64_t utime, uint64_t stime, uint64_t rtime, PrevCputime&
   st = prev.stime;
 }
 
+ProcAggregator::Raw& ProcAggregator::entry(uint32_t tgid) {
+  // The iterator walks tasks by tid and a leader's tid is its tgid, so processes mostly
+  // arrive in tgid order with their threads right behind: append or reuse the last entry.
+  if (raw_.empty() || raw_.back().s.tgid < tgid) {
+    raw_.emplace_back().s.tgid = tgid;
+    return raw_.back();
+  }
+  if (raw_.back().s.tgid == tgid) return raw_.back();
+  // A thread numbered apart from its leader (pid wrap, or an older process's new thread).
+  auto it = std::lower_bound(raw_.begin(), raw_.end(), tgid,
+                             [](const Raw& r, uint32_t t) { return r.s.tgid < t; });
+  if (it == raw_.end() || it->s.tgid != tgid) {
+    it = raw_.insert(it, Raw{});
+    it->s.tgid = tgid;
+  }
+  return *it;
+}
+
 const std::vector<ProcSample>& ProcAggregator::aggregate(
     const std::vector<vs_task_sample>& samples) {
-  index_.clear();
+  static const uint64_t page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   raw_.clear();
   for (const vs_task_sample& t : samples) {
-    auto [it, inserted] = index_.try_emplace(t.tgid, raw_.size());
-    if (inserted) raw_.emplace_back().s.tgid = t.tgid;
-    Raw& r = raw_[it->second];
+    Raw& r = entry(t.tgid);
     r.s.threads++;
     auto add = [&](const vs_task_counters& c) {
       r.utime += c.utime_ns;
@@ -56,21 +72,32 @@ const std::vector<ProcSample>& ProcAggregator::aggregate(
       add(t.dead);
       r.s.start_boottime_ns = t.start_boottime_ns;
       r.s.rss_pages = t.rss_file_pages + t.rss_anon_pages + t.rss_shmem_pages;
-      static const uint64_t page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
       r.s.vsize_bytes = t.total_vm_pages * page_size;
       r.s.text_pages = t.text_pages;
       r.s.data_pages = t.data_vm_pages + t.stack_vm_pages;  // statm "data" includes the stack
       r.s.stack_pages = t.stack_vm_pages;
     }
   }
+  // raw_ and prev_ are both ordered by tgid: merge them into next_prev_.
   out_.clear();
+  next_prev_.clear();
+  auto p = prev_.begin();
   for (Raw& r : raw_) {
-    cputime_adjust(r.utime, r.stime, r.s.runtime_ns, prev_[r.s.tgid], r.s.utime_ns, r.s.stime_ns);
+    while (p != prev_.end() && p->tgid < r.s.tgid) next_prev_.push_back(*p++);
+    Prev& prev = next_prev_.emplace_back(Prev{r.s.tgid, {}});
+    if (p != prev_.end() && p->tgid == r.s.tgid) prev.cputime = (p++)->cputime;
+    cputime_adjust(r.utime, r.stime, r.s.runtime_ns, prev.cputime, r.s.utime_ns, r.s.stime_ns);
     out_.push_back(r.s);
   }
-  std::sort(out_.begin(), out_.end(),
-            [](const ProcSample& a, const ProcSample& b) { return a.tgid < b.tgid; });
+  next_prev_.insert(next_prev_.end(), p, prev_.end());
+  prev_.swap(next_prev_);
   return out_;
+}
+
+void ProcAggregator::forget(uint32_t tgid) {
+  auto it = std::lower_bound(prev_.begin(), prev_.end(), tgid,
+                             [](const Prev& p, uint32_t t) { return p.tgid < t; });
+  if (it != prev_.end() && it->tgid == tgid) prev_.erase(it);
 }
 
 }  // namespace vmscope
