@@ -1,14 +1,19 @@
 #include "drain/net_drain.h"
 
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
+#include <sys/mman.h>
+
+#include <cstring>
 
 #include "drain/contract_check.h"
 
 namespace vmscope {
 
-NetDrain::NetDrain(int net_stats_fd)
-    : fd_(net_stats_fd), ncpus_(static_cast<size_t>(libbpf_num_possible_cpus())) {}
+NetDrain::NetDrain(int net_stats_fd) : fd_(net_stats_fd) {}
+
+void MappingDeleter::operator()(const void* p) const {
+  munmap(const_cast<void*>(p), bytes);
+}
 
 void add_counters(vs_net_counters& a, const vs_net_counters& b) {
   a.bytes += b.bytes;
@@ -19,29 +24,38 @@ void add_counters(vs_net_counters& a, const vs_net_counters& b) {
   a.tcp_syns += b.tcp_syns;
 }
 
+Status NetDrain::map() {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd_, &info, &len))
+    return Error::from_errno("read net_stats map info", errno);
+  if (info.value_size != sizeof(vs_dev_counters) || info.max_entries % VS_MAX_SLOTS != 0 ||
+      info.max_entries == 0)
+    return Error::msg(fmt::format(
+        "map net_stats: unexpected layout (value size {}, {} entries; want {} per {} slots)",
+        info.value_size, info.max_entries, sizeof(vs_dev_counters), VS_MAX_SLOTS));
+  const size_t bytes = size_t{info.max_entries} * sizeof(vs_dev_counters);
+  void* p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd_, 0);
+  if (p == MAP_FAILED) return Error::from_errno("map net_stats", errno);
+  regions_ = std::unique_ptr<const vs_dev_counters, MappingDeleter>(
+      static_cast<const vs_dev_counters*>(p), MappingDeleter{bytes});
+  ncpus_ = info.max_entries / VS_MAX_SLOTS;
+  return {};
+}
+
 Status NetDrain::read(uint32_t slot_limit) {
-  uint32_t entries = slot_limit;
-  keys_.resize(entries);
-  percpu_.resize(static_cast<size_t>(entries) * ncpus_);
-  sums_.assign(entries, vs_dev_counters{});
-  uint32_t done = 0;
-  uint32_t next = 0;
-  while (done < entries) {
-    uint32_t count = entries - done;
-    DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    int err =
-        bpf_map_lookup_batch(fd_, done == 0 ? nullptr : &next, &next, keys_.data() + done,
-                             percpu_.data() + static_cast<size_t>(done) * ncpus_, &count, &opts);
-    if (err && errno != ENOENT) return Error::from_errno("batch lookup of net_stats", errno);
-    done += count;
-    if (err || count == 0) break;  // ENOENT: reached the end of the map
-  }
-  for (uint32_t i = 0; i < done; ++i) {
-    if (keys_[i] >= entries) continue;
-    const vs_dev_counters* cpu = percpu_.data() + static_cast<size_t>(i) * ncpus_;
-    vs_dev_counters& sum = sums_[keys_[i]];
-    for (size_t c = 0; c < ncpus_; ++c)
-      for (int d = 0; d < VS_DIR_COUNT; ++d) add_counters(sum.dir[d], cpu[c].dir[d]);
+  if (!regions_)
+    if (auto st = map(); !st) return st;
+  if (slot_limit > VS_MAX_SLOTS) slot_limit = VS_MAX_SLOTS;
+  sums_.resize(slot_limit);
+  if (slot_limit == 0) return {};
+  // CPU by CPU: each region is read front to back.
+  std::memcpy(static_cast<void*>(sums_.data()), regions_.get(),
+              slot_limit * sizeof(vs_dev_counters));
+  for (size_t cpu = 1; cpu < ncpus_; ++cpu) {
+    const vs_dev_counters* region = regions_.get() + cpu * VS_MAX_SLOTS;
+    for (uint32_t slot = 0; slot < slot_limit; ++slot)
+      for (int d = 0; d < VS_DIR_COUNT; ++d) add_counters(sums_[slot].dir[d], region[slot].dir[d]);
   }
   return {};
 }

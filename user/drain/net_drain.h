@@ -1,7 +1,10 @@
-// Reads net_stats (per-CPU) in one batch syscall per tick and sums the CPUs.
+// Reads net_stats through a read-only mapping of the map (no syscall per tick) and sums
+// the CPUs' regions.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "common/result.h"
@@ -9,20 +12,29 @@
 
 namespace vmscope {
 
+// munmap()s a mapping of `bytes`.
+struct MappingDeleter {
+  size_t bytes = 0;
+  void operator()(const void* p) const;
+};
+
 class NetDrain {
  public:
   explicit NetDrain(int net_stats_fd);
 
   // Reads slots [0, slot_limit); afterwards counters(slot, dir) holds the CPU sums.
+  // Maps net_stats on first use.
   Status read(uint32_t slot_limit);
   const vs_net_counters& counters(uint32_t slot, vs_dir dir) const { return sums_[slot].dir[dir]; }
 
  private:
+  Status map();
+
   int fd_;
-  size_t ncpus_;
-  std::vector<uint32_t> keys_;
-  std::vector<vs_dev_counters> percpu_;  // [slot][cpu]
-  std::vector<vs_dev_counters> sums_;    // [slot]
+  size_t ncpus_ = 0;
+  // net_stats: ncpus_ regions of VS_MAX_SLOTS entries (bpf/net.bpf.c).
+  std::unique_ptr<const vs_dev_counters, MappingDeleter> regions_;
+  std::vector<vs_dev_counters> sums_;  // [slot]
 };
 
 // a += b, field by field.
