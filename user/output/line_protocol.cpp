@@ -248,8 +248,9 @@ LineWriter::~LineWriter() {
 }
 
 void LineWriter::grow(size_t n) {
-  // Slack beyond the request, so that a typical line needs one or two of these.
-  out_.resize(pos_ + n + 256);
+  // Room for a line as long as the last one (lines of one kind follow each other), so
+  // that a line usually grows the buffer once, at begin().
+  out_.resize(pos_ + std::max(n, last_line_) + 64);
 }
 
 LineWriter& LineWriter::begin(std::string_view measurement) {
@@ -377,6 +378,7 @@ void LineWriter::end(int64_t timestamp_ns) {
   *p++ = '\n';
   commit(p);
   out_.resize(pos_);
+  last_line_ = pos_ - line_start_;
   ++lines_;
 }
 

@@ -114,6 +114,7 @@ class LineWriter {
   std::string& out_;
   size_t pos_ = 0;  // end of what was written (out_.size() when no line is open)
   size_t line_start_ = 0;
+  size_t last_line_ = 256;  // length of the last line: room reserved for the next
   size_t lines_ = 0;
   bool open_ = false;      // begin() seen, end() not yet
   bool has_name_ = false;  // measurement escaped to something non-empty
