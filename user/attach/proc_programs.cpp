@@ -2,12 +2,15 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "proc.skel.h"
 #include "tasks.skel.h"
+#include "tasks_walk.skel.h"
 
 namespace vmscope {
 
@@ -16,6 +19,9 @@ void ProcPrograms::Deleters::operator()(proc_bpf* s) const {
 }
 void ProcPrograms::Deleters::operator()(tasks_bpf* s) const {
   tasks_bpf__destroy(s);
+}
+void ProcPrograms::Deleters::operator()(tasks_walk_bpf* s) const {
+  tasks_walk_bpf__destroy(s);
 }
 void ProcPrograms::Deleters::operator()(ring_buffer* r) const {
   ring_buffer__free(r);
@@ -45,21 +51,43 @@ Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load(EventFn on_event) {
   if (proc_bpf__attach(p->proc_.get()))
     return Error::from_errno("attach sched_process_exec/exit tracepoints", errno);
 
-  p->tasks_.reset(tasks_bpf__open());
-  if (!p->tasks_) return Error::from_errno("open BPF task iterator (tasks.bpf.o)", errno);
-  p->tasks_->rodata->nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
-  // One `tracked` map for both objects.
-  if (bpf_map__reuse_fd(p->tasks_->maps.tracked, bpf_map__fd(p->proc_->maps.tracked)))
-    return Error::from_errno("share the tracked map with the task iterator", errno);
-  if (tasks_bpf__load(p->tasks_.get()))
-    return Error::from_errno("load BPF task iterator (tasks.bpf.o)", errno);
-  p->iter_link_.reset(bpf_program__attach_iter(p->tasks_->progs.vs_tasks, nullptr));
-  if (!p->iter_link_) return Error::from_errno("attach task iterator", errno);
+  if (auto walk = p->load_walk(); !walk) {
+    spdlog::info("process sampling by task iterator ({})", walk.error().message);
+    if (auto st = p->load_iterator(); !st) return st.error();
+  }
 
   p->ring_.reset(
       ring_buffer__new(bpf_map__fd(p->proc_->maps.proc_events), on_ring_record, p.get(), nullptr));
   if (!p->ring_) return Error::from_errno("open proc_events ring buffer", errno);
   return p;
+}
+
+Status ProcPrograms::load_walk() {
+  walk_.reset(tasks_walk_bpf__open());
+  if (!walk_) return Error::from_errno("open BPF task-list walk (tasks_walk.bpf.o)", errno);
+  walk_->rodata->nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  // One `tracked` map for all objects.
+  if (bpf_map__reuse_fd(walk_->maps.tracked, bpf_map__fd(proc_->maps.tracked)) ||
+      tasks_walk_bpf__load(walk_.get())) {
+    int err = errno;
+    walk_.reset();
+    return Error::from_errno("load BPF task-list walk (tasks_walk.bpf.o, kernel 6.7+)", err);
+  }
+  return {};
+}
+
+Status ProcPrograms::load_iterator() {
+  tasks_.reset(tasks_bpf__open());
+  if (!tasks_) return Error::from_errno("open BPF task iterator (tasks.bpf.o)", errno);
+  tasks_->rodata->nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  // One `tracked` map for all objects.
+  if (bpf_map__reuse_fd(tasks_->maps.tracked, bpf_map__fd(proc_->maps.tracked)))
+    return Error::from_errno("share the tracked map with the task iterator", errno);
+  if (tasks_bpf__load(tasks_.get()))
+    return Error::from_errno("load BPF task iterator (tasks.bpf.o)", errno);
+  iter_link_.reset(bpf_program__attach_iter(tasks_->progs.vs_tasks, nullptr));
+  if (!iter_link_) return Error::from_errno("attach task iterator", errno);
+  return {};
 }
 
 int ProcPrograms::events_fd() const {
@@ -96,6 +124,17 @@ uint64_t ProcPrograms::lost_events() const {
 
 Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
   out.clear();
+  if (walk_) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts);
+    if (bpf_prog_test_run_opts(bpf_program__fd(walk_->progs.vs_tasks), &opts))
+      return Error::from_errno("run the task-list walk", errno);
+    const auto* bss = walk_->bss;
+    if (bss->walk_truncated)
+      return Error::msg(
+          fmt::format("task-list walk: more than {} records (tracked processes)", VS_WALK_MAX));
+    out.assign(bss->walk, bss->walk + std::min<uint32_t>(bss->walk_records, VS_WALK_MAX));
+    return {};
+  }
   UniqueFd fd(bpf_iter_create(bpf_link__fd(iter_link_.get())));
   if (!fd.valid()) return Error::from_errno("start task iterator", errno);
   // Large reads: the kernel fills its whole seq buffer (32 KiB) per read() and restarts
@@ -125,7 +164,7 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
 
 std::vector<int> ProcPrograms::prog_fds() const {
   return {bpf_program__fd(proc_->progs.vs_exec), bpf_program__fd(proc_->progs.vs_exit),
-          bpf_program__fd(tasks_->progs.vs_tasks)};
+          walk_ ? bpf_program__fd(walk_->progs.vs_tasks) : bpf_program__fd(tasks_->progs.vs_tasks)};
 }
 
 }  // namespace vmscope

@@ -13,6 +13,7 @@
 
 struct proc_bpf;
 struct tasks_bpf;
+struct tasks_walk_bpf;
 struct ring_buffer;
 struct bpf_link;
 
@@ -44,8 +45,10 @@ class ProcPrograms {
   void untrack(uint32_t tgid);
   uint64_t lost_events() const;
 
-  // One iterator pass: a record per task of every tracked process.
+  // One pass over the tasks: records of every tracked process (one per process from the
+  // task-list walk, one per thread from the task iterator where the walk cannot load).
   Status sample(std::vector<vs_task_sample>& out);
+  bool walks_task_list() const { return walk_ != nullptr; }
 
   // fds of every loaded program, for run-time statistics.
   std::vector<int> prog_fds() const;
@@ -54,6 +57,7 @@ class ProcPrograms {
   struct Deleters {
     void operator()(proc_bpf* s) const;
     void operator()(tasks_bpf* s) const;
+    void operator()(tasks_walk_bpf* s) const;
     void operator()(ring_buffer* r) const;
     void operator()(bpf_link* l) const;
   };
@@ -61,6 +65,10 @@ class ProcPrograms {
 
   EventFn on_event_;
   std::unique_ptr<proc_bpf, Deleters> proc_;
+  // Sampling: the task-list walk (kernel 6.7+), else the task iterator.
+  Status load_walk();
+  Status load_iterator();
+  std::unique_ptr<tasks_walk_bpf, Deleters> walk_;
   std::unique_ptr<tasks_bpf, Deleters> tasks_;
   std::unique_ptr<bpf_link, Deleters> iter_link_;
   std::unique_ptr<ring_buffer, Deleters> ring_;

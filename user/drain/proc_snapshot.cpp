@@ -34,30 +34,58 @@ void cputime_adjust(uint64_t utime, uint64_t stime, uint64_t rtime, PrevCputime&
 }
 
 ProcAggregator::Raw& ProcAggregator::entry(uint32_t tgid) {
-  // The iterator walks tasks by tid and a leader's tid is its tgid, so processes mostly
-  // arrive in tgid order with their threads right behind: append or reuse the last entry.
-  if (raw_.empty() || raw_.back().s.tgid < tgid) {
+  // Records arrive by process (the task-list walk) or by tid (the task iterator: a
+  // leader's tid is its tgid), so mostly in tgid order, a process's records one after
+  // another. Anything else is appended too and sorted out afterwards.
+  if (raw_.empty() || raw_.back().s.tgid != tgid) {
+    if (!raw_.empty() && raw_.back().s.tgid > tgid) sorted_ = false;
     raw_.emplace_back().s.tgid = tgid;
-    return raw_.back();
   }
-  if (raw_.back().s.tgid == tgid) return raw_.back();
-  // A thread numbered apart from its leader (pid wrap, or an older process's new thread).
-  auto it = std::lower_bound(raw_.begin(), raw_.end(), tgid,
-                             [](const Raw& r, uint32_t t) { return r.s.tgid < t; });
-  if (it == raw_.end() || it->s.tgid != tgid) {
-    it = raw_.insert(it, Raw{});
-    it->s.tgid = tgid;
+  return raw_.back();
+}
+
+void ProcAggregator::sort_and_merge() {
+  order_.resize(raw_.size());
+  for (uint32_t i = 0; i < order_.size(); ++i) order_[i] = i;
+  std::stable_sort(order_.begin(), order_.end(),
+                   [&](uint32_t a, uint32_t b) { return raw_[a].s.tgid < raw_[b].s.tgid; });
+  merged_.clear();
+  for (uint32_t i : order_) {
+    const Raw& r = raw_[i];
+    if (merged_.empty() || merged_.back().s.tgid != r.s.tgid) {
+      merged_.push_back(r);
+      continue;
+    }
+    Raw& m = merged_.back();
+    m.s.threads += r.s.threads;
+    m.utime += r.utime;
+    m.stime += r.stime;
+    m.s.runtime_ns += r.s.runtime_ns;
+    m.s.min_flt += r.s.min_flt;
+    m.s.maj_flt += r.s.maj_flt;
+    m.s.nvcsw += r.s.nvcsw;
+    m.s.nivcsw += r.s.nivcsw;
+    if (r.leader) {
+      m.leader = true;
+      m.s.start_boottime_ns = r.s.start_boottime_ns;
+      m.s.rss_pages = r.s.rss_pages;
+      m.s.vsize_bytes = r.s.vsize_bytes;
+      m.s.text_pages = r.s.text_pages;
+      m.s.data_pages = r.s.data_pages;
+      m.s.stack_pages = r.s.stack_pages;
+    }
   }
-  return *it;
+  raw_.swap(merged_);
 }
 
 const std::vector<ProcSample>& ProcAggregator::aggregate(
     const std::vector<vs_task_sample>& samples) {
   static const uint64_t page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   raw_.clear();
+  sorted_ = true;
   for (const vs_task_sample& t : samples) {
     Raw& r = entry(t.tgid);
-    r.s.threads++;
+    r.s.threads += t.threads;
     auto add = [&](const vs_task_counters& c) {
       r.utime += c.utime_ns;
       r.stime += c.stime_ns;
@@ -69,6 +97,7 @@ const std::vector<ProcSample>& ProcAggregator::aggregate(
     };
     add(t.own);
     if (t.is_leader) {
+      r.leader = true;
       add(t.dead);
       r.s.start_boottime_ns = t.start_boottime_ns;
       r.s.rss_pages = t.rss_file_pages + t.rss_anon_pages + t.rss_shmem_pages;
@@ -78,6 +107,7 @@ const std::vector<ProcSample>& ProcAggregator::aggregate(
       r.s.stack_pages = t.stack_vm_pages;
     }
   }
+  if (!sorted_) sort_and_merge();
   // raw_ and prev_ are both ordered by tgid: merge them into next_prev_.
   out_.clear();
   next_prev_.clear();
