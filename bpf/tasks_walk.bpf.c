@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Task-list walk: one program run per tick (BPF_PROG_RUN of a syscall program) walks
  * every thread with the open-coded task iterator (6.7+) under RCU and writes one
- * vs_task_sample per tracked process into `walk`, a global array user space reads
+ * vs_task_sample per tracked process into `walk`, an mmapable array user space reads
  * through its mapping. Unlike iter/task it takes no task reference and no pid lookup per
  * task, runs no program and seq_file round per task, and sums a process's threads
  * here: the iterator visits them one after another. */
@@ -20,9 +20,17 @@ extern void bpf_iter_task_destroy(struct bpf_iter_task* it) __ksym;
 extern void bpf_rcu_read_lock(void) __ksym;
 extern void bpf_rcu_read_unlock(void) __ksym;
 
-/* Output of the last run: records [0, walk_records); walk_truncated if some did not fit.
- * Globals, so that the verifier does not track the count through the loop. */
-struct vs_task_sample walk[VS_WALK_MAX];
+/* Output of the last run: records [0, walk_records) of `walk`; walk_truncated if some
+ * did not fit. A map of its own rather than global data, so that user space maps only
+ * it, read-only, and touches only the pages written. The count is a global, so that the
+ * verifier does not track it through the loop. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, VS_WALK_MAX);
+  __type(key, __u32);
+  __type(value, struct vs_task_sample);
+} walk SEC(".maps");
 __u32 walk_records;
 __u32 walk_truncated;
 
@@ -48,16 +56,16 @@ int vs_tasks(void* ctx) {
   while ((t = bpf_iter_task_next(&it))) {
     __u32 tgid = t->tgid;
     __u32 n = walk_records;
-    struct vs_task_sample* s;
-    if (n - 1 < VS_WALK_MAX && walk[n - 1].tgid == tgid) {
-      s = &walk[n - 1]; /* the next thread of the process being summed */
-    } else {
+    __u32 last = n - 1;
+    struct vs_task_sample* s = bpf_map_lookup_elem(&walk, &last); /* null when n == 0 */
+    if (!s || s->tgid != tgid) {
+      /* A new process (the last record's threads are done). */
       if (!bpf_map_lookup_elem(&tracked, &tgid)) continue;
-      if (n >= VS_WALK_MAX) {
+      s = bpf_map_lookup_elem(&walk, &n);
+      if (!s) {
         walk_truncated = 1;
         break;
       }
-      s = &walk[n];
       __builtin_memset(s, 0, sizeof(*s));
       s->tgid = tgid;
       s->tid = t->pid;

@@ -73,6 +73,13 @@ Status ProcPrograms::load_walk() {
     walk_.reset();
     return Error::from_errno("load BPF task-list walk (tasks_walk.bpf.o, kernel 6.7+)", err);
   }
+  auto records = map_readonly<vs_task_sample>(bpf_map__fd(walk_->maps.walk), VS_WALK_MAX,
+                                              "task-list walk records");
+  if (!records) {
+    walk_.reset();
+    return records.error();
+  }
+  walk_records_ = std::move(*records);
   return {};
 }
 
@@ -132,7 +139,8 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
     if (bss->walk_truncated)
       return Error::msg(
           fmt::format("task-list walk: more than {} records (tracked processes)", VS_WALK_MAX));
-    out.assign(bss->walk, bss->walk + std::min<uint32_t>(bss->walk_records, VS_WALK_MAX));
+    out.assign(walk_records_.get(),
+               walk_records_.get() + std::min<uint32_t>(bss->walk_records, VS_WALK_MAX));
     return {};
   }
   UniqueFd fd(bpf_iter_create(bpf_link__fd(iter_link_.get())));

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/mapping.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "vmscope.h"
@@ -69,6 +70,7 @@ class ProcPrograms {
   Status load_walk();
   Status load_iterator();
   std::unique_ptr<tasks_walk_bpf, Deleters> walk_;
+  Mapping<vs_task_sample> walk_records_;  // the walk's output array, read-only
   std::unique_ptr<tasks_bpf, Deleters> tasks_;
   std::unique_ptr<bpf_link, Deleters> iter_link_;
   std::unique_ptr<ring_buffer, Deleters> ring_;

@@ -1,7 +1,6 @@
 #include "drain/net_drain.h"
 
 #include <bpf/bpf.h>
-#include <sys/mman.h>
 
 #include <cstring>
 
@@ -10,10 +9,6 @@
 namespace vmscope {
 
 NetDrain::NetDrain(int net_stats_fd) : fd_(net_stats_fd) {}
-
-void MappingDeleter::operator()(const void* p) const {
-  munmap(const_cast<void*>(p), bytes);
-}
 
 void add_counters(vs_net_counters& a, const vs_net_counters& b) {
   a.bytes += b.bytes;
@@ -34,11 +29,9 @@ Status NetDrain::map() {
     return Error::msg(fmt::format(
         "map net_stats: unexpected layout (value size {}, {} entries; want {} per {} slots)",
         info.value_size, info.max_entries, sizeof(vs_dev_counters), VS_MAX_SLOTS));
-  const size_t bytes = size_t{info.max_entries} * sizeof(vs_dev_counters);
-  void* p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd_, 0);
-  if (p == MAP_FAILED) return Error::from_errno("map net_stats", errno);
-  regions_ = std::unique_ptr<const vs_dev_counters, MappingDeleter>(
-      static_cast<const vs_dev_counters*>(p), MappingDeleter{bytes});
+  auto mapping = map_readonly<vs_dev_counters>(fd_, info.max_entries, "net_stats");
+  if (!mapping) return mapping.error();
+  regions_ = std::move(*mapping);
   ncpus_ = info.max_entries / VS_MAX_SLOTS;
   return {};
 }

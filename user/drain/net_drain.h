@@ -7,16 +7,11 @@
 #include <memory>
 #include <vector>
 
+#include "common/mapping.h"
 #include "common/result.h"
 #include "vmscope.h"
 
 namespace vmscope {
-
-// munmap()s a mapping of `bytes`.
-struct MappingDeleter {
-  size_t bytes = 0;
-  void operator()(const void* p) const;
-};
 
 class NetDrain {
  public:
@@ -33,7 +28,7 @@ class NetDrain {
   int fd_;
   size_t ncpus_ = 0;
   // net_stats: ncpus_ regions of VS_MAX_SLOTS entries (bpf/net.bpf.c).
-  std::unique_ptr<const vs_dev_counters, MappingDeleter> regions_;
+  Mapping<vs_dev_counters> regions_;
   std::vector<vs_dev_counters> sums_;  // [slot]
 };
 
