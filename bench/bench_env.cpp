@@ -72,29 +72,25 @@ uint64_t mix(uint64_t x) {
 }
 
 Status fill_realistic_counters(int net_stats_fd, uint32_t slot_limit) {
-  auto ncpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
-  for (uint32_t slot = 0; slot < slot_limit; ++slot) {
-    for (uint32_t cpu = 0; cpu < ncpus; ++cpu) {
-      vs_dev_counters dev{};
-      for (uint32_t d = 0; d < VS_DIR_COUNT; ++d) {
-        uint64_t r = mix(uint64_t{slot} * 64 + cpu * VS_DIR_COUNT + d);
-        vs_net_counters& v = dev.dir[d];
-        v.bytes = 1'000'000'000ULL + r % 900'000'000'000ULL;
-        v.packets = v.bytes / (200 + r % 1200);
-        v.mcast_packets = r % 100'000;
-        v.bcast_packets = (r >> 20) % 10'000;
-        v.l4_bytes[VS_L4_TCP] = v.bytes / 10 * 8;
-        v.l4_bytes[VS_L4_UDP] = v.bytes / 10;
-        v.l4_bytes[VS_L4_ICMP] = v.bytes / 1000;
-        v.l4_bytes[VS_L4_OTHER] =
-            v.bytes - v.l4_bytes[VS_L4_TCP] - v.l4_bytes[VS_L4_UDP] - v.l4_bytes[VS_L4_ICMP];
-        v.tcp_syns = (r >> 8) % 1'000'000;
-      }
-      // net_stats holds one region of VS_MAX_SLOTS entries per CPU (bpf/net.bpf.c).
-      uint32_t idx = cpu * VS_MAX_SLOTS + slot;
-      if (bpf_map_update_elem(net_stats_fd, &idx, &dev, BPF_ANY))
-        return Error::from_errno(fmt::format("fill net_stats[{}] of CPU {}", slot, cpu), errno);
+  auto ncpus = static_cast<size_t>(libbpf_num_possible_cpus());
+  std::vector<vs_dev_counters> percpu(ncpus);
+  for (uint32_t idx = 0; idx < slot_limit; ++idx) {
+    for (size_t c = 0; c < ncpus * VS_DIR_COUNT; ++c) {
+      uint64_t r = mix(idx * 64 + c);
+      vs_net_counters& v = percpu[c / VS_DIR_COUNT].dir[c % VS_DIR_COUNT];
+      v.bytes = 1'000'000'000ULL + r % 900'000'000'000ULL;
+      v.packets = v.bytes / (200 + r % 1200);
+      v.mcast_packets = r % 100'000;
+      v.bcast_packets = (r >> 20) % 10'000;
+      v.l4_bytes[VS_L4_TCP] = v.bytes / 10 * 8;
+      v.l4_bytes[VS_L4_UDP] = v.bytes / 10;
+      v.l4_bytes[VS_L4_ICMP] = v.bytes / 1000;
+      v.l4_bytes[VS_L4_OTHER] =
+          v.bytes - v.l4_bytes[VS_L4_TCP] - v.l4_bytes[VS_L4_UDP] - v.l4_bytes[VS_L4_ICMP];
+      v.tcp_syns = (r >> 8) % 1'000'000;
     }
+    if (bpf_map_update_elem(net_stats_fd, &idx, percpu.data(), BPF_ANY))
+      return Error::from_errno(fmt::format("fill net_stats[{}]", idx), errno);
   }
   return {};
 }

@@ -36,12 +36,8 @@ struct {
   __type(value, __u32);
 } if_slot_far SEC(".maps");
 
-/* Index cpu * VS_MAX_SLOTS + slot: each CPU's counters in their own region (no cache line
- * shared between CPUs), in a plain array that user space reads through mmap instead of a
- * per-CPU map's copy-out syscall. max_entries is VS_MAX_SLOTS x possible CPUs, set at load. */
 struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, VS_MAX_SLOTS);
   __type(key, __u32);
   __type(value, struct vs_dev_counters);
@@ -172,8 +168,7 @@ static __always_inline int count(struct __sk_buff* skb, __u32 dir) {
   else
     slot = far_slot(ifindex);
   if (!slot || *slot == 0) return VS_CONTINUE;
-  /* tc programs run with migration disabled: only this CPU writes this element. */
-  __u32 idx = bpf_get_smp_processor_id() * VS_MAX_SLOTS + (*slot - 1);
+  __u32 idx = *slot - 1;
   struct vs_dev_counters* dev = bpf_map_lookup_elem(&net_stats, &idx);
   if (!dev) return VS_CONTINUE;
   struct vs_net_counters* c = &dev->dir[dir];

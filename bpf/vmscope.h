@@ -32,7 +32,7 @@ enum vs_l4 {
   VS_L4_COUNT = 4,
 };
 
-/* Counters of one device in one direction, on one CPU. Only ever incremented by the
+/* Per-CPU counters of one device in one direction. Only ever incremented by the
  * datapath; user space zeroes a slot before handing it to a new device. */
 struct vs_net_counters {
   __u64 bytes; /* skb->len: the whole L2 frame, as the device's own counters */
@@ -43,8 +43,8 @@ struct vs_net_counters {
   __u64 tcp_syns; /* TCP SYN without ACK: new connections opened in this direction */
 };
 
-/* net_stats value (index = cpu * VS_MAX_SLOTS + slot): both directions of one device on
- * one CPU in one entry. Only that CPU writes it; user space sums the CPUs. */
+/* net_stats value (index = slot): both directions of one device in one entry, so the
+ * drain copies one element per device. */
 struct vs_dev_counters {
   struct vs_net_counters dir[VS_DIR_COUNT];
 };

@@ -13,23 +13,17 @@ void NetPrograms::Deleter::operator()(net_bpf* skel) const {
   net_bpf__destroy(skel);
 }
 
-NetPrograms::NetPrograms(net_bpf* skel)
-    : skel_(skel), ncpus_(static_cast<uint32_t>(libbpf_num_possible_cpus())) {}
+NetPrograms::NetPrograms(net_bpf* skel) : skel_(skel) {
+  zeros_.resize(static_cast<size_t>(libbpf_num_possible_cpus()));
+}
 NetPrograms::NetPrograms(NetPrograms&&) noexcept = default;
 NetPrograms& NetPrograms::operator=(NetPrograms&&) noexcept = default;
 NetPrograms::~NetPrograms() = default;
 
 Result<NetPrograms> NetPrograms::load() {
-  int ncpus = libbpf_num_possible_cpus();
-  if (ncpus <= 0) return Error::from_errno("count possible CPUs", -ncpus);
-  std::unique_ptr<net_bpf, Deleter> skel(net_bpf__open());
-  if (!skel) return Error::from_errno("open BPF network programs (net.bpf.o)", errno);
-  // One region of VS_MAX_SLOTS counters per possible CPU (see bpf/net.bpf.c).
-  if (bpf_map__set_max_entries(skel->maps.net_stats, VS_MAX_SLOTS * static_cast<uint32_t>(ncpus)))
-    return Error::from_errno(fmt::format("size net_stats for {} CPUs", ncpus), errno);
-  if (net_bpf__load(skel.get()))
-    return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
-  return NetPrograms(skel.release());
+  net_bpf* skel = net_bpf__open_and_load();
+  if (!skel) return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
+  return NetPrograms(skel);
 }
 
 int NetPrograms::ingress_prog_fd() const {
@@ -70,13 +64,9 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
                                   VS_MAX_SLOTS));
   }
   // Zero before publishing: the previous owner's counts must not leak into the new device.
-  const vs_dev_counters zero{};
-  for (uint32_t cpu = 0; cpu < ncpus_; ++cpu) {
-    uint32_t idx = cpu * VS_MAX_SLOTS + slot;
-    if (bpf_map_update_elem(net_stats_fd(), &idx, &zero, BPF_ANY)) {
-      free_slots_.push_back(slot);
-      return Error::from_errno(fmt::format("zero net_stats slot {} of CPU {}", slot, cpu), errno);
-    }
+  if (bpf_map_update_elem(net_stats_fd(), &slot, zeros_.data(), BPF_ANY)) {
+    free_slots_.push_back(slot);
+    return Error::from_errno(fmt::format("zero net_stats slot {}", slot), errno);
   }
   if (auto st = write_if_slot(ifindex, slot + 1); !st) {
     free_slots_.push_back(slot);

@@ -44,7 +44,7 @@ class NetPrograms {
   std::unordered_map<int, uint32_t> slot_of_;  // ifindex -> slot
   std::vector<uint32_t> free_slots_;           // released slots, reused first
   uint32_t next_slot_ = 0;                     // never-used slots start here
-  uint32_t ncpus_ = 1;                         // possible CPUs: regions of net_stats
+  std::vector<vs_dev_counters> zeros_;         // one slot's worth of per-CPU zeros
 };
 
 }  // namespace vmscope
