@@ -73,13 +73,6 @@ Status ProcPrograms::load_walk() {
     walk_.reset();
     return Error::from_errno("load BPF task-list walk (tasks_walk.bpf.o, kernel 6.7+)", err);
   }
-  auto records = map_readonly<vs_task_sample>(bpf_map__fd(walk_->maps.walk), VS_WALK_MAX,
-                                              "task-list walk records");
-  if (!records) {
-    walk_.reset();
-    return records.error();
-  }
-  walk_records_ = std::move(*records);
   return {};
 }
 
@@ -139,8 +132,22 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
     if (bss->walk_truncated)
       return Error::msg(
           fmt::format("task-list walk: more than {} records (tracked processes)", VS_WALK_MAX));
-    out.assign(walk_records_.get(),
-               walk_records_.get() + std::min<uint32_t>(bss->walk_records, VS_WALK_MAX));
+    const uint32_t n = std::min<uint32_t>(bss->walk_records, VS_WALK_MAX);
+    // Mapped as far as used (a mapping of a BPF array is resident as a whole): grows by
+    // doubling with the number of VM processes.
+    if (n > mapped_records_) {
+      uint32_t want = std::max<uint32_t>(mapped_records_ * 2, 256);
+      while (want < n) want *= 2;
+      want = std::min<uint32_t>(want, VS_WALK_MAX);
+      walk_records_.reset();
+      mapped_records_ = 0;
+      auto m = map_readonly<vs_task_sample>(bpf_map__fd(walk_->maps.walk), want,
+                                            "task-list walk records");
+      if (!m) return m.error();
+      walk_records_ = std::move(*m);
+      mapped_records_ = want;
+    }
+    out.assign(walk_records_.get(), walk_records_.get() + n);
     return {};
   }
   UniqueFd fd(bpf_iter_create(bpf_link__fd(iter_link_.get())));

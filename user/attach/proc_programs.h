@@ -70,7 +70,8 @@ class ProcPrograms {
   Status load_walk();
   Status load_iterator();
   std::unique_ptr<tasks_walk_bpf, Deleters> walk_;
-  Mapping<vs_task_sample> walk_records_;  // the walk's output array, read-only
+  Mapping<vs_task_sample> walk_records_;  // the walk's output array, read-only,
+  uint32_t mapped_records_ = 0;           // its first mapped_records_ entries
   std::unique_ptr<tasks_bpf, Deleters> tasks_;
   std::unique_ptr<bpf_link, Deleters> iter_link_;
   std::unique_ptr<ring_buffer, Deleters> ring_;
