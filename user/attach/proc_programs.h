@@ -49,7 +49,6 @@ class ProcPrograms {
   // One pass over the tasks: records of every tracked process (one per process from the
   // task-list walk, one per thread from the task iterator where the walk cannot load).
   Status sample(std::vector<vs_task_sample>& out);
-  bool walks_task_list() const { return walk_ != nullptr; }
 
   // fds of every loaded program, for run-time statistics.
   std::vector<int> prog_fds() const;
