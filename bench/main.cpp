@@ -173,7 +173,7 @@ int summarize(const Collector& c) {
   }
   std::printf("  breakdown (separate benchmarks, medians):\n");
   const std::pair<const char*, const char*> parts[] = {
-      {"tick_part/net_drain_read", "NetDrain::read (mapped counters, CPUs x slots)"},
+      {"tick_part/net_drain_read", "NetDrain::read (CPU sums in the kernel, mapped)"},
       {"tick_part/netlink_dump_stats", "Netlink::dump_stats (RTM_GETSTATS dump)"},
       {"tick_part/net_collector_collect", "NetCollector::collect (drain+dump+samples)"},
       {"tick_part/encode_net", "encode_net (line protocol of the snapshot)"},
