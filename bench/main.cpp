@@ -173,10 +173,14 @@ int summarize(const Collector& c) {
   }
   std::printf("  breakdown (separate benchmarks, medians):\n");
   const std::pair<const char*, const char*> parts[] = {
-      {"tick_part/net_drain_read", "NetDrain::read (batch lookup, 2 dirs x slots)"},
+      {"tick_part/net_drain_read", "NetDrain::read (CPU sums in the kernel, mapped)"},
       {"tick_part/netlink_dump_stats", "Netlink::dump_stats (RTM_GETSTATS dump)"},
       {"tick_part/net_collector_collect", "NetCollector::collect (drain+dump+samples)"},
       {"tick_part/encode_net", "encode_net (line protocol of the snapshot)"},
+      {"proc_part/task_iter_sample", "ProcPrograms::sample (one task-list walk)"},
+      {"proc_part/proc_tracker_collect", "ProcTracker::collect (sample+sums+merge)"},
+      {"proc_part/encode_resources", "encode_resources (resource_usage+kinfo_mem)"},
+      {"proc_part/encode_resources_realistic", "encode_resources, VM-like magnitudes"},
       {"tick_part/albatross_proc_only", "baseline: 3 /proc files x VMs"},
       {"tick_part/albatross_rtm_getlink_only", "baseline: RTM_GETLINK x VMs"},
   };

@@ -6,6 +6,9 @@
 #include <benchmark/benchmark.h>
 #include <spdlog/spdlog.h>
 
+#include <string>
+#include <vector>
+
 #include "agent/proc_tracker.h"
 #include "bench_env.h"
 #include "output/proc_lines.h"
@@ -56,15 +59,124 @@ void proc_collect_encode(benchmark::State& state) {
   state.counters["out_bytes"] = static_cast<double>(batch.size());
 }
 
-}  // namespace
+// Breakdown: one sampling pass alone (ProcPrograms::sample, a second set of programs
+// tracking the same processes), collect alone, and the encoding of one collect's result.
+void part_task_iter(benchmark::State& state) {
+  static std::unique_ptr<ProcPrograms> programs = [] {
+    auto r = ProcPrograms::load([](const vs_proc_event&) {});
+    if (!r) return std::unique_ptr<ProcPrograms>();
+    for (pid_t pid : env().sleepers) (void)(*r)->track(static_cast<uint32_t>(pid), 0);
+    return std::move(*r);
+  }();
+  if (!programs) {
+    state.SkipWithError("load process programs");
+    return;
+  }
+  std::vector<vs_task_sample> samples;
+  for (auto _ : state) {
+    if (auto st = programs->sample(samples); !st) {
+      state.SkipWithError(st.error().message.c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(samples.data());
+  }
+  state.counters["records"] = static_cast<double>(samples.size());
+}
 
-void register_proc_benchmarks() {
-  benchmark::RegisterBenchmark(kProcTickVmscope, proc_collect_encode)
+void part_proc_collect(benchmark::State& state) {
+  ProcTracker* t = tracker();
+  if (!t) {
+    state.SkipWithError("load process programs");
+    return;
+  }
+  std::vector<VmEvent> gone;
+  for (auto _ : state) {
+    gone.clear();
+    auto r = t->collect(gone);
+    if (!r) {
+      state.SkipWithError(r.error().message.c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(r->data());
+  }
+}
+
+void part_encode_resources(benchmark::State& state) {
+  ProcTracker* t = tracker();
+  if (!t) {
+    state.SkipWithError("load process programs");
+    return;
+  }
+  std::vector<VmEvent> gone;
+  auto r = t->collect(gone);
+  if (!r) {
+    state.SkipWithError(r.error().message.c_str());
+    return;
+  }
+  std::string batch;
+  for (auto _ : state) {
+    batch.clear();
+    encode_resources(*r, realtime_ns(), batch);
+    benchmark::DoNotOptimize(batch.data());
+  }
+  state.counters["out_bytes"] = static_cast<double>(batch.size());
+}
+
+// The sleepers' counters are small (no CPU time, a few hundred pages); the same encoding
+// with the magnitudes of VMs up for days (10-13 digit counters, CPU times of hours), as a
+// check that the digit count does not change the picture.
+void part_encode_resources_realistic(benchmark::State& state) {
+  std::vector<std::string> names;
+  std::vector<VmResources> vms;
+  for (size_t i = 0; i < env().sleepers.size(); ++i) names.push_back(fmt::format("vm{:04}", i));
+  for (size_t i = 0; i < names.size(); ++i) {
+    const uint64_t r = (i + 1) * 0x9e3779b97f4a7c15ULL;
+    VmResources& v = vms.emplace_back();
+    v.vm = names[i];
+    v.launcher = "qemu";
+    v.pid = static_cast<uint32_t>(1000 + i);
+    v.processes = 1;
+    v.threads = 4;
+    v.utime_ns = r % 5'000'000'000'000ULL;
+    v.stime_ns = (r >> 7) % 900'000'000'000ULL;
+    v.runtime_ns = v.utime_ns + v.stime_ns;
+    v.min_flt = r % 100'000'000;
+    v.maj_flt = r % 10'000;
+    v.nvcsw = (r >> 3) % 1'000'000'000;
+    v.nivcsw = (r >> 5) % 100'000'000;
+    v.rss_pages = 100'000 + r % 1'000'000;
+    v.vsize_bytes = 1'000'000'000 + r % 10'000'000'000ULL;
+    v.text_pages = 2000 + r % 1000;
+    v.data_pages = 50'000 + r % 500'000;
+    v.stack_pages = 33;
+    v.uptime_s = 86400.0 * 3 + static_cast<double>(r % 1'000'000'000) / 1e6;
+  }
+  std::string batch;
+  for (auto _ : state) {
+    batch.clear();
+    encode_resources(vms, realtime_ns(), batch);
+    benchmark::DoNotOptimize(batch.data());
+  }
+  state.counters["out_bytes"] = static_cast<double>(batch.size());
+}
+
+void add(const char* name, void (*fn)(benchmark::State&)) {
+  benchmark::RegisterBenchmark(name, fn)
       ->MinTime(0.3)
       ->Repetitions(5)
       ->Unit(benchmark::kMicrosecond)
       ->UseRealTime()
       ->DisplayAggregatesOnly(true);
+}
+
+}  // namespace
+
+void register_proc_benchmarks() {
+  add(kProcTickVmscope, proc_collect_encode);
+  add("proc_part/task_iter_sample", part_task_iter);
+  add("proc_part/proc_tracker_collect", part_proc_collect);
+  add("proc_part/encode_resources", part_encode_resources);
+  add("proc_part/encode_resources_realistic", part_encode_resources_realistic);
 }
 
 }  // namespace vmscope::bench

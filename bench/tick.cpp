@@ -3,7 +3,8 @@
 //
 // vmscope side, exactly the agent's tick (agent.cpp Agent::tick) minus the sink write:
 //   Inventory::resolve_owners()  (nothing dirty: a scan of flags)
-//   NetCollector::collect()      = NetDrain::read(slot_limit) + Netlink::dump_stats()
+//   NetCollector::collect()      = NetDrain::read(slot_limit) (CPU sums by net_sum.bpf.c)
+//                                  + Netlink::dump_stats()
 //                                  + 1000 TapSamples (+ the bridge's sample)
 //   encode_net() into a reused string.
 // Baseline, per VM: read /proc/<pid>/stat, /proc/<pid>/statm, /proc/<pid>/status of a real

@@ -1,91 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Task iterator: one pass over all tasks per tick; for every thread of a tracked
  * process it writes a vs_task_sample (CPU, faults, context switches; on the group
- * leader also the process-wide memory counters and what exited threads left behind). */
+ * leader also the process-wide memory counters and what exited threads left behind).
+ * The fallback where tasks_walk.bpf.c cannot load (kernels before 6.7). */
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-#include "proc_common.h"
-
-#define PAGE_SHIFT_ 12
-#define PAGE_SIZE_ (1UL << PAGE_SHIFT_)
-
-/* mm->rss_stat is an array of percpu_counter since 6.2 (reading .count is what
- * /proc/<pid>/statm does); older kernels have struct mm_rss_stat { atomic_long_t count[]; }. */
-struct mm_rss_stat___old {
-  atomic_long_t count[4];
-};
-struct mm_struct___old {
-  struct mm_rss_stat___old rss_stat;
-};
-
-/* Set by user space before load: possible CPUs, for summing per-CPU counter deltas. */
-const volatile __u32 nr_cpus = 1;
-#define VS_MAX_CPUS 512
-
-/* A per-CPU map used only to find each CPU's per-CPU offset: the pointer to CPU n's
- * element minus the array's per-CPU base (pptrs[0]) is __per_cpu_offset[n], which locates
- * CPU n's share of any percpu_counter. (Kernels here export no per-CPU symbols.) */
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, __u64);
-} cpu_offset_probe SEC(".maps");
-
-static volatile __u64 probe_addr, probe_cpu_addr;
-/* __per_cpu_offset[cpu], found once (they never change); 0 entries = not found yet. */
-static __u64 cpu_offsets[VS_MAX_CPUS];
-static __u32 cpu_offsets_n;
-
-static __always_inline void find_cpu_offsets(void) {
-  /* The verifier forbids arithmetic on a map pointer; through a global it is a number. */
-  probe_addr = (__u64)(void*)&cpu_offset_probe;
-  __u64 base = 0;
-  bpf_probe_read_kernel(&base, sizeof(base),
-                        (void*)(probe_addr + bpf_core_field_offset(struct bpf_array, pptrs)));
-  __u32 zero = 0, n = 0;
-  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < nr_cpus; cpu++) {
-    void* mine = bpf_map_lookup_percpu_elem(&cpu_offset_probe, &zero, cpu);
-    if (!mine) break;
-    probe_cpu_addr = (__u64)mine; /* as a number, like probe_addr */
-    cpu_offsets[cpu] = probe_cpu_addr - base;
-    n = cpu + 1;
-  }
-  cpu_offsets_n = n;
-}
-
-/* percpu_counter_sum(): what /proc/<pid>/statm reports on current kernels (the shared
- * .count alone lags by up to batch x CPUs pages). */
-static __always_inline long percpu_counter_sum(struct percpu_counter* fbc) {
-  long sum = fbc->count;
-  if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem)) return sum;
-  if (cpu_offsets_n == 0) find_cpu_offsets();
-  __u64 counters = (__u64)fbc->counters;
-  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < cpu_offsets_n; cpu++) {
-    __s32 delta = 0;
-    bpf_probe_read_kernel(&delta, sizeof(delta), (void*)(counters + cpu_offsets[cpu]));
-    sum += delta;
-  }
-  return sum;
-}
-
-static __always_inline __u64 rss_counter(struct mm_struct* mm, int member) {
-  long v;
-  if (bpf_core_type_exists(struct percpu_counter) &&
-      bpf_core_field_size(mm->rss_stat) == 4 * sizeof(struct percpu_counter)) {
-    v = percpu_counter_sum(&mm->rss_stat[member]);
-  } else {
-    struct mm_struct___old* old = (void*)mm;
-    v = BPF_CORE_READ(old, rss_stat.count[member].counter);
-  }
-  return v > 0 ? v : 0;
-}
-
-enum { MM_FILEPAGES_ = 0, MM_ANONPAGES_ = 1, MM_SHMEMPAGES_ = 3 };
+#include "task_sample.h"
 
 SEC("iter/task")
 int vs_tasks(struct bpf_iter__task* ctx) {
@@ -98,24 +22,9 @@ int vs_tasks(struct bpf_iter__task* ctx) {
   __builtin_memset(&s, 0, sizeof(s));
   s.tgid = tgid;
   s.tid = t->pid;
+  s.threads = 1;
   read_task_counters(t, &s.own);
-  if (t->pid == t->tgid) {
-    s.is_leader = 1;
-    read_dead_counters(t, &s.dead);
-    s.start_boottime_ns = t->start_boottime;
-    struct mm_struct* mm = t->mm;
-    if (mm) {
-      s.rss_file_pages = rss_counter(mm, MM_FILEPAGES_);
-      s.rss_anon_pages = rss_counter(mm, MM_ANONPAGES_);
-      s.rss_shmem_pages = rss_counter(mm, MM_SHMEMPAGES_);
-      s.total_vm_pages = mm->total_vm;
-      s.data_vm_pages = mm->data_vm;
-      s.stack_vm_pages = mm->stack_vm;
-      __u64 start = mm->start_code & ~(PAGE_SIZE_ - 1);
-      __u64 end = (mm->end_code + PAGE_SIZE_ - 1) & ~(PAGE_SIZE_ - 1);
-      s.text_pages = end > start ? (end - start) >> PAGE_SHIFT_ : 0;
-    }
-  }
+  if (t->pid == t->tgid) read_leader(t, &s);
   bpf_seq_write(ctx->meta->seq, &s, sizeof(s));
   return 0;
 }

@@ -96,13 +96,17 @@ struct vs_proc_event {
   char args[VS_ARGS_LEN];
 };
 
-/* One record per task of a tracked process, written by the task iterator. */
+#define VS_WALK_MAX VS_MAX_PROCS /* records of one walk: at most one per tracked process */
+
+/* Threads of a tracked process: one record per thread from the task iterator
+ * (tasks.bpf.c), one record per process from the task-list walk (tasks_walk.bpf.c).
+ * User space sums records of the same tgid either way. */
 struct vs_task_sample {
   __u32 tgid;
-  __u32 tid;
-  __u32 is_leader; /* 1: the fields below `own` are set (process-wide values) */
-  __u32 pad;
-  struct vs_task_counters own;  /* this thread */
+  __u32 tid;                    /* the (first) thread of the record */
+  __u32 is_leader;              /* 1: the fields below `own` are set (process-wide values) */
+  __u32 threads;                /* live threads summed into `own` */
+  struct vs_task_counters own;  /* live threads */
   struct vs_task_counters dead; /* leader only: threads that already exited */
   __u64 start_boottime_ns;      /* leader only */
   __u64 rss_file_pages;         /* leader only: mm counters, as /proc/<pid>/statm */

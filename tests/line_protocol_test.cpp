@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -217,6 +218,30 @@ TEST(LineProtocol, FixedDecimals) {
        [](LineWriter& w) { w.begin("m").field_fixed("v", std::nan(""), 6).field_int("t", 1); },
        "m t=1i\n"},
   });
+}
+
+// field_fixed writes exactly what std::to_chars(fixed) writes, including values next to a
+// rounding tie and values too large for its integer fast path.
+TEST(LineProtocol, FixedMatchesToChars) {
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<uint64_t> ns(0, uint64_t{1} << 62);
+  std::uniform_int_distribution<int> decimals(0, 9);
+  auto check = [](double v, int d) {
+    std::string out;
+    LineWriter(out).begin("m").field_fixed("v", v, d).end(-1);
+    char want[400];
+    auto r = std::to_chars(want, want + sizeof want, v, std::chars_format::fixed, d);
+    ASSERT_EQ(out, "m v=" + std::string(want, r.ptr) + "\n") << v << " " << d;
+  };
+  for (int i = 0; i < 200000; ++i) {
+    const uint64_t n = ns(rng) >> (i % 40);
+    check(static_cast<double>(n) / 1e9, 6);                   // seconds from nanoseconds
+    check(static_cast<double>(n - n % 1000 + 500) / 1e9, 6);  // next to a tie
+    check(static_cast<double>(n) / 1e9, decimals(rng));
+  }
+  check(0.0078125, 6);  // an exact tie: round half to even
+  check(-0.0, 6);
+  check(1e300, 2);
 }
 
 TEST(LineProtocol, BoolsAndFieldOrder) {

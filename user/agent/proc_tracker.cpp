@@ -259,7 +259,10 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
   const int64_t now_boot = boottime_ns();
   std::vector<VmResources> out;
   out.reserve(procs_.size());
-  vm_index_.clear();
+  size_t slots = 16;
+  while (slots < 2 * procs_.size()) slots *= 2;
+  vm_slots_.assign(slots, VmSlot{});
+  const size_t mask = slots - 1;
   auto s = per_proc.begin();
   for (auto it = procs_.begin(); it != procs_.end();) {  // both ordered by tgid: merge
     const uint32_t tgid = it->first;
@@ -286,14 +289,18 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
     }
     const ProcSample& p = *s;
     const VmProcess& proc = it->second.proc;
-    auto [row, inserted] = vm_index_.try_emplace(proc.vm.name, out.size());
-    if (inserted) {
+    const std::string_view name = proc.vm.name;
+    size_t slot = std::hash<std::string_view>{}(name)&mask;
+    while (vm_slots_[slot].row != UINT32_MAX && vm_slots_[slot].name != name)
+      slot = (slot + 1) & mask;
+    if (vm_slots_[slot].row == UINT32_MAX) {
+      vm_slots_[slot] = VmSlot{name, static_cast<uint32_t>(out.size())};
       VmResources& fresh = out.emplace_back();
-      fresh.vm = proc.vm.name;
+      fresh.vm = name;
       fresh.launcher = proc.vm.launcher;
       fresh.pid = tgid;
     }
-    VmResources& r = out[row->second];
+    VmResources& r = out[vm_slots_[slot].row];
     r.processes++;
     r.threads += p.threads;
     r.utime_ns += p.utime_ns;

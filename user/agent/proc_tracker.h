@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "attach/proc_programs.h"
@@ -64,8 +63,14 @@ class ProcTracker {
   std::map<uint32_t, Tracked> procs_;  // by tgid
   ProcAggregator aggregator_;
   std::vector<vs_task_sample> samples_;
-  std::unordered_map<std::string_view, size_t> vm_index_;  // per collect(): name -> output row
-  std::vector<VmEvent> pending_;                           // produced by on_event during poll()
+  // Per collect(): VM name -> output row, open addressing in a reused table (no node
+  // allocation per process and tick).
+  struct VmSlot {
+    std::string_view name;
+    uint32_t row = UINT32_MAX;  // UINT32_MAX: free
+  };
+  std::vector<VmSlot> vm_slots_;
+  std::vector<VmEvent> pending_;  // produced by on_event during poll()
   bool reader_ = false;
   std::map<uint32_t, uint64_t> unnamed_;  // reader: tgid -> start time of processes no rule names
 };

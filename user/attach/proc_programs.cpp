@@ -2,12 +2,15 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "proc.skel.h"
 #include "tasks.skel.h"
+#include "tasks_walk.skel.h"
 
 namespace vmscope {
 
@@ -16,6 +19,9 @@ void ProcPrograms::Deleters::operator()(proc_bpf* s) const {
 }
 void ProcPrograms::Deleters::operator()(tasks_bpf* s) const {
   tasks_bpf__destroy(s);
+}
+void ProcPrograms::Deleters::operator()(tasks_walk_bpf* s) const {
+  tasks_walk_bpf__destroy(s);
 }
 void ProcPrograms::Deleters::operator()(ring_buffer* r) const {
   ring_buffer__free(r);
@@ -45,7 +51,7 @@ Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load(EventFn on_event) {
   if (proc_bpf__attach(p->proc_.get()))
     return Error::from_errno("attach sched_process_exec/exit tracepoints", errno);
 
-  if (auto st = p->load_iterator(bpf_map__fd(p->proc_->maps.tracked)); !st) return st.error();
+  if (auto st = p->load_sampler(bpf_map__fd(p->proc_->maps.tracked)); !st) return st.error();
 
   p->ring_.reset(
       ring_buffer__new(bpf_map__fd(p->proc_->maps.proc_events), on_ring_record, p.get(), nullptr));
@@ -55,15 +61,36 @@ Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load(EventFn on_event) {
 
 Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load_reader(int tracked_fd) {
   auto p = std::make_unique<ProcPrograms>(Key{});
-  if (auto st = p->load_iterator(tracked_fd); !st) return st.error();
+  if (auto st = p->load_sampler(tracked_fd); !st) return st.error();
   return p;
+}
+
+// The task-list walk where the kernel has it, else the task iterator; both read the
+// given `tracked` map (ours, or the running agent's for a reader).
+Status ProcPrograms::load_sampler(int tracked_fd) {
+  if (auto walk = load_walk(tracked_fd); !walk) {
+    spdlog::info("process sampling by task iterator ({})", walk.error().message);
+    return load_iterator(tracked_fd);
+  }
+  return {};
+}
+
+Status ProcPrograms::load_walk(int tracked_fd) {
+  walk_.reset(tasks_walk_bpf__open());
+  if (!walk_) return Error::from_errno("open BPF task-list walk (tasks_walk.bpf.o)", errno);
+  walk_->rodata->nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  if (bpf_map__reuse_fd(walk_->maps.tracked, tracked_fd) || tasks_walk_bpf__load(walk_.get())) {
+    int err = errno;
+    walk_.reset();
+    return Error::from_errno("load BPF task-list walk (tasks_walk.bpf.o, kernel 6.7+)", err);
+  }
+  return {};
 }
 
 Status ProcPrograms::load_iterator(int tracked_fd) {
   tasks_.reset(tasks_bpf__open());
   if (!tasks_) return Error::from_errno("open BPF task iterator (tasks.bpf.o)", errno);
   tasks_->rodata->nr_cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
-  // One `tracked` map for both objects (or the running agent's, for a reader).
   if (bpf_map__reuse_fd(tasks_->maps.tracked, tracked_fd))
     return Error::from_errno("share the tracked map with the task iterator", errno);
   if (tasks_bpf__load(tasks_.get()))
@@ -74,7 +101,7 @@ Status ProcPrograms::load_iterator(int tracked_fd) {
 }
 
 int ProcPrograms::tracked_fd() const {
-  return bpf_map__fd(tasks_->maps.tracked);
+  return walk_ ? bpf_map__fd(walk_->maps.tracked) : bpf_map__fd(tasks_->maps.tracked);
 }
 
 int ProcPrograms::events_fd() const {
@@ -115,9 +142,38 @@ uint64_t ProcPrograms::lost_events() const {
 
 Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
   out.clear();
+  if (walk_) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts);
+    if (bpf_prog_test_run_opts(bpf_program__fd(walk_->progs.vs_tasks), &opts))
+      return Error::from_errno("run the task-list walk", errno);
+    const auto* bss = walk_->bss;
+    if (bss->walk_truncated)
+      return Error::msg(
+          fmt::format("task-list walk: more than {} records (tracked processes)", VS_WALK_MAX));
+    const uint32_t n = std::min<uint32_t>(bss->walk_records, VS_WALK_MAX);
+    // Mapped as far as used (a mapping of a BPF array is resident as a whole): grows by
+    // doubling with the number of VM processes.
+    if (n > mapped_records_) {
+      uint32_t want = std::max<uint32_t>(mapped_records_ * 2, 256);
+      while (want < n) want *= 2;
+      want = std::min<uint32_t>(want, VS_WALK_MAX);
+      walk_records_.reset();
+      mapped_records_ = 0;
+      auto m = map_readonly<vs_task_sample>(bpf_map__fd(walk_->maps.walk), want,
+                                            "task-list walk records");
+      if (!m) return m.error();
+      walk_records_ = std::move(*m);
+      mapped_records_ = want;
+    }
+    out.assign(walk_records_.get(), walk_records_.get() + n);
+    return {};
+  }
   UniqueFd fd(bpf_iter_create(bpf_link__fd(iter_link_.get())));
   if (!fd.valid()) return Error::from_errno("start task iterator", errno);
-  read_buf_.resize(64 * sizeof(vs_task_sample));
+  // Large reads: the kernel fills its whole seq buffer (32 KiB) per read() and restarts
+  // the task walk once per read, so a small buffer means many restarts.
+  constexpr size_t kReadBytes = 256 * 1024;
+  if (read_buf_.size() < kReadBytes) read_buf_.resize(kReadBytes);
   size_t have = 0;
   for (;;) {
     ssize_t n = read(fd.get(), read_buf_.data() + have, read_buf_.size() - have);
@@ -127,13 +183,12 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
     }
     if (n == 0) break;
     have += static_cast<size_t>(n);
-    size_t whole = have / sizeof(vs_task_sample);
-    for (size_t i = 0; i < whole; ++i) {
-      vs_task_sample s;
-      std::memcpy(&s, read_buf_.data() + i * sizeof(s), sizeof(s));
-      out.push_back(s);
-    }
-    size_t rest = have - whole * sizeof(vs_task_sample);
+    const size_t whole = have / sizeof(vs_task_sample);
+    const size_t first = out.size();
+    out.resize(first + whole);
+    std::memcpy(static_cast<void*>(out.data() + first), read_buf_.data(),
+                whole * sizeof(vs_task_sample));
+    const size_t rest = have - whole * sizeof(vs_task_sample);
     std::memmove(read_buf_.data(), read_buf_.data() + whole * sizeof(vs_task_sample), rest);
     have = rest;
   }
@@ -141,9 +196,10 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
 }
 
 std::vector<int> ProcPrograms::prog_fds() const {
-  if (!proc_) return {bpf_program__fd(tasks_->progs.vs_tasks)};
-  return {bpf_program__fd(proc_->progs.vs_exec), bpf_program__fd(proc_->progs.vs_exit),
-          bpf_program__fd(tasks_->progs.vs_tasks)};
+  int sampler =
+      walk_ ? bpf_program__fd(walk_->progs.vs_tasks) : bpf_program__fd(tasks_->progs.vs_tasks);
+  if (!proc_) return {sampler};
+  return {bpf_program__fd(proc_->progs.vs_exec), bpf_program__fd(proc_->progs.vs_exit), sampler};
 }
 
 }  // namespace vmscope

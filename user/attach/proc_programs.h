@@ -7,12 +7,14 @@
 #include <memory>
 #include <vector>
 
+#include "common/mapping.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "vmscope.h"
 
 struct proc_bpf;
 struct tasks_bpf;
+struct tasks_walk_bpf;
 struct ring_buffer;
 struct bpf_link;
 
@@ -47,7 +49,8 @@ class ProcPrograms {
   void untrack(uint32_t tgid);
   uint64_t lost_events() const;
 
-  // One iterator pass: a record per task of every tracked process.
+  // One pass over the tasks: records of every tracked process (one per process from the
+  // task-list walk, one per thread from the task iterator where the walk cannot load).
   Status sample(std::vector<vs_task_sample>& out);
 
   // fds of every loaded program, for run-time statistics.
@@ -58,14 +61,21 @@ class ProcPrograms {
   struct Deleters {
     void operator()(proc_bpf* s) const;
     void operator()(tasks_bpf* s) const;
+    void operator()(tasks_walk_bpf* s) const;
     void operator()(ring_buffer* r) const;
     void operator()(bpf_link* l) const;
   };
-  Status load_iterator(int tracked_fd);
   static int on_ring_record(void* ctx, void* data, size_t size);
 
   EventFn on_event_;
   std::unique_ptr<proc_bpf, Deleters> proc_;
+  // Sampling: the task-list walk (kernel 6.7+), else the task iterator.
+  Status load_sampler(int tracked_fd);
+  Status load_walk(int tracked_fd);
+  Status load_iterator(int tracked_fd);
+  std::unique_ptr<tasks_walk_bpf, Deleters> walk_;
+  Mapping<vs_task_sample> walk_records_;  // the walk's output array, read-only,
+  uint32_t mapped_records_ = 0;           // its first mapped_records_ entries
   std::unique_ptr<tasks_bpf, Deleters> tasks_;
   std::unique_ptr<bpf_link, Deleters> iter_link_;
   std::unique_ptr<ring_buffer, Deleters> ring_;

@@ -21,6 +21,7 @@ static_assert(offsetof(vs_dev_counters, dir[VS_DIR_EGRESS]) == sizeof(vs_net_cou
 // Process contract (bpf/proc.bpf.c, bpf/tasks.bpf.c).
 static_assert(sizeof(vs_tracked) == 8);
 static_assert(sizeof(vs_task_counters) == 7 * 8, "vs_task_counters: 7 u64, no padding");
+static_assert(offsetof(vs_task_sample, threads) == 12);
 static_assert(offsetof(vs_task_sample, own) == 16);
 static_assert(offsetof(vs_task_sample, dead) == 16 + sizeof(vs_task_counters));
 static_assert(offsetof(vs_task_sample, start_boottime_ns) == 16 + 2 * sizeof(vs_task_counters));

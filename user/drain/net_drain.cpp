@@ -2,13 +2,25 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include "drain/contract_check.h"
+#include "net_sum.skel.h"
 
 namespace vmscope {
 
+void NetDrain::Deleter::operator()(net_sum_bpf* s) const {
+  net_sum_bpf__destroy(s);
+}
+
 NetDrain::NetDrain(int net_stats_fd)
     : fd_(net_stats_fd), ncpus_(static_cast<size_t>(libbpf_num_possible_cpus())) {}
+NetDrain::~NetDrain() = default;
+NetDrain::NetDrain(NetDrain&&) noexcept = default;
+NetDrain& NetDrain::operator=(NetDrain&&) noexcept = default;
 
 void add_counters(vs_net_counters& a, const vs_net_counters& b) {
   a.bytes += b.bytes;
@@ -19,11 +31,59 @@ void add_counters(vs_net_counters& a, const vs_net_counters& b) {
   a.tcp_syns += b.tcp_syns;
 }
 
+bool NetDrain::load_summer() {
+  tried_summer_ = true;
+  std::unique_ptr<net_sum_bpf, Deleter> skel(net_sum_bpf__open());
+  if (!skel) {
+    spdlog::info("net drain by batch lookup (open net_sum.bpf.o: {})", std::strerror(errno));
+    return false;
+  }
+  skel->rodata->nr_cpus = static_cast<uint32_t>(ncpus_);
+  if (bpf_map__reuse_fd(skel->maps.net_stats, fd_) || net_sum_bpf__load(skel.get())) {
+    spdlog::info("net drain by batch lookup (load net_sum.bpf.o, kernel 5.19+: {})",
+                 std::strerror(errno));
+    return false;
+  }
+  summer_ = std::move(skel);
+  return true;
+}
+
 Status NetDrain::read(uint32_t slot_limit) {
+  if (slot_limit > VS_MAX_SLOTS) slot_limit = VS_MAX_SLOTS;
+  if (!tried_summer_) load_summer();
+  return summer_ ? read_summed(slot_limit) : read_batch(slot_limit);
+}
+
+Status NetDrain::read_summed(uint32_t slot_limit) {
+  summer_->bss->sum_slots = slot_limit;
+  LIBBPF_OPTS(bpf_test_run_opts, opts);
+  if (bpf_prog_test_run_opts(bpf_program__fd(summer_->progs.vs_net_sum), &opts))
+    return Error::from_errno("run the net_stats summing program", errno);
+  // Mapped as far as used (a mapping of a BPF array is resident as a whole): grows by
+  // doubling with the slots in use.
+  if (slot_limit > mapped_) {
+    uint32_t want = std::max<uint32_t>(mapped_ * 2, 256);
+    while (want < slot_limit) want *= 2;
+    want = std::min<uint32_t>(want, VS_MAX_SLOTS);
+    sums_map_.reset();
+    auto m = map_readonly<vs_dev_counters>(bpf_map__fd(summer_->maps.net_sums), want, "net_sums");
+    if (!m) {
+      mapped_ = 0;
+      return m.error();
+    }
+    sums_map_ = std::move(*m);
+    mapped_ = want;
+  }
+  sums_ = sums_map_.get();
+  return {};
+}
+
+Status NetDrain::read_batch(uint32_t slot_limit) {
   uint32_t entries = slot_limit;
   keys_.resize(entries);
   percpu_.resize(static_cast<size_t>(entries) * ncpus_);
-  sums_.assign(entries, vs_dev_counters{});
+  batch_sums_.assign(entries, vs_dev_counters{});
+  sums_ = batch_sums_.data();
   uint32_t done = 0;
   uint32_t next = 0;
   while (done < entries) {
@@ -39,7 +99,7 @@ Status NetDrain::read(uint32_t slot_limit) {
   for (uint32_t i = 0; i < done; ++i) {
     if (keys_[i] >= entries) continue;
     const vs_dev_counters* cpu = percpu_.data() + static_cast<size_t>(i) * ncpus_;
-    vs_dev_counters& sum = sums_[keys_[i]];
+    vs_dev_counters& sum = batch_sums_[keys_[i]];
     for (size_t c = 0; c < ncpus_; ++c)
       for (int d = 0; d < VS_DIR_COUNT; ++d) add_counters(sum.dir[d], cpu[c].dir[d]);
   }

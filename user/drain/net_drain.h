@@ -1,28 +1,52 @@
-// Reads net_stats (per-CPU) in one batch syscall per tick and sums the CPUs.
+// Reads net_stats (per-CPU) once per tick and sums the CPUs: in the kernel by one run of
+// bpf/net_sum.bpf.c into a mapped array (kernel 5.19+), else by one batch lookup that
+// copies every CPU's value out.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "common/mapping.h"
 #include "common/result.h"
 #include "vmscope.h"
+
+struct net_sum_bpf;
 
 namespace vmscope {
 
 class NetDrain {
  public:
   explicit NetDrain(int net_stats_fd);
+  ~NetDrain();
+  NetDrain(NetDrain&&) noexcept;
+  NetDrain& operator=(NetDrain&&) noexcept;
 
   // Reads slots [0, slot_limit); afterwards counters(slot, dir) holds the CPU sums.
   Status read(uint32_t slot_limit);
   const vs_net_counters& counters(uint32_t slot, vs_dir dir) const { return sums_[slot].dir[dir]; }
 
  private:
+  struct Deleter {
+    void operator()(net_sum_bpf* s) const;
+  };
+  // The in-kernel summing program; false (and the batch lookup from then on) if it
+  // cannot be loaded.
+  bool load_summer();
+  Status read_summed(uint32_t slot_limit);
+  Status read_batch(uint32_t slot_limit);
+
   int fd_;
   size_t ncpus_;
+  bool tried_summer_ = false;
+  std::unique_ptr<net_sum_bpf, Deleter> summer_;
+  Mapping<vs_dev_counters> sums_map_;  // net_sums, the first mapped_ slots
+  uint32_t mapped_ = 0;
+  const vs_dev_counters* sums_ = nullptr;  // into sums_map_ or batch_sums_
   std::vector<uint32_t> keys_;
-  std::vector<vs_dev_counters> percpu_;  // [slot][cpu]
-  std::vector<vs_dev_counters> sums_;    // [slot]
+  std::vector<vs_dev_counters> percpu_;      // [slot][cpu]
+  std::vector<vs_dev_counters> batch_sums_;  // [slot]
 };
 
 // a += b, field by field.

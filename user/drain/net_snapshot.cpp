@@ -27,46 +27,66 @@ Result<NetSnapshot> NetCollector::collect(const Inventory& inv,
   NetSnapshot snap;
   snap.timestamp_ns = timestamp_ns;
   snap.taps.reserve(inv.taps().size());
-  std::map<int, BridgeSample> bridges;
-  for (const auto& [ifindex, dev] : devices) {
-    const LinkInfo* link = inv.link(ifindex);
-    if (!link || link->kind != "bridge") continue;
-    BridgeSample& b = bridges[ifindex];
-    b.ifindex = ifindex;
-    b.name = link->name;
-    b.host_rx = drain_.counters(dev.slot, VS_DIR_INGRESS);
-    b.host_tx = drain_.counters(dev.slot, VS_DIR_EGRESS);
+  const auto& taps = inv.taps();
+  // Taps, attached devices, kernel stats and their zero points are all ordered by
+  // ifindex: one merge walk instead of a lookup per tap in each.
+  // Attached devices that are not taps are their bridges (few).
+  {
+    auto tap = taps.begin();
+    for (const auto& [ifindex, dev] : devices) {
+      while (tap != taps.end() && tap->first < ifindex) ++tap;
+      if (tap != taps.end() && tap->first == ifindex) continue;
+      const LinkInfo* link = inv.link(ifindex);
+      if (!link || link->kind != "bridge") continue;
+      BridgeSample& b = snap.bridges.emplace_back();
+      b.ifindex = ifindex;
+      b.name = link->name;
+      b.host_rx = drain_.counters(dev.slot, VS_DIR_INGRESS);
+      b.host_tx = drain_.counters(dev.slot, VS_DIR_EGRESS);
+    }
   }
-  for (const auto& [ifindex, tap] : inv.taps()) {
-    auto dev = devices.find(ifindex);
-    if (dev == devices.end()) continue;  // not attached (yet): nothing counted to report
-    TapSample t;
+  auto dev = devices.begin();
+  auto stats = stats_.begin();
+  auto base = base_.begin();
+  BridgeSample* bridge = nullptr;  // the last tap's: taps mostly share one
+  for (const auto& [ifindex, tap] : taps) {
+    while (dev != devices.end() && dev->first < ifindex) ++dev;
+    if (dev == devices.end() || dev->first != ifindex) continue;  // not attached (yet)
+    TapSample& t = snap.taps.emplace_back();
     t.ifindex = ifindex;
     t.ifname = tap.link.name;
     t.vm = tap.vm.name;
-    t.launcher = tap.named ? tap.vm.launcher : "";
+    t.launcher = tap.named ? std::string_view(tap.vm.launcher) : std::string_view();
     t.bridge = tap.bridge;
     t.pid = tap.pid;
     t.mtu = tap.link.mtu;
     t.vm_to_host = drain_.counters(dev->second.slot, VS_DIR_INGRESS);
     t.host_to_vm = drain_.counters(dev->second.slot, VS_DIR_EGRESS);
-    if (const rtnl_link_stats64* s = find_stats(stats_, ifindex)) {
-      const rtnl_link_stats64& now = *s;
-      const rtnl_link_stats64& base = base_[ifindex];
-      t.errors.rx_errors = since(now.rx_errors, base.rx_errors);
-      t.errors.rx_dropped = since(now.rx_dropped, base.rx_dropped);
-      t.errors.tx_errors = since(now.tx_errors, base.tx_errors);
-      t.errors.tx_dropped = since(now.tx_dropped, base.tx_dropped);
-      t.errors.collisions = since(now.collisions, base.collisions);
+    while (stats != stats_.end() && stats->ifindex < ifindex) ++stats;
+    if (stats != stats_.end() && stats->ifindex == ifindex) {
+      while (base != base_.end() && base->first < ifindex) ++base;
+      static const rtnl_link_stats64 kZero{};
+      const rtnl_link_stats64& now = stats->stats;
+      const rtnl_link_stats64& zero =
+          base != base_.end() && base->first == ifindex ? base->second : kZero;
+      t.errors.rx_errors = since(now.rx_errors, zero.rx_errors);
+      t.errors.rx_dropped = since(now.rx_dropped, zero.rx_dropped);
+      t.errors.tx_errors = since(now.tx_errors, zero.tx_errors);
+      t.errors.tx_dropped = since(now.tx_dropped, zero.tx_dropped);
+      t.errors.collisions = since(now.collisions, zero.collisions);
     }
-    if (auto b = bridges.find(tap.link.master); b != bridges.end()) {
-      b->second.taps++;
-      add_counters(b->second.vm_to_host, t.vm_to_host);
-      add_counters(b->second.host_to_vm, t.host_to_vm);
+    const int master = tap.link.master;
+    if (!bridge || bridge->ifindex != master) {
+      bridge = nullptr;
+      for (BridgeSample& b : snap.bridges)
+        if (b.ifindex == master) bridge = &b;
     }
-    snap.taps.push_back(std::move(t));
+    if (bridge) {
+      bridge->taps++;
+      add_counters(bridge->vm_to_host, t.vm_to_host);
+      add_counters(bridge->host_to_vm, t.host_to_vm);
+    }
   }
-  for (auto& [_, b] : bridges) snap.bridges.push_back(std::move(b));
   return snap;
 }
 

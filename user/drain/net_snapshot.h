@@ -5,8 +5,8 @@
 #include <linux/if_link.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "attach/net_attacher.h"
@@ -67,8 +67,8 @@ class NetCollector {
 
  private:
   NetDrain drain_;
-  LinkStatsList stats_;  // reused every tick
-  std::unordered_map<int, rtnl_link_stats64> base_;
+  LinkStatsList stats_;                    // reused every tick
+  std::map<int, rtnl_link_stats64> base_;  // ordered by ifindex, as the taps
 };
 
 }  // namespace vmscope

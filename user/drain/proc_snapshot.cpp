@@ -33,15 +33,59 @@ void cputime_adjust(uint64_t utime, uint64_t stime, uint64_t rtime, PrevCputime&
   st = prev.stime;
 }
 
+ProcAggregator::Raw& ProcAggregator::entry(uint32_t tgid) {
+  // Records arrive by process (the task-list walk) or by tid (the task iterator: a
+  // leader's tid is its tgid), so mostly in tgid order, a process's records one after
+  // another. Anything else is appended too and sorted out afterwards.
+  if (raw_.empty() || raw_.back().s.tgid != tgid) {
+    if (!raw_.empty() && raw_.back().s.tgid > tgid) sorted_ = false;
+    raw_.emplace_back().s.tgid = tgid;
+  }
+  return raw_.back();
+}
+
+void ProcAggregator::sort_and_merge() {
+  order_.resize(raw_.size());
+  for (uint32_t i = 0; i < order_.size(); ++i) order_[i] = i;
+  std::stable_sort(order_.begin(), order_.end(),
+                   [&](uint32_t a, uint32_t b) { return raw_[a].s.tgid < raw_[b].s.tgid; });
+  merged_.clear();
+  for (uint32_t i : order_) {
+    const Raw& r = raw_[i];
+    if (merged_.empty() || merged_.back().s.tgid != r.s.tgid) {
+      merged_.push_back(r);
+      continue;
+    }
+    Raw& m = merged_.back();
+    m.s.threads += r.s.threads;
+    m.utime += r.utime;
+    m.stime += r.stime;
+    m.s.runtime_ns += r.s.runtime_ns;
+    m.s.min_flt += r.s.min_flt;
+    m.s.maj_flt += r.s.maj_flt;
+    m.s.nvcsw += r.s.nvcsw;
+    m.s.nivcsw += r.s.nivcsw;
+    if (r.leader) {
+      m.leader = true;
+      m.s.start_boottime_ns = r.s.start_boottime_ns;
+      m.s.rss_pages = r.s.rss_pages;
+      m.s.vsize_bytes = r.s.vsize_bytes;
+      m.s.text_pages = r.s.text_pages;
+      m.s.data_pages = r.s.data_pages;
+      m.s.stack_pages = r.s.stack_pages;
+    }
+  }
+  raw_.swap(merged_);
+}
+
 const std::vector<ProcSample>& ProcAggregator::aggregate(
     const std::vector<vs_task_sample>& samples) {
-  index_.clear();
+  static const uint64_t page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   raw_.clear();
+  sorted_ = true;
   for (const vs_task_sample& t : samples) {
-    auto [it, inserted] = index_.try_emplace(t.tgid, raw_.size());
-    if (inserted) raw_.emplace_back().s.tgid = t.tgid;
-    Raw& r = raw_[it->second];
-    r.s.threads++;
+    Raw& r = entry(t.tgid);
+    r.s.threads += t.threads;
     auto add = [&](const vs_task_counters& c) {
       r.utime += c.utime_ns;
       r.stime += c.stime_ns;
@@ -53,24 +97,37 @@ const std::vector<ProcSample>& ProcAggregator::aggregate(
     };
     add(t.own);
     if (t.is_leader) {
+      r.leader = true;
       add(t.dead);
       r.s.start_boottime_ns = t.start_boottime_ns;
       r.s.rss_pages = t.rss_file_pages + t.rss_anon_pages + t.rss_shmem_pages;
-      static const uint64_t page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
       r.s.vsize_bytes = t.total_vm_pages * page_size;
       r.s.text_pages = t.text_pages;
       r.s.data_pages = t.data_vm_pages + t.stack_vm_pages;  // statm "data" includes the stack
       r.s.stack_pages = t.stack_vm_pages;
     }
   }
+  if (!sorted_) sort_and_merge();
+  // raw_ and prev_ are both ordered by tgid: merge them into next_prev_.
   out_.clear();
+  next_prev_.clear();
+  auto p = prev_.begin();
   for (Raw& r : raw_) {
-    cputime_adjust(r.utime, r.stime, r.s.runtime_ns, prev_[r.s.tgid], r.s.utime_ns, r.s.stime_ns);
+    while (p != prev_.end() && p->tgid < r.s.tgid) next_prev_.push_back(*p++);
+    Prev& prev = next_prev_.emplace_back(Prev{r.s.tgid, {}});
+    if (p != prev_.end() && p->tgid == r.s.tgid) prev.cputime = (p++)->cputime;
+    cputime_adjust(r.utime, r.stime, r.s.runtime_ns, prev.cputime, r.s.utime_ns, r.s.stime_ns);
     out_.push_back(r.s);
   }
-  std::sort(out_.begin(), out_.end(),
-            [](const ProcSample& a, const ProcSample& b) { return a.tgid < b.tgid; });
+  next_prev_.insert(next_prev_.end(), p, prev_.end());
+  prev_.swap(next_prev_);
   return out_;
+}
+
+void ProcAggregator::forget(uint32_t tgid) {
+  auto it = std::lower_bound(prev_.begin(), prev_.end(), tgid,
+                             [](const Prev& p, uint32_t t) { return p.tgid < t; });
+  if (it != prev_.end() && it->tgid == tgid) prev_.erase(it);
 }
 
 }  // namespace vmscope

@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
 
 #include "vmscope.h"
@@ -39,17 +38,27 @@ class ProcAggregator {
   // by tgid; valid until the next call.
   const std::vector<ProcSample>& aggregate(const std::vector<vs_task_sample>& samples);
   // Forget a process (it exited).
-  void forget(uint32_t tgid) { prev_.erase(tgid); }
+  void forget(uint32_t tgid);
 
  private:
   struct Raw {
     ProcSample s;
     uint64_t utime = 0, stime = 0;  // tick-sampled, before cputime_adjust
+    bool leader = false;            // the process-wide fields of s are set
   };
-  std::unordered_map<uint32_t, PrevCputime> prev_;
-  // Reused every tick: no allocation per process once warmed up.
-  std::unordered_map<uint32_t, size_t> index_;
-  std::vector<Raw> raw_;
+  struct Prev {
+    uint32_t tgid;
+    PrevCputime cputime;
+  };
+  Raw& entry(uint32_t tgid);
+  // Sorts raw_ by tgid and merges entries of the same process (input out of order).
+  void sort_and_merge();
+  // Flat, ordered by tgid, reused every tick: no allocation or hashing per process once
+  // warmed up. prev_ keeps a process until forget(), even while it is not sampled.
+  std::vector<Prev> prev_, next_prev_;
+  std::vector<Raw> raw_, merged_;
+  std::vector<uint32_t> order_;
+  bool sorted_ = true;  // raw_ ordered by tgid, one entry per process
   std::vector<ProcSample> out_;
 };
 

@@ -31,134 +31,275 @@ struct EscapeTable {
 constexpr EscapeTable kMeasurementTable{kMeasurementSpecials};
 constexpr EscapeTable kKeyTable{kKeySpecials};
 
-// Appends s escaped for a measurement, tag or field key, or tag value (see line_protocol.h).
-void append_escaped(std::string& out, std::string_view s, std::string_view specials) {
+// Writes s escaped for a measurement, tag or field key, or tag value (see line_protocol.h)
+// at p, which has room for 2 * s.size() bytes; returns the end.
+char* write_escaped(char* p, std::string_view s, std::string_view specials) {
   // Fast path: most names are plain identifiers (a tick encodes ~60,000 of them).
   const EscapeTable& table = specials == kMeasurementSpecials ? kMeasurementTable : kKeyTable;
   if (table.plain(s)) {
-    out.append(s);
-    return;
+    std::memcpy(p, s.data(), s.size());
+    return p + s.size();
   }
   size_t i = 0;
   while (i < s.size()) {
     const char c = s[i];
     if (c == '\\') {
       const size_t run_end = s.find_first_not_of('\\', i);
-      if (run_end == std::string_view::npos) return;  // trailing: 1.x cannot represent it
+      if (run_end == std::string_view::npos) return p;  // trailing: 1.x cannot represent it
       const size_t n = run_end - i;
       const bool before_special = specials.find(s[run_end]) != std::string_view::npos;
-      out.append(before_special ? 2 * n : n, '\\');
+      const size_t out_n = before_special ? 2 * n : n;
+      std::memset(p, '\\', out_n);
+      p += out_n;
       i = run_end;
       continue;
     }
     if (c == '\n') {
-      out.append("\\n");
+      *p++ = '\\';
+      *p++ = 'n';
     } else if (c == '\r') {
-      out.append("\\r");
+      *p++ = '\\';
+      *p++ = 'r';
     } else {
-      if (specials.find(c) != std::string_view::npos) out.push_back('\\');
-      out.push_back(c);
+      if (specials.find(c) != std::string_view::npos) *p++ = '\\';
+      *p++ = c;
     }
     ++i;
   }
+  return p;
 }
 
-void append_key(std::string& out, Key key) {
-  if (key.is_plain())
-    out.append(key.text());
-  else
-    append_escaped(out, key.text(), kKeySpecials);
+// Room a key needs: escaped it is at most twice as long.
+[[gnu::always_inline]] inline size_t key_room(Key key) {
+  return key.is_plain() ? key.text().size() : 2 * key.text().size();
 }
 
-void append_string_value(std::string& out, std::string_view s) {
-  out.push_back('"');
+// memcpy of a short run without a library call: two overlapping fixed-size copies that
+// read only [s, s + n).
+[[gnu::always_inline]] inline char* copy_short(char* p, const char* s, size_t n) {
+  if (n >= 16 && n <= 32) {
+    std::memcpy(p, s, 16);
+    std::memcpy(p + n - 16, s + n - 16, 16);
+  } else if (n >= 8 && n < 16) {
+    std::memcpy(p, s, 8);
+    std::memcpy(p + n - 8, s + n - 8, 8);
+  } else if (n >= 4 && n < 8) {
+    std::memcpy(p, s, 4);
+    std::memcpy(p + n - 4, s + n - 4, 4);
+  } else if (n < 4) {
+    for (size_t i = 0; i < n; ++i) p[i] = s[i];
+  } else {
+    std::memcpy(p, s, n);
+  }
+  return p + n;
+}
+
+[[gnu::always_inline]] inline char* write_key(char* p, Key key) {
+  if (key.is_plain()) return copy_short(p, key.text().data(), key.text().size());
+  return write_escaped(p, key.text(), kKeySpecials);
+}
+
+// Room: 2 * s.size() + 2.
+char* write_string_value(char* p, std::string_view s) {
+  *p++ = '"';
   for (const char c : s) {
     switch (c) {
       case '"':
       case '\\':
-        out.push_back('\\');
-        out.push_back(c);
+        *p++ = '\\';
+        *p++ = c;
         break;
       case '\n':
-        out.append("\\n");
+        *p++ = '\\';
+        *p++ = 'n';
         break;
       case '\r':
-        out.append("\\r");
+        *p++ = '\\';
+        *p++ = 'r';
         break;
       default:
-        out.push_back(c);
+        *p++ = c;
     }
   }
-  out.push_back('"');
+  *p++ = '"';
+  return p;
 }
 
-template <typename T>
-void append_number(std::string& out, T v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
+// Decimal integers: two digits per step from a table (a tick writes ~40,000 of them).
+constexpr char kDigitPairs[201] =
+    "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243"
+    "4445464748495051525354555657585960616263646566676869707172737475767778798081828384858687"
+    "888990919293949596979899";
+constexpr uint64_t kPow10[20] = {1ULL,
+                                 10ULL,
+                                 100ULL,
+                                 1000ULL,
+                                 10000ULL,
+                                 100000ULL,
+                                 1000000ULL,
+                                 10000000ULL,
+                                 100000000ULL,
+                                 1000000000ULL,
+                                 10000000000ULL,
+                                 100000000000ULL,
+                                 1000000000000ULL,
+                                 10000000000000ULL,
+                                 100000000000000ULL,
+                                 1000000000000000ULL,
+                                 10000000000000000ULL,
+                                 100000000000000000ULL,
+                                 1000000000000000000ULL,
+                                 10000000000000000000ULL};
+
+[[gnu::always_inline]] inline unsigned digits10(uint64_t v) {
+  // floor(log10) estimated from the bit length (1233/4096 ~ log10(2)), then corrected.
+  const unsigned bits = 64 - static_cast<unsigned>(__builtin_clzll(v | 1));
+  const unsigned t = (bits * 1233) >> 12;
+  return t + ((v | 1) >= kPow10[t] ? 1 : 0);
+}
+
+[[gnu::always_inline]] inline void write_pair(char* p, uint32_t v) {
+  std::memcpy(p, kDigitPairs + v * 2, 2);
+}
+
+// Exactly 8 digits of v < 10^8, leading zeros included: four independent pairs.
+[[gnu::always_inline]] inline void write8(char* p, uint32_t v) {
+  const uint32_t hi = v / 10000, lo = v % 10000;
+  write_pair(p, hi / 100);
+  write_pair(p + 2, hi % 100);
+  write_pair(p + 4, lo / 100);
+  write_pair(p + 6, lo % 100);
+}
+
+// v < 10^8 without leading zeros.
+[[gnu::always_inline]] inline char* write_below_1e8(char* p, uint32_t v) {
+  const unsigned n = digits10(v);
+  char* const end = p + n;
+  char* q = end;
+  while (v >= 100) {
+    q -= 2;
+    write_pair(q, v % 100);
+    v /= 100;
+  }
+  if (v >= 10)
+    write_pair(q - 2, v);
+  else
+    q[-1] = static_cast<char>('0' + v);
+  return end;
+}
+
+// Split in 8-digit blocks so that the digit pairs of a block do not wait for each other
+// (the counters of a tick have 10-13 digits).
+[[gnu::always_inline]] inline char* write_uint(char* p, uint64_t v) {
+  if (v < 100000000) return write_below_1e8(p, static_cast<uint32_t>(v));
+  if (v < 10000000000000000ULL) {
+    p = write_below_1e8(p, static_cast<uint32_t>(v / 100000000));
+    write8(p, static_cast<uint32_t>(v % 100000000));
+    return p + 8;
+  }
+  p = write_below_1e8(p, static_cast<uint32_t>(v / 10000000000000000ULL));
+  write8(p, static_cast<uint32_t>(v / 100000000 % 100000000));
+  write8(p + 8, static_cast<uint32_t>(v % 100000000));
+  return p + 16;
+}
+
+[[gnu::always_inline]] inline char* write_int(char* p, int64_t v) {
+  if (v < 0) {
+    *p++ = '-';
+    return write_uint(p, 0 - static_cast<uint64_t>(v));
+  }
+  return write_uint(p, static_cast<uint64_t>(v));
+}
+
+// v with `decimals` digits after the point, exactly as std::to_chars(fixed, decimals) writes
+// it (correctly rounded), or null when v is outside the fast path's safe range: then the
+// caller uses to_chars. The scaled value is rounded in double arithmetic; that matches the
+// exact decimal rounding unless it lies within the arithmetic's error of a tie, and those
+// (rare) values take the slow path.
+char* write_fixed_fast(char* p, double v, int decimals) {
+  if (decimals > 9 || std::signbit(v)) return nullptr;
+  const double scaled = v * static_cast<double>(kPow10[decimals]);
+  if (!(scaled < 0x1p46)) return nullptr;  // ulp(scaled) <= 2^-6: well inside the margin
+  const double whole = std::floor(scaled);
+  const double frac = scaled - whole;  // exact
+  if (std::fabs(frac - 0.5) < 0.02) return nullptr;
+  const uint64_t r = static_cast<uint64_t>(whole) + (frac > 0.5 ? 1 : 0);
+  const uint64_t unit = kPow10[decimals];
+  p = write_uint(p, r / unit);
+  if (decimals > 0) {
+    *p++ = '.';
+    uint64_t f = r % unit;
+    char* q = p + decimals;
+    for (char* d = q; d != p;) {
+      *--d = static_cast<char>('0' + f % 10);
+      f /= 10;
+    }
+    p = q;
+  }
+  return p;
 }
 
 }  // namespace
 
-LineWriter::LineWriter(std::string& out) : out_(out) {}
+LineWriter::LineWriter(std::string& out) : out_(out), pos_(out.size()) {}
+
+LineWriter::~LineWriter() {
+  if (open_) out_.resize(pos_);  // an unfinished line stays as written so far
+}
+
+void LineWriter::grow(size_t n) {
+  // Room for a line as long as the last one (lines of one kind follow each other), so
+  // that a line usually grows the buffer once, at begin().
+  out_.resize(pos_ + std::max(n, last_line_) + 64);
+}
 
 LineWriter& LineWriter::begin(std::string_view measurement) {
-  if (open_) out_.resize(line_start_);  // the previous line was never end()ed
-  line_start_ = out_.size();
+  if (open_) {
+    pos_ = line_start_;  // the previous line was never end()ed
+  } else {
+    pos_ = out_.size();  // the caller may have appended since the last line
+  }
+  line_start_ = pos_;
   open_ = true;
   has_field_ = false;
-  append_escaped(out_, measurement, kMeasurementSpecials);
-  has_name_ = out_.size() > line_start_;
+  char* p = room(2 * measurement.size());
+  commit(write_escaped(p, measurement, kMeasurementSpecials));
+  has_name_ = pos_ > line_start_;
   return *this;
 }
 
 LineWriter& LineWriter::tag(Key key, std::string_view value) {
   if (!open_ || has_field_ || value.empty()) return *this;
-  const size_t mark = out_.size();
-  out_.push_back(',');
-  append_key(out_, key);
-  const size_t key_end = out_.size();
-  out_.push_back('=');
-  append_escaped(out_, value, kKeySpecials);
+  char* const mark = room(2 + key_room(key) + 2 * value.size());
+  char* p = mark;
+  *p++ = ',';
+  p = write_key(p, key);
+  char* const key_end = p;
+  *p++ = '=';
+  p = write_escaped(p, value, kKeySpecials);
   // Key or value may have escaped to nothing (e.g. only backslashes).
-  if (key_end == mark + 1 || out_.size() == key_end + 1) out_.resize(mark);
+  if (key_end == mark + 1 || p == key_end + 1) return *this;
+  commit(p);
   return *this;
 }
 
-bool LineWriter::field_key(Key key) {
-  if (!open_) return false;
-  const size_t mark = out_.size();
-  out_.push_back(has_field_ ? ',' : ' ');
-  append_key(out_, key);
-  if (out_.size() == mark + 1) {
-    out_.resize(mark);
-    return false;
-  }
-  out_.push_back('=');
+[[gnu::always_inline]] inline char* LineWriter::field_key(Key key, size_t value_room) {
+  if (!open_) return nullptr;
+  char* const mark = room(2 + key_room(key) + value_room);
+  char* p = mark;
+  *p++ = has_field_ ? ',' : ' ';
+  p = write_key(p, key);
+  if (p == mark + 1) return nullptr;
+  *p++ = '=';
   has_field_ = true;
-  return true;
+  return p;
 }
 
 LineWriter& LineWriter::field_int(Key key, int64_t v) {
-  // Hot path (most fields of a tick): a plain key and an integer composed on the stack and
-  // appended once.
-  if (open_ && key.is_plain() && key.text().size() <= 64) {
-    char buf[96];
-    char* p = buf;
-    *p++ = has_field_ ? ',' : ' ';
-    std::memcpy(p, key.text().data(), key.text().size());
-    p += key.text().size();
-    *p++ = '=';
-    p = std::to_chars(p, buf + sizeof buf - 1, v).ptr;
+  if (char* p = field_key(key, 21)) {
+    p = write_int(p, v);
     *p++ = 'i';
-    out_.append(buf, static_cast<size_t>(p - buf));
-    has_field_ = true;
-    return *this;
-  }
-  if (field_key(key)) {
-    append_number(out_, v);
-    out_.push_back('i');
+    commit(p);
   }
   return *this;
 }
@@ -166,42 +307,58 @@ LineWriter& LineWriter::field_int(Key key, int64_t v) {
 LineWriter& LineWriter::field_uint(Key key, uint64_t v) {
   // InfluxDB 1.x rejects the "u" suffix unless built with uint support; clamp instead.
   constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  return field_int(key, static_cast<int64_t>(std::min(v, kMax)));
-}
-
-LineWriter& LineWriter::field_float(Key key, double v) {
-  if (std::isfinite(v) && field_key(key)) append_number(out_, v);  // shortest round trip
-  return *this;
-}
-
-LineWriter& LineWriter::field_fixed(Key key, double v, int decimals) {
-  if (!std::isfinite(v) || !field_key(key)) return *this;
-  decimals = std::clamp(decimals, 0, 17);
-  char buf[400];  // DBL_MAX has 309 integer digits
-  const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, decimals);
-  if (r.ec == std::errc()) {
-    out_.append(buf, r.ptr);
-  } else {
-    append_number(out_, v);
+  if (char* p = field_key(key, 20)) {
+    p = write_uint(p, std::min(v, kMax));
+    *p++ = 'i';
+    commit(p);
   }
   return *this;
 }
 
+LineWriter& LineWriter::field_float(Key key, double v) {
+  if (!std::isfinite(v)) return *this;
+  constexpr size_t kMaxShortest = 32;  // "-1.7976931348623157e+308" is 24
+  if (char* p = field_key(key, kMaxShortest))
+    commit(std::to_chars(p, p + kMaxShortest, v).ptr);  // shortest round trip
+  return *this;
+}
+
+LineWriter& LineWriter::field_fixed(Key key, double v, int decimals) {
+  if (!std::isfinite(v)) return *this;
+  decimals = std::clamp(decimals, 0, 17);
+  constexpr size_t kMaxFixed = 400;  // DBL_MAX has 309 integer digits
+  char* p = field_key(key, kMaxFixed);
+  if (!p) return *this;
+  if (char* q = write_fixed_fast(p, v, decimals)) {
+    commit(q);
+    return *this;
+  }
+  const auto r = std::to_chars(p, p + kMaxFixed, v, std::chars_format::fixed, decimals);
+  commit(r.ec == std::errc() ? r.ptr : std::to_chars(p, p + kMaxFixed, v).ptr);
+  return *this;
+}
+
 LineWriter& LineWriter::field_string(Key key, std::string_view v) {
-  if (field_key(key)) append_string_value(out_, v);
+  if (char* p = field_key(key, 2 * v.size() + 2)) commit(write_string_value(p, v));
   return *this;
 }
 
 LineWriter& LineWriter::fields(Fields f) {
   if (!open_) return *this;
-  out_.push_back(has_field_ ? ',' : ' ');
-  out_.append(f.text());
+  char* p = room(1 + f.text().size());
+  *p++ = has_field_ ? ',' : ' ';
+  std::memcpy(p, f.text().data(), f.text().size());
+  commit(p + f.text().size());
   has_field_ = true;
   return *this;
 }
 
 LineWriter& LineWriter::field_bool(Key key, bool v) {
-  if (field_key(key)) out_.append(v ? "true" : "false");
+  if (char* p = field_key(key, 5)) {
+    const std::string_view text = v ? "true" : "false";
+    std::memcpy(p, text.data(), text.size());
+    commit(p + text.size());
+  }
   return *this;
 }
 
@@ -210,13 +367,18 @@ void LineWriter::end(int64_t timestamp_ns) {
   open_ = false;
   if (!has_name_ || !has_field_) {
     out_.resize(line_start_);
+    pos_ = line_start_;
     return;
   }
+  char* p = room(22);
   if (timestamp_ns >= 0) {
-    out_.push_back(' ');
-    append_number(out_, timestamp_ns);
+    *p++ = ' ';
+    p = write_int(p, timestamp_ns);
   }
-  out_.push_back('\n');
+  *p++ = '\n';
+  commit(p);
+  out_.resize(pos_);
+  last_line_ = pos_ - line_start_;
   ++lines_;
 }
 

@@ -1,0 +1,33 @@
+// Read-only mappings of mmapable BPF arrays (net_stats, the task-list walk's records):
+// the one owner of a mapping; unmaps it exactly once.
+#pragma once
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+
+namespace vmscope {
+
+struct MappingDeleter {
+  size_t bytes = 0;
+  void operator()(const void* p) const { munmap(const_cast<void*>(p), bytes); }
+};
+
+template <typename T>
+using Mapping = std::unique_ptr<const T, MappingDeleter>;
+
+// Maps `count` elements of the mmapable BPF array map_fd, read-only. what: for errors.
+template <typename T>
+Result<Mapping<T>> map_readonly(int map_fd, size_t count, const std::string& what) {
+  const size_t bytes = count * sizeof(T);
+  void* p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, map_fd, 0);
+  if (p == MAP_FAILED) return Error::from_errno("map " + what, errno);
+  return Mapping<T>(static_cast<const T*>(p), MappingDeleter{bytes});
+}
+
+}  // namespace vmscope
