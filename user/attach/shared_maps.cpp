@@ -1,6 +1,7 @@
 #include "attach/shared_maps.h"
 
 #include <bpf/bpf.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <spdlog/spdlog.h>
@@ -30,6 +31,29 @@ void copy_name(char* dst, size_t cap, std::string_view src) {
   size_t n = std::min(cap - 1, src.size());
   std::memcpy(dst, src.data(), n);
   dst[n] = '\0';
+}
+
+void remove_pins(const std::string& dir) {
+  for (const char* name : kMapNames) unlink((dir + "/" + name).c_str());
+  rmdir(dir.c_str());
+}
+
+// Pins of agents that were killed in namespaces that are gone by now: nobody else would
+// ever remove them, and each holds its maps (megabytes) in the kernel. A pin directory
+// whose lock nobody holds belongs to no running agent.
+void remove_stale_pins(const std::string& root, const std::string& run_root) {
+  DIR* d = opendir(root.c_str());
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.rfind("net-", 0) != 0) continue;
+    UniqueFd lock(
+        open((run_root + "/" + std::string(name) + ".lock").c_str(), O_RDONLY | O_CLOEXEC));
+    if (lock.valid() && flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;  // its agent runs
+    spdlog::debug("removing stale pins {}/{}", root, name);
+    remove_pins(root + "/" + std::string(name));
+  }
+  closedir(d);
 }
 
 }  // namespace
@@ -72,6 +96,7 @@ std::optional<SharedMapPublisher> SharedMapPublisher::create(const SharedMapPath
   }
   mkdir(root.c_str(), 0700);
   p.unpin();  // pins a killed agent left behind
+  remove_stale_pins(root, parent_of(paths.lock_file));
   if (mkdir(paths.pin_dir.c_str(), 0700) != 0) {
     spdlog::warn("maps not shared with vmscope top: create {}: {}", paths.pin_dir, strerror(errno));
     return std::nullopt;
@@ -113,8 +138,7 @@ SharedMapPublisher::~SharedMapPublisher() {
 }
 
 void SharedMapPublisher::unpin() {
-  for (const char* name : kMapNames) unlink((paths_.pin_dir + "/" + name).c_str());
-  rmdir(paths_.pin_dir.c_str());
+  remove_pins(paths_.pin_dir);
 }
 
 void SharedMapPublisher::publish(const std::vector<VmEvent>& events) {
