@@ -142,7 +142,7 @@ void Engine::on_link_events() {
 }
 
 void Engine::sync_attachments() {
-  if (!attacher_) return read_shared_slots();
+  if (!attacher_) return;  // reading an agent: its slots are looked up every tick
   std::map<int, std::string> wanted;
   for (const auto& [ifindex, tap] : inventory_.taps()) wanted[ifindex] = tap.link.name;
   for (const auto& [ifindex, br] : inventory_.vm_bridges()) wanted[ifindex] = br.name;

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "agent/agent.h"
@@ -15,6 +14,7 @@
 #include "common/units.h"
 #include "discover/inventory.h"
 #include "discover/links.h"
+#include "discover/proc_stat.h"
 #include "discover/vm_processes.h"
 
 namespace vmscope {
@@ -27,13 +27,7 @@ struct ProcTimes {
 };
 
 std::optional<ProcTimes> read_times(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto rparen = text.rfind(')');
-  if (rparen == std::string::npos) return std::nullopt;
-  std::istringstream f(text.substr(rparen + 2));
-  std::vector<std::string> v(3);  // index = field number
-  for (std::string x; f >> x;) v.push_back(x);
+  std::vector<std::string> v = read_proc_stat("/proc", static_cast<uint32_t>(pid));
   if (v.size() < 25) return std::nullopt;
   ProcTimes t;
   t.cpu_ticks = std::stoull(v[14]) + std::stoull(v[15]);

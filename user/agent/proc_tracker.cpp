@@ -7,7 +7,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+
+#include "discover/proc_stat.h"
 
 namespace vmscope {
 namespace {
@@ -26,32 +27,16 @@ int64_t to_realtime(uint64_t boottime) {
 // it is gone, exiting (PF_EXITING in field 9: its exit may already have been reported)
 // or a zombie: nothing left to track.
 uint64_t proc_start_boottime_ns(const std::string& proc_root, uint32_t tgid) {
-  std::ifstream in(proc_root + "/" + std::to_string(tgid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto rparen = text.rfind(')');
-  if (rparen == std::string::npos || rparen + 2 >= text.size()) return 0;
-  std::istringstream fields(text.substr(rparen + 2));
-  std::string f;
-  for (int i = 3; i <= 22 && fields >> f; ++i) {
-    if (i == 3 && (f == "Z" || f == "X")) return 0;
-    if (i == 9 && (std::stoull(f) & 0x4 /* PF_EXITING */)) return 0;
-    if (i == 22)
-      return std::stoull(f) * (1'000'000'000 / static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
-  }
-  return 0;
+  std::vector<std::string> f = read_proc_stat(proc_root, tgid);
+  if (f.size() <= 22 || f[3] == "Z" || f[3] == "X") return 0;
+  if (std::stoull(f[9]) & 0x4 /* PF_EXITING */) return 0;
+  return std::stoull(f[22]) * (1'000'000'000 / static_cast<uint64_t>(sysconf(_SC_CLK_TCK)));
 }
 
 // Field 4 of /proc/<pid>/stat; 0 when gone.
 uint32_t proc_parent(const std::string& proc_root, uint32_t tgid) {
-  std::ifstream in(proc_root + "/" + std::to_string(tgid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto rparen = text.rfind(')');
-  if (rparen == std::string::npos) return 0;
-  std::istringstream fields(text.substr(rparen + 2));
-  std::string state;
-  uint32_t ppid = 0;
-  fields >> state >> ppid;
-  return ppid;
+  std::vector<std::string> f = read_proc_stat(proc_root, tgid);
+  return f.size() > 4 ? static_cast<uint32_t>(std::stoul(f[4])) : 0;
 }
 
 bool process_exists(const std::string& proc_root, uint32_t tgid) {

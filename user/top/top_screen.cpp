@@ -233,10 +233,10 @@ void TopScreen::draw_table(const TopModel& model, const TopView& view) {
   }
   if (y >= height) return;
   auto cols = columns_for_width(width);
+  const std::string header = table_header(cols, width, view.sort);
   attron(A_REVERSE);
-  put_line(y, table_header(cols, width, view.sort), width);
-  mvhline(y, std::min(width, static_cast<int>(table_header(cols, width, view.sort).size())), ' ',
-          width);
+  put_line(y, header, width);
+  mvhline(y, std::min(width, static_cast<int>(header.size())), ' ', width);
   attroff(A_REVERSE);
   ++y;
   table_rows_ = std::max(1, height - y);
@@ -271,8 +271,9 @@ void TopScreen::draw_detail(const TopModel& model) {
       std::clamp(detail_scroll_, 0, std::max(0, static_cast<int>(lines.size()) - (LINES - 1)));
   int y = 0;
   attron(A_REVERSE);
-  put_line(y++, "Esc/Enter: back   Up/Down: scroll   q: quit", COLS);
-  mvhline(0, 43, ' ', COLS);
+  const std::string keys = "Esc/Enter: back   Up/Down: scroll   q: quit";
+  put_line(y++, keys, COLS);
+  mvhline(0, static_cast<int>(keys.size()), ' ', COLS);
   attroff(A_REVERSE);
   for (size_t i = static_cast<size_t>(detail_scroll_); i < lines.size() && y < LINES; ++i)
     put_line(y++, lines[i], COLS);
