@@ -47,8 +47,8 @@ void vmscope_tick(benchmark::State& state) {
   size_t lines = 0, taps = 0;
   for (auto _ : state) {
     e.inventory->resolve_owners();
-    auto snap = e.collector->collect(*e.inventory, *e.attacher, *e.nl, e.programs->slot_limit(),
-                                     realtime_ns());
+    auto snap = e.collector->collect(*e.inventory, e.attacher->devices(), *e.nl,
+                                     e.programs->slot_limit(), realtime_ns());
     if (!snap) {
       state.SkipWithError(snap.error().message.c_str());
       return;
@@ -94,8 +94,8 @@ void part_dump_stats(benchmark::State& state) {
 void part_collect(benchmark::State& state) {
   Env& e = env();
   for (auto _ : state) {
-    auto snap = e.collector->collect(*e.inventory, *e.attacher, *e.nl, e.programs->slot_limit(),
-                                     realtime_ns());
+    auto snap = e.collector->collect(*e.inventory, e.attacher->devices(), *e.nl,
+                                     e.programs->slot_limit(), realtime_ns());
     if (!snap) {
       state.SkipWithError(snap.error().message.c_str());
       return;
@@ -106,8 +106,8 @@ void part_collect(benchmark::State& state) {
 
 void part_encode(benchmark::State& state) {
   Env& e = env();
-  auto snap = e.collector->collect(*e.inventory, *e.attacher, *e.nl, e.programs->slot_limit(),
-                                   realtime_ns());
+  auto snap = e.collector->collect(*e.inventory, e.attacher->devices(), *e.nl,
+                                   e.programs->slot_limit(), realtime_ns());
   if (!snap) {
     state.SkipWithError(snap.error().message.c_str());
     return;

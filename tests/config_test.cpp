@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "top/top_model.h"
+#include "config/sort_key.h"
 
 namespace vmscope {
 namespace {
@@ -96,7 +96,7 @@ TEST(ConfigTop, Defaults) {
   const TopOptions& t = out.cli->top;
   EXPECT_FALSE(t.batch);
   EXPECT_EQ(t.iterations, 0u);
-  EXPECT_EQ(t.sort, "cpu");
+  EXPECT_EQ(t.sort, SortKey::kCpu);
   EXPECT_EQ(t.filter, "");
   EXPECT_TRUE(t.shared);
   EXPECT_DOUBLE_EQ(out.cli->config.interval_s, 1.0);
@@ -110,7 +110,7 @@ TEST(ConfigTop, Flags) {
   const TopOptions& t = out.cli->top;
   EXPECT_TRUE(t.batch);
   EXPECT_EQ(t.iterations, 3u);
-  EXPECT_EQ(t.sort, "mem");
+  EXPECT_EQ(t.sort, SortKey::kMem);
   EXPECT_EQ(t.filter, "web");
   EXPECT_TRUE(t.shared);
   EXPECT_DOUBLE_EQ(out.cli->config.interval_s, 0.5);
@@ -133,7 +133,7 @@ TEST(ConfigTop, EverySortKeyAccepted) {
   for (SortKey k : sort_keys()) {
     auto out = parse({"top", "--sort", std::string(sort_key_name(k))});
     ASSERT_TRUE(out.cli) << sort_key_name(k) << ": " << out.message;
-    EXPECT_EQ(parse_sort_key(out.cli->top.sort), k);
+    EXPECT_EQ(out.cli->top.sort, k);
   }
 }
 

@@ -54,9 +54,9 @@ VmResources resources(std::string_view vm, uint32_t pid, uint64_t runtime_ns, ui
 
 // A sample taken at boottime `boot_s`; realtime deliberately moves differently (a clock
 // step) so that a rate computed from the realtime stamps would be wrong.
-EngineSample sample(double boot_s, std::vector<TapSample> taps, std::vector<VmResources> vms,
-                    std::vector<BridgeSample> bridges = {}) {
-  EngineSample s;
+TickSample sample(double boot_s, std::vector<TapSample> taps, std::vector<VmResources> vms,
+                  std::vector<BridgeSample> bridges = {}) {
+  TickSample s;
   s.boottime_ns = static_cast<int64_t>(boot_s * kSec);
   s.timestamp_ns = 1'700'000'000 * kSec + static_cast<int64_t>(boot_s * 10 * kSec);
   s.net.emplace();
@@ -309,7 +309,7 @@ TEST(TopModel, NewVmInLaterSampleHasNoRatesYet) {
 TEST(TopModel, EventsKeptOldestFirst) {
   TopModel m;
   m.add_events({event("a", 1), event("b", 2)});
-  EngineSample s = sample(0, {}, {});
+  TickSample s = sample(0, {}, {});
   s.events = {event("c", 3)};
   m.update(s);
   ASSERT_EQ(m.events().size(), 3u);
@@ -329,7 +329,7 @@ TEST(TopModel, EventsCappedAtMax) {
   ASSERT_EQ(m.events().size(), TopModel::kMaxEvents);
   EXPECT_EQ(m.events().front().pid, 5u);  // the oldest ones went
   EXPECT_EQ(m.events().back().pid, TopModel::kMaxEvents + 4);
-  EngineSample s = sample(0, {}, {});
+  TickSample s = sample(0, {}, {});
   s.events = {event("vm", 1000)};
   m.update(s);
   ASSERT_EQ(m.events().size(), TopModel::kMaxEvents);
@@ -343,7 +343,7 @@ TEST(TopModel, FailedNetTickKeepsBaseline) {
   TopModel m;
   m.update(sample(10, {tap(5, "vmmtap0", "web", counters(0, 0), counters(0, 0))},
                   {resources("web", 1, 0, 0, 0)}));
-  EngineSample failed = sample(12, {}, {resources("web", 1, kSec, 0, 0)});
+  TickSample failed = sample(12, {}, {resources("web", 1, kSec, 0, 0)});
   failed.net.reset();
   const TopFrame& f1 = m.update(failed);
   EXPECT_FALSE(f1.net_ok);
@@ -363,7 +363,7 @@ TEST(TopModel, FailedNetTickKeepsBaseline) {
 TEST(TopModel, FailedProcessTickKeepsBaseline) {
   TopModel m;
   m.update(sample(10, {}, {resources("web", 1, 0, 0, 0)}));
-  EngineSample failed = sample(12, {}, {});
+  TickSample failed = sample(12, {}, {});
   failed.vms.reset();
   const TopFrame& f1 = m.update(failed);
   EXPECT_FALSE(f1.procs_ok);

@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 
 #include "agent/engine.h"
+#include "agent/options.h"
 #include "common/event_fds.h"
 #include "output/net_lines.h"
 #include "output/output_writer.h"
@@ -20,18 +21,25 @@ std::string host_name() {
   return buf;
 }
 
+// The loop's own settings.
+struct LoopOptions {
+  double interval_s = 1.0;
+  uint64_t count = 0;  // ticks before a clean exit; 0 = until signalled
+};
+
 class Agent {
  public:
-  Agent(const Config& c, std::vector<std::unique_ptr<Sink>> sinks, std::unique_ptr<Engine> engine)
-      : config_(c), output_(std::move(sinks)), engine_(std::move(engine)), host_(host_name()) {}
+  Agent(const LoopOptions& opts, std::vector<std::unique_ptr<Sink>> sinks,
+        std::unique_ptr<Engine> engine)
+      : opts_(opts), output_(std::move(sinks)), engine_(std::move(engine)), host_(host_name()) {}
 
   Status run() {
     if (auto st = engine_->start(); !st) return st;
-    auto timer = make_timer(config_.interval_s);
+    auto timer = make_timer(opts_.interval_s);
     if (!timer) return timer.error();
     auto sigfd = make_stop_signalfd();
     if (!sigfd) return sigfd.error();
-    spdlog::info("vmscope running: interval {}s, {} output(s), {} tap(s) found", config_.interval_s,
+    spdlog::info("vmscope running: interval {}s, {} output(s), {} tap(s) found", opts_.interval_s,
                  output_.size(), engine_->inventory().taps().size());
 
     pollfd fds[4] = {{timer->get(), POLLIN, 0},
@@ -40,7 +48,7 @@ class Agent {
                      {engine_->proc_events_fd(), POLLIN, 0}};
     uint64_t ticks = 0;
     Status result;
-    while (config_.count == 0 || ticks < config_.count) {
+    while (opts_.count == 0 || ticks < opts_.count) {
       if (poll(fds, 4, -1) < 0) {
         if (errno == EINTR) continue;
         result = Error::from_errno("poll", errno);
@@ -121,10 +129,10 @@ class Agent {
     return m;
   }
 
-  const Config& config_;
+  const LoopOptions opts_;
   OutputWriter output_;
   std::unique_ptr<Engine> engine_;
-  EngineSample sample_;
+  TickSample sample_;
   std::string batch_;
   std::string host_;
 };
@@ -133,9 +141,9 @@ class Agent {
 
 Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks) {
   if (auto st = block_stop_signals(); !st) return st;
-  auto engine = Engine::create(config, EngineMode::kPublish);
+  auto engine = Engine::create(engine_options(config), SourceChoice::kPublish);
   if (!engine) return engine.error();
-  Agent agent(config, std::move(sinks), std::move(*engine));
+  Agent agent(LoopOptions{config.interval_s, config.count}, std::move(sinks), std::move(*engine));
   return agent.run();
 }
 

@@ -59,12 +59,13 @@ Status list_vms(const Config& config, std::FILE* out) {
   if (!nl) return nl.error();
   auto links = nl->dump_links();
   if (!links) return links.error();
-  Inventory inv(inventory_options(config));
+  const EngineOptions opts = engine_options(config);
+  Inventory inv(opts.inventory);
   inv.reset(*links);
   inv.resolve_owners();
 
   std::map<std::string, Row> vms;  // by VM name
-  for (const VmProcess& p : scan_vm_processes(process_options(config))) {
+  for (const VmProcess& p : scan_vm_processes(opts.processes)) {
     Row& r = vms[p.vm.name];
     r.launcher = p.vm.launcher;
     r.pids.insert(static_cast<int>(p.tgid));

@@ -1,23 +1,20 @@
-// The configuration as each component wants it.
+// The configuration sliced once into what each component takes: the front ends
+// (run_agent, run_top, list_vms) call these and pass the small structs down, so no
+// component below them sees the Config.
 #pragma once
 
+#include "agent/engine.h"
 #include "config/config.h"
-#include "discover/inventory.h"
-#include "discover/vm_processes.h"
 
 namespace vmscope {
 
-inline InventoryOptions inventory_options(const Config& c) {
-  InventoryOptions o;
-  o.naming.drop_path = c.drop_path;
-  o.overrides = c.overrides;
-  return o;
-}
-
-inline VmProcessOptions process_options(const Config& c) {
-  VmProcessOptions o;
-  o.naming.drop_path = c.drop_path;
-  o.overrides = c.overrides;
+inline EngineOptions engine_options(const Config& c) {
+  EngineOptions o;
+  o.attach_mode = c.attach_mode;
+  o.inventory.naming.drop_path = c.drop_path;
+  o.inventory.overrides = c.overrides;
+  o.processes.naming.drop_path = c.drop_path;
+  o.processes.overrides = c.overrides;
   return o;
 }
 

@@ -8,40 +8,33 @@ NetAttacher::~NetAttacher() {
   detach_all();
 }
 
+void NetAttacher::detach(int ifindex, Hooks& hooks) {
+  hooks.ingress.reset();
+  hooks.egress.reset();
+  programs_.release_slot(ifindex);
+}
+
 void NetAttacher::detach_all() {
-  for (auto& [ifindex, dev] : devices_) {
-    dev.ingress.reset();
-    dev.egress.reset();
-    programs_.release_slot(ifindex);
-  }
+  for (auto& [ifindex, hooks] : hooks_) detach(ifindex, hooks);
+  hooks_.clear();
   devices_.clear();
 }
 
-Result<AttachedDevice> NetAttacher::attach_one(int ifindex, const std::string& ifname) {
-  auto slot = programs_.assign_slot(ifindex);
-  if (!slot) return slot.error();
-  AttachedDevice dev;
-  dev.ifname = ifname;
-  dev.slot = *slot;
+Result<NetAttacher::Hooks> NetAttacher::attach_one(int ifindex, const std::string& ifname) {
   auto in =
       TcAttachment::attach(ifindex, ifname, VS_DIR_INGRESS, programs_.ingress_prog_fd(), mode_);
-  if (!in) {
-    programs_.release_slot(ifindex);
-    return in.error();
-  }
+  if (!in) return in.error();
   auto out = TcAttachment::attach(ifindex, ifname, VS_DIR_EGRESS, programs_.egress_prog_fd(),
                                   in->mode());  // both directions the same way
-  if (!out) {
-    programs_.release_slot(ifindex);
-    return out.error();
-  }
+  if (!out) return out.error();
   if (!mode_logged_) {
     mode_logged_ = true;
     spdlog::info("attaching network programs with {}", attach_mode_name(in->mode()));
   }
-  dev.ingress.emplace(std::move(*in));
-  dev.egress.emplace(std::move(*out));
-  return dev;
+  Hooks hooks;
+  hooks.ingress.emplace(std::move(*in));
+  hooks.egress.emplace(std::move(*out));
+  return hooks;
 }
 
 std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
@@ -50,9 +43,9 @@ std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
     auto w = wanted.find(it->first);
     if (w == wanted.end() || w->second != it->second.ifname) {
       spdlog::debug("detaching {}", it->second.ifname);
-      it->second.ingress.reset();
-      it->second.egress.reset();
-      programs_.release_slot(it->first);
+      auto hooks = hooks_.find(it->first);
+      detach(it->first, hooks->second);
+      hooks_.erase(hooks);
       it = devices_.erase(it);
     } else {
       ++it;
@@ -61,13 +54,20 @@ std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
   std::vector<Error> errors;
   for (const auto& [ifindex, ifname] : wanted) {
     if (devices_.count(ifindex)) continue;
-    auto dev = attach_one(ifindex, ifname);
-    if (!dev) {
-      errors.push_back(dev.error());
+    auto slot = programs_.assign_slot(ifindex);
+    if (!slot) {
+      errors.push_back(slot.error());
       continue;
     }
-    spdlog::debug("attached {} (ifindex {}, slot {})", ifname, ifindex, dev->slot);
-    devices_.emplace(ifindex, std::move(*dev));
+    auto hooks = attach_one(ifindex, ifname);
+    if (!hooks) {
+      programs_.release_slot(ifindex);
+      errors.push_back(hooks.error());
+      continue;
+    }
+    spdlog::debug("attached {} (ifindex {}, slot {})", ifname, ifindex, *slot);
+    hooks_.emplace(ifindex, std::move(*hooks));
+    devices_.emplace(ifindex, CountedDevice{ifname, *slot});
   }
   return errors;
 }

@@ -8,14 +8,9 @@
 
 #include "attach/net_programs.h"
 #include "attach/tc_attachment.h"
+#include "drain/slot_table.h"
 
 namespace vmscope {
-
-struct AttachedDevice {
-  std::string ifname;
-  uint32_t slot = 0;
-  std::optional<TcAttachment> ingress, egress;
-};
 
 class NetAttacher {
  public:
@@ -25,18 +20,25 @@ class NetAttacher {
   // wanted: ifindex -> name. Returns the devices that failed to attach this time
   // (each logged once by the caller is enough; they are retried on the next sync).
   std::vector<Error> sync(const std::map<int, std::string>& wanted);
-  const std::map<int, AttachedDevice>& devices() const { return devices_; }
+  // What is counted, and in which slot: what the collector reads.
+  const SlotTable& devices() const { return devices_; }
   // Whether ifindex was attached by the last sync (false until then).
   bool attached(int ifindex) const { return devices_.count(ifindex) != 0; }
   void detach_all();
 
  private:
-  Result<AttachedDevice> attach_one(int ifindex, const std::string& ifname);
+  // Both directions of one device; reset in that order before its slot is released.
+  struct Hooks {
+    std::optional<TcAttachment> ingress, egress;
+  };
+  Result<Hooks> attach_one(int ifindex, const std::string& ifname);
+  void detach(int ifindex, Hooks& hooks);
 
   NetPrograms& programs_;
   AttachMode mode_;
   bool mode_logged_ = false;
-  std::map<int, AttachedDevice> devices_;
+  SlotTable devices_;           // by ifindex
+  std::map<int, Hooks> hooks_;  // the same keys
 };
 
 }  // namespace vmscope

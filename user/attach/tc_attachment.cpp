@@ -28,18 +28,6 @@ bool tcx_unsupported(int err) {
 
 }  // namespace
 
-const char* attach_mode_name(AttachMode mode) {
-  switch (mode) {
-    case AttachMode::kAuto:
-      return "auto";
-    case AttachMode::kTcx:
-      return "tcx";
-    case AttachMode::kClsact:
-      return "clsact";
-  }
-  return "?";
-}
-
 Result<TcAttachment> TcAttachment::attach(int ifindex, const std::string& ifname, vs_dir dir,
                                           int prog_fd, AttachMode mode) {
   TcAttachment a;

@@ -6,13 +6,12 @@
 
 #include <string>
 
+#include "attach/attach_mode.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "vmscope.h"
 
 namespace vmscope {
-
-enum class AttachMode { kAuto, kTcx, kClsact };
 
 // Our clsact filter's identity: fixed so that a restarted agent replaces, not duplicates,
 // a filter left behind by a killed one.
@@ -42,7 +41,5 @@ class TcAttachment {
   UniqueFd link_;        // tcx: detaching is closing the link
   bool clsact_ = false;  // clsact: our filter is installed
 };
-
-const char* attach_mode_name(AttachMode mode);
 
 }  // namespace vmscope

@@ -9,16 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "top/top_model.h"
-
 namespace vmscope {
-
-Result<AttachMode> parse_attach_mode(std::string_view s) {
-  if (s == "auto") return AttachMode::kAuto;
-  if (s == "tcx") return AttachMode::kTcx;
-  if (s == "clsact") return AttachMode::kClsact;
-  return Error::msg(fmt::format("attach mode \"{}\": expected auto, tcx or clsact", s));
-}
 
 Status validate(const Config& c) {
   if (!(c.interval_s >= 0.01 && c.interval_s <= 3600))
@@ -139,139 +130,172 @@ Result<std::string> read_file(const std::string& path) {
   return ss.str();
 }
 
+// Everything the command line sets, as CLI11 fills it in; what was given is asked of
+// the subcommand (count()), so that only given flags win over the file.
+struct Flags {
+  std::string log_level, config_file, attach;
+  bool no_drop_path = false;
+  // run
+  double interval_s = 0;
+  int64_t count = 0;
+  std::vector<std::string> outputs;
+  // top
+  bool batch = false, own = false;
+  int64_t iterations = 0;
+  double delay_s = 0;
+  std::string sort = "cpu", filter;
+};
+
+struct Subcommands {
+  CLI::App* run;
+  CLI::App* list;
+  CLI::App* top;
+};
+
+void add_naming_flags(CLI::App& sub, Flags& f) {
+  sub.add_flag("--no-drop-path", f.no_drop_path,
+               "name albatross VMs by their full path a:b, not the last label");
+  sub.add_option("--config", f.config_file, "TOML configuration file")->check(CLI::ExistingFile);
+}
+
+CLI::App* add_run(CLI::App& app, Flags& f) {
+  CLI::App* run = app.add_subcommand("run", "collect and emit metrics every interval");
+  run->add_option("--interval", f.interval_s, "seconds between ticks (default 1)");
+  run->add_option("--count", f.count, "stop after N ticks (default: run until signalled)");
+  run->add_option("--output", f.outputs,
+                  "-, tcp://HOST[:PORT], udp://HOST[:PORT], http://HOST:PORT/write?db=NAME "
+                  "(repeatable; default -)");
+  run->add_option("--attach", f.attach, "how to attach tc programs: auto, tcx or clsact");
+  add_naming_flags(*run, f);
+  return run;
+}
+
+CLI::App* add_list(CLI::App& app, Flags& f) {
+  CLI::App* list = app.add_subcommand("list", "list the VMs found on this host");
+  add_naming_flags(*list, f);
+  return list;
+}
+
+CLI::App* add_top(CLI::App& app, Flags& f) {
+  CLI::App* top = app.add_subcommand("top", "live view of every VM (keys: h for help)");
+  top->add_flag("-b,--batch", f.batch, "print plain-text snapshots instead of a screen");
+  top->add_option("-n,--iterations", f.iterations, "snapshots before exiting (default: until q)");
+  top->add_option("-d,--delay", f.delay_s, "seconds between updates (default 1)");
+  top->add_option("--sort", f.sort, sort_key_list() + " (default cpu)");
+  top->add_option("--filter", f.filter, "show only VMs whose name contains this");
+  top->add_option("--attach", f.attach, "when attaching its own programs: auto, tcx or clsact");
+  top->add_flag("--own", f.own, "attach own programs even when a vmscope run is active");
+  add_naming_flags(*top, f);
+  return top;
+}
+
+// The defaults, or the file given with --config over them.
+Result<Config> base_config(const Flags& f) {
+  if (f.config_file.empty()) return Config{};
+  auto text = read_file(f.config_file);
+  if (!text) return text.error();
+  return apply_toml(*text, f.config_file, Config{});
+}
+
+Status apply_run_flags(const Flags& f, const CLI::App& run, Config& c) {
+  if (run.count("--interval")) c.interval_s = f.interval_s;
+  if (run.count("--count")) {
+    if (f.count < 0) return Error::msg(fmt::format("--count {}: must be >= 0", f.count));
+    c.count = static_cast<uint64_t>(f.count);
+  }
+  if (run.count("--output")) c.outputs = f.outputs;
+  return {};
+}
+
+// top's own settings; -d sets the config's interval.
+Result<TopOptions> top_options(const Flags& f, const CLI::App& top, Config& c) {
+  if (top.count("--delay")) c.interval_s = f.delay_s;
+  if (f.iterations < 0)
+    return Error::msg(fmt::format("--iterations {}: must be >= 0", f.iterations));
+  TopOptions t;
+  t.batch = f.batch;
+  t.iterations = static_cast<uint64_t>(f.iterations);
+  t.filter = f.filter;
+  t.shared = !f.own;
+  auto sort = parse_sort_key(f.sort);
+  if (!sort)
+    return Error::msg(fmt::format("--sort {}: expected one of {}", f.sort, sort_key_list()));
+  t.sort = *sort;
+  if (top.count("--delay") && !(f.delay_s >= 0.1 && f.delay_s <= 3600))
+    return Error::msg(fmt::format("--delay {}: must be between 0.1 and 3600 seconds", f.delay_s));
+  return t;
+}
+
+Status apply_common_flags(const Flags& f, bool top, Config& c) {
+  if (!f.log_level.empty())
+    c.log_level = f.log_level;
+  else if (top)
+    c.log_level = "warn";  // top's own output is the screen; only trouble is worth a line
+  if (f.no_drop_path) c.drop_path = false;
+  if (!f.attach.empty()) {
+    auto mode = parse_attach_mode(f.attach);
+    if (!mode) return mode.error().context("--attach");
+    c.attach_mode = *mode;
+  }
+  return {};
+}
+
+// The command line from what was parsed: file, then flags over it, then the checks.
+Result<CommandLine> resolve(const Flags& f, const Subcommands& sub) {
+  CommandLine cli;
+  cli.command = sub.list->parsed()  ? Command::kList
+                : sub.top->parsed() ? Command::kTop
+                                    : Command::kRun;
+  auto c = base_config(f);
+  if (!c) return c.error();
+  if (auto st = apply_run_flags(f, *sub.run, *c); !st) return st.error();
+  if (sub.top->parsed()) {
+    auto top = top_options(f, *sub.top, *c);
+    if (!top) return top.error();
+    cli.top = *top;
+  }
+  if (auto st = apply_common_flags(f, sub.top->parsed(), *c); !st) return st.error();
+  if (auto st = validate(*c); !st) return st.error();
+  if (c->outputs.empty()) c->outputs.push_back("-");
+  cli.config = std::move(*c);
+  return cli;
+}
+
+// Every command line error ends here: one line, exit code 2.
+ParseOutcome usage_error(std::string_view what) {
+  ParseOutcome out;
+  out.exit_code = 2;
+  out.message = fmt::format("vmscope: {}", what.substr(0, what.find('\n')));
+  return out;
+}
+
 }  // namespace
 
 ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   CLI::App app{"vmscope: host-side monitor for virtual machines", "vmscope"};
   app.require_subcommand(1);
   app.fallthrough();  // `vmscope run --log-level debug` as well as `vmscope --log-level debug run`
-  std::string log_level;
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off");
-
-  Config flags;
-  std::string config_file, attach;
-  bool no_drop_path = false;
-  auto add_naming = [&](CLI::App* sub) {
-    sub->add_flag("--no-drop-path", no_drop_path,
-                  "name albatross VMs by their full path a:b, not the last label");
-    sub->add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
-  };
-  CLI::App* run = app.add_subcommand("run", "collect and emit metrics every interval");
-  run->add_option("--interval", flags.interval_s, "seconds between ticks (default 1)");
-  int64_t count = 0;
-  run->add_option("--count", count, "stop after N ticks (default: run until signalled)");
-  run->add_option("--output", flags.outputs,
-                  "-, tcp://HOST[:PORT], udp://HOST[:PORT], http://HOST:PORT/write?db=NAME "
-                  "(repeatable; default -)");
-  run->add_option("--attach", attach, "how to attach tc programs: auto, tcx or clsact");
-  add_naming(run);
-  CLI::App* list = app.add_subcommand("list", "list the VMs found on this host");
-  add_naming(list);
-  TopOptions top_opts;
-  double delay = 0;
-  int64_t iterations = 0;
-  CLI::App* top = app.add_subcommand("top", "live view of every VM (keys: h for help)");
-  top->add_flag("-b,--batch", top_opts.batch, "print plain-text snapshots instead of a screen");
-  top->add_option("-n,--iterations", iterations, "snapshots before exiting (default: until q)");
-  top->add_option("-d,--delay", delay, "seconds between updates (default 1)");
-  top->add_option("--sort", top_opts.sort, sort_key_list() + " (default cpu)");
-  top->add_option("--filter", top_opts.filter, "show only VMs whose name contains this");
-  top->add_option("--attach", attach, "when attaching its own programs: auto, tcx or clsact");
-  bool own = false;
-  top->add_flag("--own", own, "attach own programs even when a vmscope run is active");
-  add_naming(top);
+  Flags flags;
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical, off");
+  const Subcommands sub{add_run(app, flags), add_list(app, flags), add_top(app, flags)};
 
   std::vector<std::string> rev(args.rbegin(), args.rend());
   if (!rev.empty()) rev.pop_back();  // program name
-  ParseOutcome out;
   try {
     app.parse(rev);
   } catch (const CLI::Success& e) {  // --help
     std::ostringstream help;
     app.exit(e, help, help);
+    ParseOutcome out;
     out.message = help.str();
     return out;
   } catch (const CLI::ParseError& e) {
-    out.exit_code = 2;
-    std::string what = e.what();
-    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    out.message = fmt::format("vmscope: {}", what);
-    return out;
+    return usage_error(e.what());
   }
-
-  CommandLine cli;
-  cli.command = list->parsed() ? Command::kList : top->parsed() ? Command::kTop : Command::kRun;
-  Config c;
-  if (!config_file.empty()) {
-    auto text = read_file(config_file);
-    if (!text) {
-      out.exit_code = 2;
-      out.message = "vmscope: " + text.error().message;
-      return out;
-    }
-    auto parsed = apply_toml(*text, config_file, c);
-    if (!parsed) {
-      out.exit_code = 2;
-      out.message = "vmscope: " + parsed.error().message;
-      return out;
-    }
-    c = std::move(*parsed);
-  }
-  // Flags given on the command line win over the file.
-  if (run->count("--interval")) c.interval_s = flags.interval_s;
-  if (run->count("--count")) {
-    if (count < 0) {
-      out.exit_code = 2;
-      out.message = fmt::format("vmscope: --count {}: must be >= 0", count);
-      return out;
-    }
-    c.count = static_cast<uint64_t>(count);
-  }
-  if (run->count("--output")) c.outputs = flags.outputs;
-  if (top->parsed()) {
-    if (top->count("--delay")) c.interval_s = delay;
-    if (iterations < 0) {
-      out.exit_code = 2;
-      out.message = fmt::format("vmscope: --iterations {}: must be >= 0", iterations);
-      return out;
-    }
-    top_opts.iterations = static_cast<uint64_t>(iterations);
-    top_opts.shared = !own;
-    if (!parse_sort_key(top_opts.sort)) {
-      out.exit_code = 2;
-      out.message =
-          fmt::format("vmscope: --sort {}: expected one of {}", top_opts.sort, sort_key_list());
-      return out;
-    }
-    if (top->count("--delay") && !(delay >= 0.1 && delay <= 3600)) {
-      out.exit_code = 2;
-      out.message = fmt::format("vmscope: --delay {}: must be between 0.1 and 3600 seconds", delay);
-      return out;
-    }
-    cli.top = top_opts;
-  }
-  if (!log_level.empty())
-    c.log_level = log_level;
-  else if (top->parsed())
-    c.log_level = "warn";  // top's own output is the screen; only trouble is worth a line
-  if (no_drop_path) c.drop_path = false;
-  if (!attach.empty()) {
-    auto mode = parse_attach_mode(attach);
-    if (!mode) {
-      out.exit_code = 2;
-      out.message = "vmscope: --attach: " + mode.error().message;
-      return out;
-    }
-    c.attach_mode = *mode;
-  }
-  if (auto st = validate(c); !st) {
-    out.exit_code = 2;
-    out.message = "vmscope: " + st.error().message;
-    return out;
-  }
-  if (c.outputs.empty()) c.outputs.push_back("-");
-  cli.config = std::move(c);
-  out.cli = std::move(cli);
+  auto cli = resolve(flags, sub);
+  if (!cli) return usage_error(cli.error().message);
+  ParseOutcome out;
+  out.cli = std::move(*cli);
   return out;
 }
 

@@ -1,12 +1,16 @@
 // Agent configuration: CLI11 flags over an optional TOML file (toml++); flags win.
+// A leaf: it holds values of lower layers (attach mode, name overrides) and top's sort
+// keys, and includes nothing above itself. Each front end turns it into the small
+// options of its components (agent/options.h).
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "attach/tc_attachment.h"
+#include "attach/attach_mode.h"
 #include "common/result.h"
+#include "config/sort_key.h"
 #include "discover/naming.h"
 
 namespace vmscope {
@@ -28,7 +32,7 @@ enum class Command { kRun, kList, kTop };
 struct TopOptions {
   bool batch = false;       // -b: plain-text snapshots on stdout instead of the screen
   uint64_t iterations = 0;  // -n: snapshots before exiting; 0 = until quit
-  std::string sort = "cpu";
+  SortKey sort = SortKey::kCpu;
   std::string filter;
   bool shared = true;  // read a running `vmscope run`'s pinned maps when there is one
 };
@@ -52,7 +56,6 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args);
 // TOML text over base (the defaults); used for --config FILE. Errors name the key.
 Result<Config> apply_toml(std::string_view toml_text, std::string_view source, Config base);
 
-Result<AttachMode> parse_attach_mode(std::string_view s);
 Status validate(const Config& c);
 
 }  // namespace vmscope

@@ -18,9 +18,8 @@ void NetCollector::on_attached(int ifindex, Netlink& nl) {
   if (!s) spdlog::debug("{}", s.error().message);
 }
 
-Result<NetSnapshot> NetCollector::collect(const Inventory& inv,
-                                          const std::map<int, AttachedDevice>& devices, Netlink& nl,
-                                          uint32_t slot_limit, int64_t timestamp_ns) {
+Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const SlotTable& devices,
+                                          Netlink& nl, uint32_t slot_limit, int64_t timestamp_ns) {
   if (auto st = drain_.read(slot_limit); !st) return st.error();
   if (auto st = nl.dump_stats(stats_); !st) return st.error();
 

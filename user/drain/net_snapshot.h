@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "attach/net_attacher.h"
 #include "discover/inventory.h"
 #include "discover/links.h"
 #include "drain/net_drain.h"
+#include "drain/slot_table.h"
 
 namespace vmscope {
 
@@ -57,13 +57,9 @@ class NetCollector {
   void on_attached(int ifindex, Netlink& nl);
   void on_detached(int ifindex) { base_.erase(ifindex); }
 
-  Result<NetSnapshot> collect(const Inventory& inv, const NetAttacher& att, Netlink& nl,
-                              uint32_t slot_limit, int64_t timestamp_ns) {
-    return collect(inv, att.devices(), nl, slot_limit, timestamp_ns);
-  }
   // devices: the counted ones and their slots (attached by us, or by the agent we read).
-  Result<NetSnapshot> collect(const Inventory& inv, const std::map<int, AttachedDevice>& devices,
-                              Netlink& nl, uint32_t slot_limit, int64_t timestamp_ns);
+  Result<NetSnapshot> collect(const Inventory& inv, const SlotTable& devices, Netlink& nl,
+                              uint32_t slot_limit, int64_t timestamp_ns);
 
  private:
   NetDrain drain_;

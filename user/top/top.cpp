@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "agent/engine.h"
+#include "agent/options.h"
 #include "common/event_fds.h"
 #include "top/top_model.h"
 #include "top/top_screen.h"
@@ -40,14 +41,9 @@ class LogsHeldBack {
 
 class Top {
  public:
-  Top(const Config& config, const TopOptions& opts, std::unique_ptr<Engine> engine)
-      : opts_(opts), engine_(std::move(engine)) {
-    view_.sort = *parse_sort_key(opts.sort);
-    view_.filter = opts.filter;
-    view_.delay_s = config.interval_s;
-    view_.mode = engine_->mode() == EngineMode::kShared
-                     ? fmt::format("reading vmscope run (pid {})", engine_->shared_agent_pid())
-                     : "own programs";
+  Top(const TopOptions& opts, TopView view, std::unique_ptr<Engine> engine)
+      : opts_(opts), engine_(std::move(engine)), view_(std::move(view)) {
+    view_.mode = engine_->source_label();
   }
 
   Status run(std::FILE* out) {
@@ -128,7 +124,7 @@ class Top {
 
   TopOptions opts_;
   std::unique_ptr<Engine> engine_;
-  EngineSample sample_;
+  TickSample sample_;
   TopModel model_;
   TopView view_;
 };
@@ -137,10 +133,14 @@ class Top {
 
 Status run_top(const Config& config, const TopOptions& opts, std::FILE* out) {
   if (auto st = block_stop_signals(); !st) return st;
-  auto engine =
-      opts.shared ? Engine::create_for_viewer(config) : Engine::create(config, EngineMode::kOwn);
+  auto engine = Engine::create(engine_options(config),
+                               opts.shared ? SourceChoice::kViewer : SourceChoice::kOwn);
   if (!engine) return engine.error();
-  Top top(config, opts, std::move(*engine));
+  TopView view;
+  view.sort = opts.sort;
+  view.filter = opts.filter;
+  view.delay_s = config.interval_s;
+  Top top(opts, std::move(view), std::move(*engine));
   return top.run(out);
 }
 

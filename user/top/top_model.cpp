@@ -18,15 +18,6 @@ uint64_t drops_of(const LinkErrors& e) {
   return e.rx_errors + e.rx_dropped + e.tx_errors + e.tx_dropped;
 }
 
-const std::vector<std::pair<SortKey, std::string_view>>& key_names() {
-  static const std::vector<std::pair<SortKey, std::string_view>> names = {
-      {SortKey::kName, "name"},   {SortKey::kPid, "pid"},       {SortKey::kCpu, "cpu"},
-      {SortKey::kMem, "mem"},     {SortKey::kFaults, "faults"}, {SortKey::kNet, "net"},
-      {SortKey::kRx, "rx"},       {SortKey::kTx, "tx"},         {SortKey::kPkts, "pkts"},
-      {SortKey::kConns, "conns"}, {SortKey::kDrops, "drops"},   {SortKey::kUptime, "uptime"}};
-  return names;
-}
-
 double sort_value(const TopRow& r, SortKey k) {
   switch (k) {
     case SortKey::kCpu:
@@ -67,27 +58,6 @@ bool contains_nocase(std::string_view hay, std::string_view needle) {
 
 }  // namespace
 
-const std::vector<SortKey>& sort_keys() {
-  static const std::vector<SortKey> keys = [] {
-    std::vector<SortKey> k;
-    for (const auto& [key, _] : key_names()) k.push_back(key);
-    return k;
-  }();
-  return keys;
-}
-
-std::string_view sort_key_name(SortKey k) {
-  for (const auto& [key, name] : key_names())
-    if (key == k) return name;
-  return "?";
-}
-
-std::optional<SortKey> parse_sort_key(std::string_view name) {
-  for (const auto& [key, n] : key_names())
-    if (n == name) return key;
-  return std::nullopt;
-}
-
 void TopModel::add_events(const std::vector<VmEvent>& events) {
   for (const VmEvent& e : events) {
     events_.push_back(e);
@@ -95,7 +65,7 @@ void TopModel::add_events(const std::vector<VmEvent>& events) {
   }
 }
 
-const TopFrame& TopModel::update(const EngineSample& s) {
+const TopFrame& TopModel::update(const TickSample& s) {
   add_events(s.events);
   // Each side divides by the time since its own last good sample: after a failed
   // drain, the counts since then span more than one interval.

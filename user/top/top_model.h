@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/engine.h"
+#include "config/sort_key.h"
+#include "drain/tick_sample.h"
 
 namespace vmscope {
 
@@ -52,26 +53,6 @@ struct TopBridge {
   double rx_bps = 0, tx_bps = 0;  // VMs' point of view: to and from its VMs
 };
 
-enum class SortKey {
-  kCpu,
-  kMem,
-  kNet,
-  kFaults,
-  kName,
-  kPid,
-  kRx,
-  kTx,
-  kPkts,
-  kConns,
-  kDrops,
-  kUptime
-};
-
-// The sort keys in column order (for `<` and `>`), their names (for --sort) and headers.
-const std::vector<SortKey>& sort_keys();
-std::string_view sort_key_name(SortKey k);
-std::optional<SortKey> parse_sort_key(std::string_view name);
-
 struct TopFrame {
   int64_t timestamp_ns = 0;  // realtime of the newer sample
   double interval_s = 0;     // real time between the two samples (0: first sample)
@@ -87,7 +68,7 @@ class TopModel {
   static constexpr size_t kMaxEvents = 200;
 
   // Builds the frame for `s`, against the previous call's sample.
-  const TopFrame& update(const EngineSample& s);
+  const TopFrame& update(const TickSample& s);
   // Events that arrived between samples.
   void add_events(const std::vector<VmEvent>& events);
   const TopFrame& frame() const { return frame_; }

@@ -285,7 +285,7 @@ void TopScreen::draw_help(const TopView& view) {
     if (y >= LINES) break;
     put_line(y++, l, COLS);
   }
-  if (y + 1 < LINES) put_line(y + 1, "current: " + summary_lines(TopFrame{}, 0, view)[3], COLS);
+  if (y + 1 < LINES) put_line(y + 1, "current: " + sort_filter_line(view), COLS);
 }
 
 void TopScreen::draw_prompt() {

@@ -117,17 +117,6 @@ std::vector<const TopColumn*> columns_for_width(int width) {
   return cols;
 }
 
-std::vector<ColumnSpan> column_spans(const std::vector<const TopColumn*>& cols, int width) {
-  std::vector<ColumnSpan> spans;
-  int x = 0;
-  for (size_t i = 0; i < cols.size(); ++i) {
-    int w = i == 0 ? name_width(cols, width) : cols[i]->width;
-    spans.push_back({cols[i]->key, x, x + w});
-    x += w + 1;
-  }
-  return spans;
-}
-
 std::string table_header(const std::vector<const TopColumn*>& cols, int width, SortKey sort) {
   std::string line;
   for (size_t i = 0; i < cols.size(); ++i) {
@@ -160,6 +149,11 @@ std::string table_row(const TopRow& r, const std::vector<const TopColumn*>& cols
   return line;
 }
 
+std::string sort_filter_line(const TopView& v) {
+  return fmt::format("Sort: {}{}  Filter: {}", sort_key_name(v.sort),
+                     v.reverse ? " (reversed)" : "", v.filter.empty() ? "-" : v.filter);
+}
+
 std::vector<std::string> summary_lines(const TopFrame& f, size_t shown, const TopView& v,
                                        const std::deque<VmEvent>& events) {
   size_t running = 0;
@@ -179,8 +173,7 @@ std::vector<std::string> summary_lines(const TopFrame& f, size_t shown, const To
     br += fmt::format("  {} ({} tap{}) RX {} TX {}", b.name, b.taps, b.taps == 1 ? "" : "s",
                       human_si(b.rx_bps), human_si(b.tx_bps));
   out.push_back(br);
-  out.push_back(fmt::format("Sort: {}{}  Filter: {}", sort_key_name(v.sort),
-                            v.reverse ? " (reversed)" : "", v.filter.empty() ? "-" : v.filter));
+  out.push_back(sort_filter_line(v));
   out.push_back("Last event: " + (events.empty() ? std::string("-") : event_line(events.back())));
   return out;
 }

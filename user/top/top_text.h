@@ -17,25 +17,21 @@ struct TopView {
   std::string filter;
   double delay_s = 1;
   bool paused = false;
-  std::string mode;  // "attached" or "shared with vmscope run (pid N)"
+  std::string mode;  // the engine's source: "own programs" or "reading vmscope run (pid N)"
 };
 
 // Columns that fit in width (the least important ones go first), in display order.
 struct TopColumn;
 std::vector<const TopColumn*> columns_for_width(int width);
 
+// "Sort: cpu (reversed)  Filter: web": one of the summary lines, also on the help screen.
+std::string sort_filter_line(const TopView& v);
 // The summary lines above the table; the last one is the most recent VM event.
 std::vector<std::string> summary_lines(const TopFrame& f, size_t shown, const TopView& v,
                                        const std::deque<VmEvent>& events = {});
 // The table's header line, with the sort column marked.
 std::string table_header(const std::vector<const TopColumn*>& cols, int width, SortKey sort);
 std::string table_row(const TopRow& r, const std::vector<const TopColumn*>& cols, int width);
-// Every column's header, its sort key, and where it starts in a header line.
-struct ColumnSpan {
-  SortKey key;
-  int begin, end;
-};
-std::vector<ColumnSpan> column_spans(const std::vector<const TopColumn*>& cols, int width);
 
 // One VM in detail: processes, memory, every tap with per-protocol figures, its events.
 std::vector<std::string> detail_lines(const TopRow& r, const std::deque<VmEvent>& events);

@@ -1,0 +1,88 @@
+// SharedSource: the maps a running `vmscope run` pins in this network namespace, read
+// only. The agent attaches on its own schedule, so each device's slot is looked up in
+// its if_slot map every tick; its VM events come from its recent_events map.
+#include <bpf/bpf.h>
+
+#include <algorithm>
+
+#include "agent/sample_source.h"
+
+namespace vmscope {
+namespace {
+
+class SharedSource final : public SampleSource {
+ public:
+  SharedSource(SharedMaps maps, std::unique_ptr<ProcTracker> procs)
+      : maps_(std::move(maps)), collector_(maps_.net_stats.get()), procs_(std::move(procs)) {}
+  SharedSource(const SharedSource&) = delete;
+  SharedSource& operator=(const SharedSource&) = delete;
+
+  ProcTracker* procs() const override { return procs_.get(); }
+
+  // Nothing to attach: the agent's slots are looked up every tick.
+  void sync_devices(const Inventory&, Netlink&) override {}
+
+  Result<NetSnapshot> collect_net(const Inventory& inv, Netlink& nl,
+                                  int64_t timestamp_ns) override {
+    read_slots(inv, nl);
+    return collector_.collect(inv, devices_, nl, slot_limit_, timestamp_ns);
+  }
+
+  std::vector<VmEvent> poll_events() override { return maps_.new_events(event_seq_); }
+
+  // The agent publishes its own events.
+  void emitted(std::span<const VmEvent>) override {}
+
+  void describe(SelfMetrics& m, std::vector<int>&) const override {
+    m.net_slots = slot_limit_;
+    m.net_far_slots = 0;
+  }
+
+  void detach_all() override {}
+
+  std::string label() const override {
+    return fmt::format("reading vmscope run (pid {})", maps_.agent_pid);
+  }
+
+ private:
+  // Which slot the agent gave each of our taps and bridges, read from its if_slot.
+  void read_slots(const Inventory& inv, Netlink& nl) {
+    SlotTable devices;
+    uint32_t limit = 0;
+    for (const auto& [ifindex, name] : counted_devices(inv)) {
+      auto key = static_cast<uint32_t>(ifindex);
+      uint32_t value = 0;  // slot + 1; 0 = the agent does not count it (yet)
+      int fd = key < VS_IFINDEX_DIRECT_MAX ? maps_.if_slot.get() : maps_.if_slot_far.get();
+      if (bpf_map_lookup_elem(fd, &key, &value) != 0 || value == 0) continue;
+      CountedDevice& d = devices[ifindex];
+      d.ifname = name;
+      d.slot = value - 1;
+      limit = std::max(limit, value);
+      auto old = devices_.find(ifindex);
+      if (old == devices_.end() || old->second.slot != d.slot) collector_.on_attached(ifindex, nl);
+    }
+    for (const auto& [ifindex, _] : devices_)
+      if (!devices.count(ifindex)) collector_.on_detached(ifindex);
+    devices_ = std::move(devices);
+    slot_limit_ = limit;
+  }
+
+  SharedMaps maps_;  // outlives the tracker, which reads its `tracked` map
+  NetCollector collector_;
+  std::unique_ptr<ProcTracker> procs_;
+  SlotTable devices_;  // ifindex -> the agent's slot
+  uint32_t slot_limit_ = 0;
+  uint64_t event_seq_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<SampleSource> open_shared_source(SharedMaps maps, const VmProcessOptions& procs) {
+  auto tracker =
+      maps.tracked.valid()
+          ? ProcTracker::create_reader(procs, maps.tracked.get())
+          : Result<std::unique_ptr<ProcTracker>>(Error::msg("the agent has no process metrics"));
+  return std::make_unique<SharedSource>(std::move(maps), tracker_or_none(std::move(tracker)));
+}
+
+}  // namespace vmscope
