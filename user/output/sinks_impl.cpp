@@ -1,4 +1,4 @@
-#include "output/sink.h"
+#include "output/sinks_impl.h"
 
 #include <fmt/format.h>
 #include <poll.h>
@@ -10,7 +10,7 @@
 #include <charconv>
 #include <string>
 
-#include "output/sinks_impl.h"
+#include "output/sink.h"
 
 namespace vmscope {
 namespace sink_detail {
