@@ -5,12 +5,13 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
 #include <algorithm>
 #include <cstring>
+
+#include "vmscope.h"
 
 namespace vmscope {
 namespace {
@@ -33,6 +34,66 @@ void copy_name(char* dst, size_t cap, std::string_view src) {
   dst[n] = '\0';
 }
 
+// The agent holds an open-file-description write lock on the lock file; everyone else
+// only *tests* for it (F_OFD_GETLK) and never takes a lock. A reader that took even a
+// brief shared lock (flock LOCK_SH) could make an agent starting at that moment fail its
+// exclusive lock and run without publishing; a test places no lock, so that cannot happen.
+bool try_lock_exclusive(int fd) {
+  struct flock l {};
+  l.l_type = F_WRLCK;
+  l.l_whence = SEEK_SET;
+  return fcntl(fd, F_OFD_SETLK, &l) == 0;
+}
+
+// true: a running agent holds the lock; false: free; an error when the test itself fails.
+Result<bool> lock_held(int fd, const std::string& path) {
+  struct flock l {};
+  l.l_type = F_RDLCK;
+  l.l_whence = SEEK_SET;
+  if (fcntl(fd, F_OFD_GETLK, &l) != 0) return Error::from_errno("check " + path, errno);
+  return l.l_type != F_UNLCK;
+}
+
+// The lock file's contents: "<pid> <layout>\n". The layout tells a top started next to
+// an agent of another build whether the pinned maps hold the structs it expects.
+std::string lock_file_text() {
+  return fmt::format("{} {}\n", getpid(), kSharedLayoutVersion);
+}
+
+struct LockFileText {
+  int pid = 0;
+  uint32_t layout = 0;  // 0: an agent from before layouts were written
+};
+LockFileText parse_lock_file(int fd) {
+  char buf[64] = {};
+  LockFileText t;
+  if (pread(fd, buf, sizeof(buf) - 1, 0) > 0) std::sscanf(buf, "%d %u", &t.pid, &t.layout);
+  return t;
+}
+
+// What top expects of each pinned map: a pin whose type or sizes differ was made by a
+// build with other structs, and reading it would misread every counter.
+struct MapShape {
+  uint32_t type, key_size, value_size;
+};
+constexpr MapShape kMapShapes[] = {
+    {BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(struct vs_dev_counters)},  // net_stats
+    {BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(uint32_t)},                       // if_slot
+    {BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(uint32_t)},                        // if_slot_far
+    {BPF_MAP_TYPE_LRU_HASH, sizeof(uint32_t), sizeof(struct vs_tracked)},           // tracked
+    {BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(SharedVmEvent)},                  // recent_events
+};
+static_assert(std::size(kMapShapes) == std::size(kMapNames));
+
+Result<bool> shape_matches(int fd, const MapShape& want, const std::string& path) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+    return Error::from_errno("inspect " + path, errno);
+  return info.type == want.type && info.key_size == want.key_size &&
+         info.value_size == want.value_size;
+}
+
 void remove_pins(const std::string& dir) {
   for (const char* name : kMapNames) unlink((dir + "/" + name).c_str());
   rmdir(dir.c_str());
@@ -49,7 +110,10 @@ void remove_stale_pins(const std::string& root, const std::string& run_root) {
     if (name.rfind("net-", 0) != 0) continue;
     UniqueFd lock(
         open((run_root + "/" + std::string(name) + ".lock").c_str(), O_RDONLY | O_CLOEXEC));
-    if (lock.valid() && flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;  // its agent runs
+    if (lock.valid()) {
+      auto held = lock_held(lock.get(), run_root + "/" + std::string(name) + ".lock");
+      if (!held || *held) continue;  // its agent runs (or we cannot tell: leave it)
+    }
     spdlog::debug("removing stale pins {}/{}", root, name);
     remove_pins(root + "/" + std::string(name));
   }
@@ -77,7 +141,7 @@ std::optional<SharedMapPublisher> SharedMapPublisher::create(const SharedMapPath
     spdlog::info("maps not shared with vmscope top: open {}: {}", paths.lock_file, strerror(errno));
     return std::nullopt;
   }
-  if (flock(p.lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+  if (!try_lock_exclusive(p.lock_.get())) {
     spdlog::warn(
         "another vmscope run publishes its maps for this network namespace ({}); vmscope top "
         "will read that one",
@@ -85,8 +149,8 @@ std::optional<SharedMapPublisher> SharedMapPublisher::create(const SharedMapPath
     return std::nullopt;
   }
   p.owner_ = true;
-  std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(p.lock_.get(), 0) != 0 || pwrite(p.lock_.get(), pid.data(), pid.size(), 0) < 0)
+  std::string text = lock_file_text();
+  if (ftruncate(p.lock_.get(), 0) != 0 || pwrite(p.lock_.get(), text.data(), text.size(), 0) < 0)
     spdlog::debug("write pid to {}: {}", paths.lock_file, strerror(errno));
 
   const std::string root = parent_of(paths.pin_dir);
@@ -164,12 +228,18 @@ void SharedMapPublisher::publish(const std::vector<VmEvent>& events) {
 Result<std::optional<SharedMaps>> SharedMaps::open(const SharedMapPaths& paths) {
   UniqueFd lock(::open(paths.lock_file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!lock.valid()) return std::optional<SharedMaps>();  // no agent ever ran here
-  if (flock(lock.get(), LOCK_SH | LOCK_NB) == 0) return std::optional<SharedMaps>();  // none now
-  if (errno != EWOULDBLOCK) return Error::from_errno("check " + paths.lock_file, errno);
+  auto held = lock_held(lock.get(), paths.lock_file);
+  if (!held) return held.error();
+  if (!*held) return std::optional<SharedMaps>();  // none runs now
 
   SharedMaps m;
-  char buf[32] = {};
-  if (pread(lock.get(), buf, sizeof(buf) - 1, 0) > 0) m.agent_pid = std::atoi(buf);
+  LockFileText text = parse_lock_file(lock.get());
+  m.agent_pid = text.pid;
+  if (text.layout != kSharedLayoutVersion)
+    return Error::msg(fmt::format(
+        "the running vmscope agent (pid {}) shares maps of layout {}, this vmscope top reads "
+        "layout {}: run the top of the agent's build, or restart the agent with this build",
+        m.agent_pid, text.layout, kSharedLayoutVersion));
   struct bpf_obj_get_opts ro {};
   ro.sz = sizeof(ro);
   ro.file_flags = BPF_F_RDONLY;
@@ -178,9 +248,18 @@ Result<std::optional<SharedMaps>> SharedMaps::open(const SharedMapPaths& paths) 
     std::string path = paths.pin_dir + "/" + kMapNames[i];
     fds[i]->reset(bpf_obj_get_opts(path.c_str(), &ro));
     bool optional = std::string_view(kMapNames[i]) == "tracked";
-    if (!fds[i]->valid() && !optional)
+    if (!fds[i]->valid()) {
+      if (optional) continue;
       return Error::from_errno(
           fmt::format("open {} of the running vmscope agent (pid {})", path, m.agent_pid), errno);
+    }
+    auto same = shape_matches(fds[i]->get(), kMapShapes[i], path);
+    if (!same) return same.error();
+    if (!*same)
+      return Error::msg(fmt::format(
+          "{} of the running vmscope agent (pid {}) holds other structs than this vmscope top "
+          "reads: run the top of the agent's build, or restart the agent with this build",
+          path, m.agent_pid));
   }
   return std::optional<SharedMaps>(std::move(m));
 }

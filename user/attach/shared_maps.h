@@ -1,7 +1,8 @@
 // How `vmscope top` reads a running `vmscope run` instead of attaching a second set of
 // programs: the agent pins its counter maps under /sys/fs/bpf/vmscope/net-<netns>/ and
-// holds an flock on /run/vmscope/net-<netns>.lock while it runs; top finds the lock
-// held, opens the pins read-only and reads the same counters.
+// holds a lock (an open-file-description write lock) on /run/vmscope/net-<netns>.lock
+// while it runs; top tests for that lock without taking one, checks that the pins hold
+// the layout it reads, opens them read-only and reads the same counters.
 //
 // Everything is per network namespace (the inode of /proc/self/ns/net): taps and their
 // ifindexes only mean something inside one, and an agent per namespace is normal in
@@ -34,6 +35,11 @@ struct SharedVmEvent {
   char launcher[32];
 };
 constexpr uint32_t kSharedEventSlots = 64;
+
+// Version of what an agent shares (the structs of bpf/vmscope.h in the pinned maps and
+// SharedVmEvent), written into the lock file. Bump it whenever any of them changes
+// meaning, also without a size change: a top of another layout refuses to read.
+constexpr uint32_t kSharedLayoutVersion = 1;
 
 struct SharedMapPaths {
   std::string pin_dir;    // /sys/fs/bpf/vmscope/net-<ino>
