@@ -252,12 +252,14 @@ void Engine::describe(SelfMetrics& m) const {
   m.net_far_slots_max = VS_MAX_SLOTS;
   m.tracked_procs_max = VS_MAX_PROCS;
   m.bpf_stats = bpf_stats_enabled();
+  // Every program this engine loaded, from their owners' objects.
   std::vector<int> fds;
-  if (programs_) fds = {programs_->ingress_prog_fd(), programs_->egress_prog_fd()};
+  if (programs_) programs_->program_fds(fds);
+  collector_.program_fds(fds);
   if (procs_) {
     m.tracked_procs = procs_->tracked();
     m.proc_events_lost = procs_->lost_events();
-    for (int fd : procs_->programs().prog_fds()) fds.push_back(fd);
+    procs_->programs().program_fds(fds);
   }
   if (m.bpf_stats)
     for (int fd : fds) m.programs.push_back(program_stats(fd));
