@@ -6,7 +6,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
+#include "common/dir.h"
 #include "discover/inventory.h"
 #include "discover/tap_owners.h"
 
@@ -46,6 +48,23 @@ class FakeProc {
  private:
   std::string root_;
 };
+
+TEST(DirHandle, ListsEntriesAndClosesOnce) {
+  FakeProc proc;
+  proc.add(100, {"bash"}, "");
+  proc.add(200, {"bash"}, "");
+  std::set<std::string> names;
+  DirHandle dir(proc.root());
+  ASSERT_TRUE(dir.valid());
+  DirHandle moved = std::move(dir);  // the moved-from handle owns nothing
+  EXPECT_FALSE(dir.valid());
+  EXPECT_EQ(dir.next(), nullptr);
+  while (const dirent* e = moved.next()) names.insert(e->d_name);
+  EXPECT_EQ(names, (std::set<std::string>{".", "..", "100", "200"}));
+  DirHandle missing(proc.root() + "/nonexistent");
+  EXPECT_FALSE(missing.valid());
+  EXPECT_EQ(missing.next(), nullptr);
+}
 
 TEST(TapOwners, OtherNamespacesDoNotCount) {
   FakeProc proc;

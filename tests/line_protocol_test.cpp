@@ -76,6 +76,28 @@ TEST(LineProtocol, EscapingPerElement) {
 }
 
 // Newlines would split a point in two; they become the two characters \n (as Telegraf does).
+// A literal key is classified at compile time: plain ones skip the escape scan, the rest
+// (and every key built at run time) are escaped, with the same bytes either way.
+static_assert(Key("vm_to_host_bytes").is_plain());
+static_assert(!Key("a,b").is_plain() && !Key("a=b").is_plain() && !Key("a b").is_plain());
+static_assert(!Key("a\\b").is_plain() && !Key("a\nb").is_plain() && !Key("").is_plain());
+
+TEST(LineProtocol, LiteralAndRunTimeKeysWriteTheSameBytes) {
+  const std::string plain = "vm", special = "a,b=c d";
+  EXPECT_FALSE(Key(plain).is_plain());
+  for (bool literal : {true, false}) {
+    SCOPED_TRACE(literal ? "literal keys" : "run-time keys");
+    std::string out;
+    LineWriter w(out);
+    if (literal)
+      w.begin("m").tag("vm", "x").tag("a,b=c d", "y").field_int("vm", 1).field_int("a,b=c d", 2);
+    else
+      w.begin("m").tag(plain, "x").tag(special, "y").field_int(plain, 1).field_int(special, 2);
+    w.end(-1);
+    EXPECT_EQ(out, "m,vm=x,a\\,b\\=c\\ d=y vm=1i,a\\,b\\=c\\ d=2i\n");
+  }
+}
+
 TEST(LineProtocol, NewlinesNeverBreakTheLine) {
   check_cases({
       {"measurement", [](LineWriter& w) { w.begin("a\nb").field_int("t", 1); }, "a\\nb t=1i\n"},

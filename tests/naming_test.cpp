@@ -516,6 +516,16 @@ TEST(NamingValidate, Overrides) {
   EXPECT_NE(err.find("qemu("), std::string::npos) << err;
 }
 
+TEST(NamingSplitArgv, Cases) {
+  using V = std::vector<std::string>;
+  using namespace std::string_view_literals;
+  EXPECT_EQ(split_argv("qemu\0-name\0guest=a\0"sv), (V{"qemu", "-name", "guest=a"}));
+  EXPECT_EQ(split_argv("qemu\0-name\0gue"sv), (V{"qemu", "-name", "gue"}));  // truncated
+  EXPECT_EQ(split_argv("a\0\0b\0"sv), (V{"a", "", "b"}));                    // empty argument
+  EXPECT_EQ(split_argv("\0"sv), (V{""}));
+  EXPECT_EQ(split_argv(""sv), V{});  // a kernel thread's cmdline
+}
+
 TEST(NamingSystemdUnescape, Cases) {
   EXPECT_EQ(systemd_unescape("machine-qemu\\x2d1\\x2dweb1.scope"), "machine-qemu-1-web1.scope");
   EXPECT_EQ(systemd_unescape("machine-qemu\\x2d12\\x2dmy\\x2dvm.scope"),

@@ -1,14 +1,18 @@
 // Root tests: per-VM CPU, faults and memory from the kernel must match /proc within one
 // tick; VM starts and exits are reported at once; churn leaves no map entry behind.
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <ctime>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
+#include "common/unique_fd.h"
 #include "test_env.h"
 
 namespace vmscope::test {
@@ -43,6 +47,27 @@ int64_t statm_resident(pid_t pid) {
   int64_t size, resident;
   in >> size >> resident;
   return resident;
+}
+
+// Names of the BPF programs a process holds: its "anon_inode:bpf-prog" fds, identified by
+// the prog_id in their fdinfo and named by the kernel.
+std::set<std::string> held_programs(pid_t pid) {
+  namespace fs = std::filesystem;
+  std::set<std::string> names;
+  const std::string base = "/proc/" + std::to_string(pid);
+  for (const auto& e : fs::directory_iterator(base + "/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(e.path(), ec).string() != "anon_inode:bpf-prog") continue;
+    std::ifstream in(base + "/fdinfo/" + e.path().filename().string());
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("prog_id:", 0) != 0) continue;
+      UniqueFd fd(bpf_prog_get_fd_by_id(static_cast<uint32_t>(std::stoul(line.substr(8)))));
+      bpf_prog_info info{};
+      uint32_t len = sizeof(info);
+      if (fd.valid() && bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0) names.insert(info.name);
+    }
+  }
+  return names;
 }
 
 std::unique_ptr<Child> agent_in(const Netns& ns, const std::string& interval = "0.5") {
@@ -149,7 +174,8 @@ TEST(ProcMetrics, ForkedChildrenCountIntoTheirVm) {
   EXPECT_EQ(events, 1) << "only the VM's start";
 }
 
-// With kernel.bpf_stats_enabled the self-metrics carry every program's run count and time.
+// With kernel.bpf_stats_enabled the self-metrics carry the run count and time of every
+// program the agent loaded.
 TEST(ProcMetrics, SelfMetricsReportProgramRuntimeWhenTheKernelCountsIt) {
   const std::string before = capture("sysctl -n kernel.bpf_stats_enabled");
   must("sysctl -qw kernel.bpf_stats_enabled=1");
@@ -170,6 +196,16 @@ TEST(ProcMetrics, SelfMetricsReportProgramRuntimeWhenTheKernelCountsIt) {
   EXPECT_TRUE(self->fields.count("vs_exit_run_time_ns"));
   EXPECT_TRUE(self->fields.count("vs_tc_ingress_run_count"));
   EXPECT_GT(self->i("tick_ns"), 0);
+  // Exactly the programs the agent holds: none missing (vs_fork once was), none extra.
+  std::set<std::string> reported;
+  const std::string suffix = "_run_count";
+  for (const auto& [key, value] : self->fields)
+    if (key.size() > suffix.size() && key.ends_with(suffix))
+      reported.insert(key.substr(0, key.size() - suffix.size()));
+  const std::set<std::string> held = held_programs(agent->pid());
+  for (const char* name : {"vs_tc_ingress", "vs_tc_egress", "vs_exec", "vs_fork", "vs_exit"})
+    EXPECT_TRUE(held.count(name)) << name << " is loaded by every agent";
+  EXPECT_EQ(reported, held);
   EXPECT_EQ(self->i("net_slots_max"), 8192);
   EXPECT_EQ(self->i("tracked_procs_max"), 16384);
 }

@@ -131,12 +131,13 @@ void Engine::describe(SelfMetrics& m) const {
   m.net_far_slots_max = VS_MAX_SLOTS;
   m.tracked_procs_max = VS_MAX_PROCS;
   m.bpf_stats = bpf_stats_enabled();
+  // Every program this engine loaded, from their owners' objects.
   std::vector<int> fds;
   source_->describe(m, fds);
   if (const ProcTracker* procs = source_->procs()) {
     m.tracked_procs = procs->tracked();
     m.proc_events_lost = procs->lost_events();
-    for (int fd : procs->programs().prog_fds()) fds.push_back(fd);
+    procs->programs().program_fds(fds);
   }
   if (m.bpf_stats)
     for (int fd : fds) m.programs.push_back(program_stats(fd));

@@ -74,8 +74,8 @@ class OwnSource final : public SampleSource {
   void describe(SelfMetrics& m, std::vector<int>& prog_fds) const override {
     m.net_slots = programs_.slot_limit();
     m.net_far_slots = programs_.far_entries();
-    prog_fds.push_back(programs_.ingress_prog_fd());
-    prog_fds.push_back(programs_.egress_prog_fd());
+    programs_.program_fds(prog_fds);
+    collector_.program_fds(prog_fds);
   }
 
   void detach_all() override { attacher_.detach_all(); }

@@ -33,7 +33,8 @@ class SharedSource final : public SampleSource {
   // The agent publishes its own events.
   void emitted(std::span<const VmEvent>) override {}
 
-  void describe(SelfMetrics& m, std::vector<int>&) const override {
+  void describe(SelfMetrics& m, std::vector<int>& prog_fds) const override {
+    collector_.program_fds(prog_fds);  // top's own summing program, if loaded
     m.net_slots = slot_limit_;
     m.net_far_slots = 0;
   }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/bpf_programs.h"
 #include "net.skel.h"
 
 namespace vmscope {
@@ -31,6 +32,9 @@ int NetPrograms::ingress_prog_fd() const {
 }
 int NetPrograms::egress_prog_fd() const {
   return bpf_program__fd(skel_->progs.vs_tc_egress);
+}
+void NetPrograms::program_fds(std::vector<int>& out) const {
+  append_program_fds(skel_->obj, out);
 }
 int NetPrograms::net_stats_fd() const {
   return bpf_map__fd(skel_->maps.net_stats);

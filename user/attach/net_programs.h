@@ -22,6 +22,8 @@ class NetPrograms {
 
   int ingress_prog_fd() const;
   int egress_prog_fd() const;
+  // Appends the fd of every program of net.bpf.o, for run-time statistics.
+  void program_fds(std::vector<int>& out) const;
   int net_stats_fd() const;
   int if_slot_fd() const;
   int if_slot_far_fd() const;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/bpf_programs.h"
 #include "proc.skel.h"
 #include "tasks.skel.h"
 #include "tasks_walk.skel.h"
@@ -49,7 +50,7 @@ Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load(EventFn on_event) {
   if (!p->proc_)
     return Error::from_errno("load BPF process lifecycle programs (proc.bpf.o)", errno);
   if (proc_bpf__attach(p->proc_.get()))
-    return Error::from_errno("attach sched_process_exec/exit tracepoints", errno);
+    return Error::from_errno("attach sched_process_exec/fork/exit tracepoints", errno);
 
   if (auto st = p->load_sampler(bpf_map__fd(p->proc_->maps.tracked)); !st) return st.error();
 
@@ -195,11 +196,10 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
   return {};
 }
 
-std::vector<int> ProcPrograms::prog_fds() const {
-  int sampler =
-      walk_ ? bpf_program__fd(walk_->progs.vs_tasks) : bpf_program__fd(tasks_->progs.vs_tasks);
-  if (!proc_) return {sampler};
-  return {bpf_program__fd(proc_->progs.vs_exec), bpf_program__fd(proc_->progs.vs_exit), sampler};
+void ProcPrograms::program_fds(std::vector<int>& out) const {
+  if (proc_) append_program_fds(proc_->obj, out);
+  if (walk_) append_program_fds(walk_->obj, out);
+  if (tasks_) append_program_fds(tasks_->obj, out);
 }
 
 }  // namespace vmscope

@@ -1,6 +1,9 @@
-// Owner of the process programs: lifecycle tracepoints (bpf/proc.bpf.c, ring buffer of
-// exec/exit events) and the task iterator (bpf/tasks.bpf.c), which share the `tracked`
-// map of VM processes.
+// Owner of the process programs, which share the `tracked` map of VM processes:
+// - the lifecycle tracepoints (bpf/proc.bpf.c): exec, fork (a tracked process's children
+//   are tracked from birth) and exit, reported through the proc_events ring buffer;
+// - the sampler, run once per tick: the task-list walk (bpf/tasks_walk.bpf.c, one record
+//   per tracked process, kernel 6.7+), else the iter/task pass (bpf/tasks.bpf.c, one
+//   record per thread).
 #pragma once
 
 #include <functional>
@@ -24,13 +27,15 @@ class ProcPrograms {
  public:
   using EventFn = std::function<void(const vs_proc_event&)>;
 
-  // Loads and attaches both objects; on_event receives ring buffer records (from poll()).
+  // Loads and attaches the lifecycle programs and the sampler; on_event receives ring
+  // buffer records (from poll()).
   static Result<std::unique_ptr<ProcPrograms>> load(EventFn on_event);
-  // Only the task iterator, over another agent's `tracked` map (see attach/shared_maps.h):
-  // no lifecycle programs, no events, and the map is never written.
+  // Only the sampler, over another agent's `tracked` map (see attach/shared_maps.h): no
+  // lifecycle programs, no events, and the map is never written.
   static Result<std::unique_ptr<ProcPrograms>> load_reader(int tracked_fd);
-  struct Key {  // only load() can construct: the object must not move (the ring buffer points at
-                // it)
+  // Only load() and load_reader() construct: the object must not move (the ring buffer
+  // points at it).
+  struct Key {
    private:
     Key() = default;
     friend class ProcPrograms;
@@ -53,8 +58,9 @@ class ProcPrograms {
   // task-list walk, one per thread from the task iterator where the walk cannot load).
   Status sample(std::vector<vs_task_sample>& out);
 
-  // fds of every loaded program, for run-time statistics.
-  std::vector<int> prog_fds() const;
+  // Appends the fd of every loaded program (lifecycle hooks and sampler), for run-time
+  // statistics.
+  void program_fds(std::vector<int>& out) const;
   int tracked_fd() const;
 
  private:

@@ -1,7 +1,6 @@
 #include "attach/shared_maps.h"
 
 #include <bpf/bpf.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/dir.h"
 #include "vmscope.h"
 
 namespace vmscope {
@@ -103,9 +103,8 @@ void remove_pins(const std::string& dir) {
 // ever remove them, and each holds its maps (megabytes) in the kernel. A pin directory
 // whose lock nobody holds belongs to no running agent.
 void remove_stale_pins(const std::string& root, const std::string& run_root) {
-  DIR* d = opendir(root.c_str());
-  if (!d) return;
-  while (dirent* e = readdir(d)) {
+  DirHandle dir(root);
+  while (const dirent* e = dir.next()) {
     std::string_view name = e->d_name;
     if (name.rfind("net-", 0) != 0) continue;
     UniqueFd lock(
@@ -117,7 +116,6 @@ void remove_stale_pins(const std::string& root, const std::string& run_root) {
     spdlog::debug("removing stale pins {}/{}", root, name);
     remove_pins(root + "/" + std::string(name));
   }
-  closedir(d);
 }
 
 }  // namespace

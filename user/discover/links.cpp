@@ -65,8 +65,7 @@ bool parse_stats(const nlmsghdr* nlh, int& ifindex, rtnl_link_stats64& out) {
   out = {};
   std::memcpy(&out, mnl_attr_get_payload(attr),
               std::min<size_t>(mnl_attr_get_payload_len(attr), sizeof(out)));
-  bool found = true;
-  return found;
+  return true;
 }
 
 }  // namespace
@@ -165,12 +164,6 @@ Status Netlink::dump_stats(LinkStatsList& out) {
     std::sort(out.begin(), out.end(),
               [](const LinkStats& a, const LinkStats& b) { return a.ifindex < b.ifindex; });
   return {};
-}
-
-const rtnl_link_stats64* find_stats(const LinkStatsList& list, int ifindex) {
-  auto it = std::lower_bound(list.begin(), list.end(), ifindex,
-                             [](const LinkStats& s, int i) { return s.ifindex < i; });
-  return it != list.end() && it->ifindex == ifindex ? &it->stats : nullptr;
 }
 
 Result<rtnl_link_stats64> Netlink::link_stats(int ifindex) {

@@ -36,11 +36,10 @@ struct LinkStats {
   int ifindex = 0;
   rtnl_link_stats64 stats{};
 };
-// Every device's statistics, ordered by ifindex (the kernel dumps in that order); a
-// vector reused from tick to tick, not a node per device.
+// Every device's statistics, ordered by ifindex (the kernel dumps in that order; the
+// drain walks it alongside the taps); a vector reused from tick to tick, not a node per
+// device.
 using LinkStatsList = std::vector<LinkStats>;
-// The entry for ifindex, or null.
-const rtnl_link_stats64* find_stats(const LinkStatsList& list, int ifindex);
 
 // One rtnetlink socket (RAII). Requests are synchronous; the event socket is polled.
 class Netlink {

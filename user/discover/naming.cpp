@@ -380,6 +380,18 @@ std::optional<VmIdentity> match_override(const std::vector<NameOverride>& overri
   return std::nullopt;
 }
 
+std::vector<std::string> split_argv(std::string_view text) {
+  std::vector<std::string> argv;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\0', pos);
+    if (end == std::string_view::npos) end = text.size();
+    argv.emplace_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return argv;
+}
+
 std::string systemd_unescape(std::string_view s) {
   auto hex = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';

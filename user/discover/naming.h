@@ -14,9 +14,13 @@ namespace vmscope {
 
 struct ProcessInfo {
   int pid = 0;
-  std::vector<std::string> argv;  // /proc/<pid>/cmdline split on NUL
+  std::vector<std::string> argv;  // /proc/<pid>/cmdline split on NUL (split_argv)
   std::string cgroup;             // full text of /proc/<pid>/cgroup
 };
+
+// argv from NUL-separated text (/proc/<pid>/cmdline, the args of an exec event): one
+// element per NUL-terminated string; the last one needs no NUL (a truncated copy).
+std::vector<std::string> split_argv(std::string_view nul_separated);
 
 struct NamingOptions {
   // albatross default: last label of the name; false = full path "a:b" (albatross

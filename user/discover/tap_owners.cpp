@@ -1,23 +1,17 @@
 #include "discover/tap_owners.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdlib>
-#include <memory>
 
+#include "common/dir.h"
 #include "common/unique_fd.h"
 
 namespace vmscope {
 namespace {
-
-struct DirCloser {
-  void operator()(DIR* d) const { closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 bool all_digits(const char* s) {
   if (!*s) return false;
@@ -61,18 +55,18 @@ std::string tap_from_fdinfo(std::string_view fdinfo) {
 
 TapOwners scan_tap_owners(const std::string& proc_root, bool same_netns_only) {
   TapOwners owners;
-  DirPtr proc(opendir(proc_root.c_str()));
-  if (!proc) return owners;
+  DirHandle proc(proc_root);
+  if (!proc.valid()) return owners;
   struct stat own_ns {};
   if (same_netns_only && ::stat("/proc/self/ns/net", &own_ns) != 0) same_netns_only = false;
   std::string path, text;
   std::array<char, 64> target;
-  while (dirent* pe = readdir(proc.get())) {
+  while (const dirent* pe = proc.next()) {
     if (!all_digits(pe->d_name)) continue;
     std::string fd_dir = proc_root + "/" + pe->d_name + "/fd";
-    DirPtr fds(opendir(fd_dir.c_str()));
-    if (!fds) continue;  // gone, or a kernel thread we may not read
-    while (dirent* fe = readdir(fds.get())) {
+    DirHandle fds(fd_dir);
+    if (!fds.valid()) continue;  // gone, or a kernel thread we may not read
+    while (const dirent* fe = fds.next()) {
       if (!all_digits(fe->d_name)) continue;
       path = fd_dir + "/" + fe->d_name;
       ssize_t n = readlink(path.c_str(), target.data(), target.size() - 1);
@@ -103,13 +97,7 @@ Result<ProcessInfo> read_process(int pid, const std::string& proc_root) {
   std::string cmdline;
   if (!read_small_file(base + "/cmdline", cmdline))
     return Error::from_errno(fmt::format("read {}/cmdline", base), errno);
-  size_t start = 0;
-  while (start < cmdline.size()) {
-    size_t end = cmdline.find('\0', start);
-    if (end == std::string::npos) end = cmdline.size();
-    info.argv.emplace_back(cmdline, start, end - start);
-    start = end + 1;
-  }
+  info.argv = split_argv(cmdline);
   read_small_file(base + "/cgroup", info.cgroup);  // optional: naming falls back to argv
   return info;
 }

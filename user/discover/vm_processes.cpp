@@ -1,10 +1,8 @@
 #include "discover/vm_processes.h"
 
-#include <dirent.h>
-
 #include <cstdlib>
-#include <memory>
 
+#include "common/dir.h"
 #include "discover/tap_owners.h"
 
 namespace vmscope {
@@ -33,25 +31,17 @@ std::optional<VmProcess> classify_exec(uint32_t tgid, std::string_view args, boo
   ProcessInfo proc;
   proc.pid = static_cast<int>(tgid);
   if (live) proc.cgroup = live->cgroup;
-  if (truncated && live && !live->argv.empty()) {
+  if (truncated && live && !live->argv.empty())
     proc.argv = live->argv;
-  } else {
-    size_t pos = 0;
-    while (pos < args.size()) {
-      size_t end = args.find('\0', pos);
-      if (end == std::string_view::npos) end = args.size();
-      proc.argv.emplace_back(args.substr(pos, end - pos));
-      pos = end + 1;
-    }
-  }
+  else
+    proc.argv = split_argv(args);
   return classify(proc, opts);
 }
 
 std::vector<VmProcess> scan_vm_processes(const VmProcessOptions& opts) {
   std::vector<VmProcess> out;
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(opts.proc_root.c_str()), closedir);
-  if (!dir) return out;
-  while (dirent* e = readdir(dir.get())) {
+  DirHandle dir(opts.proc_root);
+  while (const dirent* e = dir.next()) {
     char* end;
     unsigned long pid = std::strtoul(e->d_name, &end, 10);
     if (*end != '\0' || pid == 0) continue;

@@ -18,7 +18,8 @@ static_assert(VS_DIR_COUNT == 2 && VS_L4_COUNT == 4);
 static_assert(sizeof(vs_dev_counters) == 2 * sizeof(vs_net_counters));
 static_assert(offsetof(vs_dev_counters, dir[VS_DIR_EGRESS]) == sizeof(vs_net_counters));
 
-// Process contract (bpf/proc.bpf.c, bpf/tasks.bpf.c).
+// Process contract (bpf/proc.bpf.c events; the samplers bpf/tasks_walk.bpf.c and its
+// iter/task fallback bpf/tasks.bpf.c).
 static_assert(sizeof(vs_tracked) == 8);
 static_assert(sizeof(vs_task_counters) == 7 * 8, "vs_task_counters: 7 u64, no padding");
 static_assert(offsetof(vs_task_sample, threads) == 12);

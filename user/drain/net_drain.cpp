@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/bpf_programs.h"
 #include "drain/contract_check.h"
 #include "net_sum.skel.h"
 
@@ -46,6 +47,10 @@ bool NetDrain::load_summer() {
   }
   summer_ = std::move(skel);
   return true;
+}
+
+void NetDrain::program_fds(std::vector<int>& out) const {
+  if (summer_) append_program_fds(summer_->obj, out);
 }
 
 Status NetDrain::read(uint32_t slot_limit) {

@@ -26,6 +26,9 @@ class NetDrain {
   // Reads slots [0, slot_limit); afterwards counters(slot, dir) holds the CPU sums.
   Status read(uint32_t slot_limit);
   const vs_net_counters& counters(uint32_t slot, vs_dir dir) const { return sums_[slot].dir[dir]; }
+  // Appends the summing program's fd once it is loaded (first read()), for run-time
+  // statistics.
+  void program_fds(std::vector<int>& out) const;
 
  private:
   struct Deleter {

@@ -56,6 +56,7 @@ class NetCollector {
   // Remembers the kernel's error/drop counters of a newly attached device as zero point.
   void on_attached(int ifindex, Netlink& nl);
   void on_detached(int ifindex) { base_.erase(ifindex); }
+  void program_fds(std::vector<int>& out) const { drain_.program_fds(out); }
 
   // devices: the counted ones and their slots (attached by us, or by the agent we read).
   Result<NetSnapshot> collect(const Inventory& inv, const SlotTable& devices, Netlink& nl,

@@ -111,14 +111,12 @@ class HttpSink final : public Sink {
       error_[0] = '\0';
       const CURLcode rc = curl_easy_perform(c);
       if (rc != CURLE_OK) {
-        stats_.connected = false;
         link_.down("disconnected", error_[0] != '\0' ? error_ : curl_easy_strerror(rc));
         return;
       }
       long code = 0;
       curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
       if (code >= 200 && code < 300) {
-        stats_.connected = true;
         link_.up();
         rejected_ = false;
         stats_.bytes_written += body.size();
@@ -128,7 +126,6 @@ class HttpSink final : public Sink {
       if (code == 400) {
         // InfluxDB parsed the batch and refuses (some of) it; it will refuse it again, and any
         // good points in it were already written.
-        stats_.connected = true;
         link_.up();
         if (!rejected_) {
           spdlog::warn("output {}: InfluxDB rejected a batch (HTTP 400): {}", url_,
@@ -138,7 +135,6 @@ class HttpSink final : public Sink {
         stats_.lines_dropped += backlog_.drop(body.size());
         continue;
       }
-      stats_.connected = false;
       link_.down(fmt::format("HTTP {}", code), summarize(response_));
       return;
     }

@@ -9,15 +9,14 @@ namespace {
 struct DirKeys {
   Key bytes, packets, tcp, udp, icmp, other, conns, mcast, bcast;
 };
-#define K(s) Key::plain(s)
 constexpr DirKeys kVmToHost{
-    K("vm_to_host_bytes"),           K("vm_to_host_packets"),       K("vm_to_host_tcp_bytes"),
-    K("vm_to_host_udp_bytes"),       K("vm_to_host_icmp_bytes"),    K("vm_to_host_other_bytes"),
-    K("vm_to_host_new_connections"), K("vm_to_host_mcast_packets"), K("vm_to_host_bcast_packets")};
+    "vm_to_host_bytes",           "vm_to_host_packets",       "vm_to_host_tcp_bytes",
+    "vm_to_host_udp_bytes",       "vm_to_host_icmp_bytes",    "vm_to_host_other_bytes",
+    "vm_to_host_new_connections", "vm_to_host_mcast_packets", "vm_to_host_bcast_packets"};
 constexpr DirKeys kHostToVm{
-    K("host_to_vm_bytes"),           K("host_to_vm_packets"),       K("host_to_vm_tcp_bytes"),
-    K("host_to_vm_udp_bytes"),       K("host_to_vm_icmp_bytes"),    K("host_to_vm_other_bytes"),
-    K("host_to_vm_new_connections"), K("host_to_vm_mcast_packets"), K("host_to_vm_bcast_packets")};
+    "host_to_vm_bytes",           "host_to_vm_packets",       "host_to_vm_tcp_bytes",
+    "host_to_vm_udp_bytes",       "host_to_vm_icmp_bytes",    "host_to_vm_other_bytes",
+    "host_to_vm_new_connections", "host_to_vm_mcast_packets", "host_to_vm_bcast_packets"};
 
 void bytes_packets(LineWriter& w, Key bytes_key, Key packets_key, const vs_net_counters& c) {
   w.field_uint(bytes_key, c.bytes).field_uint(packets_key, c.packets);
@@ -42,41 +41,39 @@ size_t encode_net(const NetSnapshot& snap, std::string& out) {
     // Field order and meaning exactly as albatross writes them (schema reference): the
     // tap's RX is vm_to_host, its TX host_to_vm; queue fields do not exist on Linux.
     w.begin("interface")
-        .tag(K("vm"), t.vm)
-        .tag(K("bridge"), t.bridge)
-        .field_uint(K("vm_to_host_packets"), t.vm_to_host.packets)
-        .field_uint(K("vm_to_host_errors"), t.errors.rx_errors)
-        .field_uint(K("vm_to_host_bytes"), t.vm_to_host.bytes)
-        .field_uint(K("vm_to_host_mcast"), t.vm_to_host.mcast_packets)
-        .field_uint(K("vm_to_host_dropped"), t.errors.rx_dropped)
-        .field_uint(K("host_to_vm_packets"), t.host_to_vm.packets)
-        .field_uint(K("host_to_vm_errors"), t.errors.tx_errors)
-        .field_uint(K("host_to_vm_bytes"), t.host_to_vm.bytes)
-        .field_uint(K("host_to_vm_mcast"), t.host_to_vm.mcast_packets)
-        .field_uint(K("host_to_vm_dropped"), t.errors.tx_dropped)
-        .field_uint(K("mtu"), t.mtu)
+        .tag("vm", t.vm)
+        .tag("bridge", t.bridge)
+        .field_uint("vm_to_host_packets", t.vm_to_host.packets)
+        .field_uint("vm_to_host_errors", t.errors.rx_errors)
+        .field_uint("vm_to_host_bytes", t.vm_to_host.bytes)
+        .field_uint("vm_to_host_mcast", t.vm_to_host.mcast_packets)
+        .field_uint("vm_to_host_dropped", t.errors.rx_dropped)
+        .field_uint("host_to_vm_packets", t.host_to_vm.packets)
+        .field_uint("host_to_vm_errors", t.errors.tx_errors)
+        .field_uint("host_to_vm_bytes", t.host_to_vm.bytes)
+        .field_uint("host_to_vm_mcast", t.host_to_vm.mcast_packets)
+        .field_uint("host_to_vm_dropped", t.errors.tx_dropped)
+        .field_uint("mtu", t.mtu)
         .fields(Fields::literal(
             "send_queue_length=0i,max_send_queue_length=0i,send_queue_drops=0i,baudrate=0i"))
-        .field_uint(K("collisions"), t.errors.collisions)
+        .field_uint("collisions", t.errors.collisions)
         .end(ts);
   }
   for (const BridgeSample& b : snap.bridges) {
-    w.begin("bridge").tag(K("bridge"), b.name).field_uint(K("taps"), b.taps);
+    w.begin("bridge").tag("bridge", b.name).field_uint("taps", b.taps);
     bytes_packets(w, kVmToHost.bytes, kVmToHost.packets, b.vm_to_host);
     bytes_packets(w, kHostToVm.bytes, kHostToVm.packets, b.host_to_vm);
-    bytes_packets(w, K("host_rx_bytes"), K("host_rx_packets"), b.host_rx);
-    bytes_packets(w, K("host_tx_bytes"), K("host_tx_packets"), b.host_tx);
+    bytes_packets(w, "host_rx_bytes", "host_rx_packets", b.host_rx);
+    bytes_packets(w, "host_tx_bytes", "host_tx_packets", b.host_tx);
     w.end(ts);
   }
   for (const TapSample& t : snap.taps) {
-    w.begin("vm_net").tag(K("bridge"), t.bridge).tag(K("ifname"), t.ifname).tag(K("vm"), t.vm);
+    w.begin("vm_net").tag("bridge", t.bridge).tag("ifname", t.ifname).tag("vm", t.vm);
     vm_net_fields(w, kVmToHost, t.vm_to_host);
     vm_net_fields(w, kHostToVm, t.host_to_vm);
     w.end(ts);
   }
   return w.lines();
 }
-
-#undef K
 
 }  // namespace vmscope

@@ -18,27 +18,27 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
   for (const VmResources& v : vms) {
     // Field order as albatross writes resource_usage (struct rusage order).
     w.begin("resource_usage")
-        .tag(Key::plain("vm"), v.vm)
-        .field_fixed(Key::plain("utime"), seconds(v.utime_ns), 6)
-        .field_fixed(Key::plain("stime"), seconds(v.stime_ns), 6)
-        .field_uint(Key::plain("maxrss"), v.rss_pages)
+        .tag("vm", v.vm)
+        .field_fixed("utime", seconds(v.utime_ns), 6)
+        .field_fixed("stime", seconds(v.stime_ns), 6)
+        .field_uint("maxrss", v.rss_pages)
         .fields(Fields::literal("ixrss=0i,idrss=0i,isrss=0i"))
-        .field_uint(Key::plain("minflt"), v.min_flt)
-        .field_uint(Key::plain("maxflt"), v.maj_flt)  // albatross' name for the major fault count
+        .field_uint("minflt", v.min_flt)
+        .field_uint("maxflt", v.maj_flt)  // albatross' name for the major fault count
         .fields(Fields::literal("nswap=0i,inblock=0i,outblock=0i,msgsnd=0i,msgrcv=0i,nsignals=0i"))
-        .field_uint(Key::plain("nvcsw"), v.nvcsw)
-        .field_uint(Key::plain("nivcsw"), v.nivcsw)
+        .field_uint("nvcsw", v.nvcsw)
+        .field_uint("nivcsw", v.nivcsw)
         .end(ts);
     w.begin("kinfo_mem")
-        .tag(Key::plain("vm"), v.vm)
-        .field_uint(Key::plain("vsize"), v.vsize_bytes)
-        .field_uint(Key::plain("rss"), v.rss_pages)
-        .field_uint(Key::plain("tsize"), v.text_pages)
-        .field_uint(Key::plain("dsize"), v.data_pages)
-        .field_uint(Key::plain("ssize"), v.stack_pages)
-        .field_uint(Key::plain("runtime"), (v.utime_ns + v.stime_ns) / 1000)
+        .tag("vm", v.vm)
+        .field_uint("vsize", v.vsize_bytes)
+        .field_uint("rss", v.rss_pages)
+        .field_uint("tsize", v.text_pages)
+        .field_uint("dsize", v.data_pages)
+        .field_uint("ssize", v.stack_pages)
+        .field_uint("runtime", (v.utime_ns + v.stime_ns) / 1000)
         .fields(Fields::literal("cow_faults=0i"))
-        .field_float(Key::plain("uptime"), v.uptime_s)
+        .field_float("uptime", v.uptime_s)
         .end(ts);
   }
   return w.lines();

@@ -26,7 +26,6 @@ struct SinkOptions {
 
 struct SinkStats {
   uint64_t lines_written = 0, lines_dropped = 0, bytes_written = 0;
-  bool connected = false;
 };
 
 class Sink {

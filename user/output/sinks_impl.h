@@ -91,11 +91,7 @@ class SocketSink : public Sink {
     deliver(/*force=*/false);
   }
   void flush() override { deliver(/*force=*/true); }
-  SinkStats stats() const override {
-    SinkStats s = stats_;
-    s.connected = fd_.valid();
-    return s;
-  }
+  SinkStats stats() const override { return stats_; }
 
  protected:
   // Sends what the deadline allows; force: try now even within reconnect_interval of a
