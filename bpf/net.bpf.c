@@ -18,6 +18,18 @@
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
 #define IPPROTO_ICMPV6_ 58
+#define IPV6_HOPOPTS 0
+#define IPV6_ROUTING 43
+#define IPV6_FRAGMENT 44
+#define IPV6_AH 51
+#define IPV6_DSTOPTS 60
+#define IPV6_EXT_MAX 6 /* extension headers walked before giving up (OTHER) */
+#define IPV6_EXT_TYPES                                                                     \
+  (1ULL << IPV6_HOPOPTS | 1ULL << IPV6_ROUTING | 1ULL << IPV6_FRAGMENT | 1ULL << IPV6_AH | \
+   1ULL << IPV6_DSTOPTS)
+/* L4 offset of a later fragment, which carries no L4 header: past the end of any skb,
+ * so that reading the TCP flags (or a further extension header) there fails. */
+#define NO_L4 0x7fff0000
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
@@ -44,12 +56,13 @@ struct {
 } net_stats SEC(".maps");
 
 /* Header bytes at off: straight from the linear data when it is there (fast path),
- * else copied out of a paged skb. */
+ * else copied out of a paged skb (or from beyond the bound, e.g. behind long IPv6
+ * extension headers). */
 static __always_inline void* header(struct __sk_buff* skb, __u32 off, void* buf, __u32 len) {
   void* data = (void*)(long)skb->data;
   void* end = (void*)(long)skb->data_end;
-  if (off > 128) return 0; /* bounds the offset for the verifier */
-  if (data + off + len <= end) return data + off;
+  /* off <= 128 bounds the pointer arithmetic for the verifier */
+  if (off <= 128 && data + off + len <= end) return data + off;
   if (bpf_skb_load_bytes(skb, off, buf, len)) return 0;
   return buf;
 }
@@ -73,30 +86,47 @@ static __always_inline void classify_slow(struct __sk_buff* skb, struct vs_net_c
   if (eth[0] & 1) count_l2_group(c, eth);
   __u16 proto = ((__u16)eth[12] << 8) | eth[13];
   __u32 off = ETH_HLEN;
-  if (proto == ETH_P_8021Q || proto == ETH_P_8021AD) {
+  /* One tag (802.1Q or 802.1ad) or two (QinQ: 802.1ad or 802.1Q, then 802.1Q). */
+  for (int i = 0; i < 2 && (proto == ETH_P_8021Q || proto == ETH_P_8021AD); i++) {
     __u8* vlan = header(skb, off, buf, 4);
-    if (!vlan) {
-      c->l4_bytes[VS_L4_OTHER] += len;
-      return;
-    }
+    if (!vlan) goto other;
     proto = ((__u16)vlan[2] << 8) | vlan[3];
     off += 4;
   }
 
   __u8 l4proto;
   __u32 l4off;
-  int first_fragment = 1;
   if (proto == ETH_P_IP) {
     __u8* ip = header(skb, off, buf, 20);
-    if (!ip) goto other;
+    /* version 4 and IHL >= 5 (0x45..0x4f), else no L4 header to find (the stack drops
+     * these) */
+    if (!ip || (__u8)(ip[0] - 0x45) > 0x0a) goto other;
     l4proto = ip[9];
-    l4off = off + (ip[0] & 0xf) * 4;
-    first_fragment = ((ip[6] & 0x1f) | ip[7]) == 0;
+    if (l4proto == IPPROTO_ICMPV6_) goto other; /* not ICMP over IPv4, as in classify() */
+    l4off = ((ip[6] & 0x1f) | ip[7]) ? NO_L4 : off + (ip[0] & 0xf) * 4;
   } else if (proto == ETH_P_IPV6) {
     __u8* ip6 = header(skb, off, buf, 40);
-    if (!ip6) goto other;
-    l4proto = ip6[6]; /* extension headers count as "other" */
+    if (!ip6 || (ip6[0] & 0xf0) != 0x60) goto other;
+    l4proto = ip6[6];
     l4off = off + 40;
+    /* Extension headers (MLD rides behind hop-by-hop): the protocol is after them.
+     * More than IPV6_EXT_MAX leave an extension type in l4proto: OTHER. */
+    for (int i = 0; i < IPV6_EXT_MAX; i++) {
+      if (l4proto >= 64 || !((1ULL << l4proto) & IPV6_EXT_TYPES)) break;
+      __u8* ext = header(skb, l4off, buf, 8);
+      if (!ext) goto other;
+      __u8 type = l4proto;
+      l4proto = ext[0];
+      if (type == IPV6_FRAGMENT) {
+        /* only the fragment at offset 0 carries the L4 header */
+        l4off = ((ext[2] << 8 | ext[3]) & 0xfff8) ? NO_L4 : l4off + 8;
+      } else if (type == IPV6_AH) {
+        l4off += ((__u32)ext[1] + 2) * 4;
+      } else {
+        l4off += ((__u32)ext[1] + 1) * 8;
+      }
+    }
+    if (l4proto == IPPROTO_ICMP) goto other; /* not ICMPv6 */
   } else {
     goto other;
   }
@@ -104,7 +134,6 @@ static __always_inline void classify_slow(struct __sk_buff* skb, struct vs_net_c
   switch (l4proto) {
     case IPPROTO_TCP: {
       c->l4_bytes[VS_L4_TCP] += len;
-      if (!first_fragment) return;
       __u8* tcp = header(skb, l4off + 13, buf, 1);
       if (tcp && (tcp[0] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) c->tcp_syns++;
       return;
