@@ -54,7 +54,7 @@ enum vs_l4 {
  * whose fields a measurement names as they are (issue 12's vm_io: read_bytes, ...) can be
  * encoded by expanding the list with #field. Works in BPF C and in C++. */
 
-#define VS_U64_FIELD_(field, ...) __u64 field;
+#define VS_U64_FIELD_(field) __u64 field;
 #define VS_U64_ARRAY_(field, n) __u64 field[n];
 #define VS_COUNT_ONE_(...) +1
 #define VS_COUNT_N_(field, n) +(n)
@@ -116,8 +116,9 @@ enum { VS_TASK_COUNTER_COUNT = 0 VS_TASK_COUNTERS(VS_COUNT_ONE_) };
 /* CPU, faults and context switches of one task, or of a process's exited threads
  * (signal_struct). Times in ns, raw as the kernel keeps them: user space applies the
  * kernel's utime/stime scaling (cputime_adjust) so values match /proc. */
+#define VS_TASK_FIELD_(field, own, dead) __u64 field;
 struct vs_task_counters {
-  VS_TASK_COUNTERS(VS_U64_FIELD_)
+  VS_TASK_COUNTERS(VS_TASK_FIELD_)
 };
 
 enum vs_proc_event_type {
