@@ -11,9 +11,8 @@
 
 #include "vmscope.h"
 
-/* Set by user space before load. */
+/* Set by user space before load: possible CPUs (at most VS_MAX_CPUS, checked there). */
 const volatile __u32 nr_cpus = 1;
-#define VS_MAX_CPUS 4096
 
 /* net.bpf.o's map (user space reuses its fd). */
 struct {
@@ -34,16 +33,12 @@ struct {
 /* Set by user space before each run: how many slots to sum. */
 __u32 sum_slots;
 
+#define VS_ADD_(field) a->field += b->field;
+#define VS_ADD_ARRAY_(field, n) \
+  for (int i = 0; i < (n); i++) a->field[i] += b->field[i];
+
 static __always_inline void add(struct vs_net_counters* a, const struct vs_net_counters* b) {
-  a->bytes += b->bytes;
-  a->packets += b->packets;
-  a->mcast_packets += b->mcast_packets;
-  a->bcast_packets += b->bcast_packets;
-  a->l4_bytes[VS_L4_TCP] += b->l4_bytes[VS_L4_TCP];
-  a->l4_bytes[VS_L4_UDP] += b->l4_bytes[VS_L4_UDP];
-  a->l4_bytes[VS_L4_ICMP] += b->l4_bytes[VS_L4_ICMP];
-  a->l4_bytes[VS_L4_OTHER] += b->l4_bytes[VS_L4_OTHER];
-  a->tcp_syns += b->tcp_syns;
+  VS_NET_COUNTERS(VS_ADD_, VS_ADD_ARRAY_)
 }
 
 static long sum_slot(__u32 slot, void* ctx) {

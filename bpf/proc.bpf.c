@@ -109,16 +109,8 @@ int BPF_PROG(vs_exit, struct task_struct* p) {
   e->exit_code = BPF_CORE_READ(p, exit_code);
   e->start_boottime_ns = BPF_CORE_READ(p, group_leader, start_boottime);
   e->time_boottime_ns = bpf_ktime_get_boot_ns();
-  struct vs_task_counters own, dead;
-  read_task_counters(p, &own);
-  read_dead_counters(p, &dead);
-  e->final.utime_ns = own.utime_ns + dead.utime_ns;
-  e->final.stime_ns = own.stime_ns + dead.stime_ns;
-  e->final.runtime_ns = own.runtime_ns + dead.runtime_ns;
-  e->final.min_flt = own.min_flt + dead.min_flt;
-  e->final.maj_flt = own.maj_flt + dead.maj_flt;
-  e->final.nvcsw = own.nvcsw + dead.nvcsw;
-  e->final.nivcsw = own.nivcsw + dead.nivcsw;
+  read_dead_counters(p, &e->final); /* the process's total: exited threads + this last one */
+  add_task_counters(p, &e->final);
   bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), p->comm);
   bpf_ringbuf_submit(e, 0);
   return 0;

@@ -12,28 +12,26 @@ struct {
   __type(value, struct vs_tracked);
 } tracked SEC(".maps");
 
-/* Direct (BTF-typed, CO-RE relocated) loads: both callers hold BTF task pointers, and a
- * load costs far less than a bpf_probe_read_kernel() call per field. */
+/* Reads and sums of VS_TASK_COUNTERS (vmscope.h), whose own/dead columns are written over
+ * `t` and `sig`. Direct (BTF-typed, CO-RE relocated) loads: the callers hold BTF task
+ * pointers, and a load costs far less than a bpf_probe_read_kernel() call per field. */
+#define VS_SET_OWN_(field, own, dead) c->field = (own);
+#define VS_ADD_OWN_(field, own, dead) c->field += (own);
+#define VS_SET_DEAD_(field, own, dead) c->field = (dead);
+
 static __always_inline void read_task_counters(struct task_struct* t, struct vs_task_counters* c) {
-  c->utime_ns = t->utime;
-  c->stime_ns = t->stime;
-  c->runtime_ns = t->se.sum_exec_runtime;
-  c->min_flt = t->min_flt;
-  c->maj_flt = t->maj_flt;
-  c->nvcsw = t->nvcsw;
-  c->nivcsw = t->nivcsw;
+  VS_TASK_COUNTERS(VS_SET_OWN_)
+}
+
+/* c += the live thread t's counters (summing a process's threads). */
+static __always_inline void add_task_counters(struct task_struct* t, struct vs_task_counters* c) {
+  VS_TASK_COUNTERS(VS_ADD_OWN_)
 }
 
 /* What the process's exited threads left behind in signal_struct. */
 static __always_inline void read_dead_counters(struct task_struct* t, struct vs_task_counters* c) {
   struct signal_struct* sig = t->signal;
-  c->utime_ns = sig->utime;
-  c->stime_ns = sig->stime;
-  c->runtime_ns = sig->sum_sched_runtime;
-  c->min_flt = sig->min_flt;
-  c->maj_flt = sig->maj_flt;
-  c->nvcsw = sig->nvcsw;
-  c->nivcsw = sig->nivcsw;
+  VS_TASK_COUNTERS(VS_SET_DEAD_)
 }
 
 #endif /* VMSCOPE_BPF_PROC_COMMON_H */

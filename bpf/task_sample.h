@@ -19,9 +19,10 @@ struct mm_struct___old {
   struct mm_rss_stat___old rss_stat;
 };
 
-/* Set by user space before load: possible CPUs, for summing per-CPU counter deltas. */
+/* Set by user space before load: possible CPUs, for summing per-CPU counter deltas (at
+ * most VS_MAX_CPUS, checked there). The per-CPU loops stop at it too: a constant the
+ * verifier knows (frozen rodata), so it checks nr_cpus iterations, not VS_MAX_CPUS. */
 const volatile __u32 nr_cpus = 1;
-#define VS_MAX_CPUS 512
 
 /* A per-CPU map used only to find each CPU's per-CPU offset: the pointer to CPU n's
  * element minus the array's per-CPU base (pptrs[0]) is __per_cpu_offset[n], which locates
@@ -79,7 +80,7 @@ static __always_inline __u64 as_number(const void* p) {
 /* Sum of one percpu_counter's per-CPU deltas (counters: its __percpu pointer). */
 __noinline long vs_percpu_deltas(__u64 counters) {
   long sum = 0;
-  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < cpu_offsets_n; cpu++) {
+  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < nr_cpus && cpu < cpu_offsets_n; cpu++) {
     __s32 delta = 0;
     bpf_probe_read_kernel(&delta, sizeof(delta), (void*)(counters + cpu_offsets[cpu]));
     sum += delta;
@@ -92,7 +93,7 @@ __noinline long vs_percpu_deltas(__u64 counters) {
 __noinline int vs_add_percpu_blocks(__u64 base, struct rss_pages* r) {
   if (!r) return 0;
   if (bpf_rdonly_cast) {
-    for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < cpu_offsets_n; cpu++) {
+    for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < nr_cpus && cpu < cpu_offsets_n; cpu++) {
       struct timespec64* block = bpf_rdonly_cast((void*)(base + cpu_offsets[cpu]),
                                                  bpf_core_type_id_kernel(struct timespec64));
       __u64 lo = (__u64)block->tv_sec, hi = (__u64)block->tv_nsec; /* s32[0..1], s32[2..3] */
@@ -102,7 +103,7 @@ __noinline int vs_add_percpu_blocks(__u64 base, struct rss_pages* r) {
     }
     return 0;
   }
-  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < cpu_offsets_n; cpu++) {
+  for (__u32 cpu = 0; cpu < VS_MAX_CPUS && cpu < nr_cpus && cpu < cpu_offsets_n; cpu++) {
     __s32 block[4] = {};
     bpf_probe_read_kernel(block, sizeof(block), (void*)(base + cpu_offsets[cpu]));
     r->file += block[MM_FILEPAGES_];

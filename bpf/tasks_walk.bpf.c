@@ -34,16 +34,6 @@ struct {
 __u32 walk_records;
 __u32 walk_truncated;
 
-static __always_inline void add_task_counters(struct task_struct* t, struct vs_task_counters* c) {
-  c->utime_ns += t->utime;
-  c->stime_ns += t->stime;
-  c->runtime_ns += t->se.sum_exec_runtime;
-  c->min_flt += t->min_flt;
-  c->maj_flt += t->maj_flt;
-  c->nvcsw += t->nvcsw;
-  c->nivcsw += t->nivcsw;
-}
-
 /* Named like the iterator program, so the self-metrics keep their field names. */
 SEC("syscall")
 int vs_tasks(void* ctx) {

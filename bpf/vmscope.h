@@ -1,5 +1,6 @@
 /* vmscope kernel/user contract: every struct and constant both sides share.
- * Plain C, fixed-width types, explicit padding, no logic. The user side checks the
+ * Plain C, fixed-width types, explicit padding, no logic beyond the counter lists'
+ * field-read expressions (see "counter lists"). The user side checks the
  * layout with static_asserts (user/drain/contract_check.h), so drift breaks the build. */
 #ifndef VMSCOPE_BPF_VMSCOPE_H
 #define VMSCOPE_BPF_VMSCOPE_H
@@ -14,6 +15,14 @@
 #define VS_MAX_SLOTS 8192 /* monitored devices (taps + bridges) */
 #define VS_IFINDEX_DIRECT_MAX \
   262144 /* ifindex below this: array if_slot; above: hash if_slot_far */
+
+/* Possible CPUs vmscope supports. It bounds the in-kernel per-CPU loops (net_sum.bpf.c's
+ * sums, task_sample.h's percpu_counter sums and their table of per-CPU offsets), which
+ * stop at nr_cpus, the possible CPUs user space sets before load. User space refuses to
+ * load on a host with more (user/drain/cpu_limit.h): counting only some CPUs would be
+ * silently wrong. The loops' cost, and the verifier's, follow nr_cpus, not this bound;
+ * raising it costs 8 bytes of offset table per CPU in each task sampler object. */
+#define VS_MAX_CPUS 4096
 
 /* Direction as seen by the device: ingress = frames the device receives from its
  * peer (on a tap: what the VM sent), egress = frames sent to the peer (to the VM). */
@@ -32,16 +41,40 @@ enum vs_l4 {
   VS_L4_COUNT = 4,
 };
 
+/* ---- counter lists ----
+ * Each counter list is declared once, here, as an X-macro: LIST(X) expands X(...) once per
+ * counter, in struct order. The struct is generated from it, and every place that reads,
+ * copies or sums the counters expands the list instead of naming the fields: the kernel
+ * reads and sums (proc_common.h, tasks_walk.bpf.c, proc.bpf.c, net_sum.bpf.c) and the user
+ * sums (user/drain/counter_sums.h). Adding a counter is one line in its list; the build
+ * then stops (static_assert) at each encoder, which maps counters to the line-protocol
+ * schema by hand: the schema's names are fixed and irregular (albatross names such as
+ * `maxflt` for major faults, values converted to seconds, constant fields interleaved, a
+ * list split over several measurements), so a name column here would not carry it. A list
+ * whose fields a measurement names as they are (issue 12's vm_io: read_bytes, ...) can be
+ * encoded by expanding the list with #field. Works in BPF C and in C++. */
+
+#define VS_U64_FIELD_(field) __u64 field;
+#define VS_U64_ARRAY_(field, n) __u64 field[n];
+#define VS_COUNT_ONE_(...) +1
+#define VS_COUNT_N_(field, n) +(n)
+
+/* Counters of one device in one direction (struct vs_net_counters): X(field) for a __u64,
+ * XA(field, n) for a __u64[n]. */
+#define VS_NET_COUNTERS(X, XA)                                                          \
+  X(bytes) /* skb->len: the whole L2 frame, as the device's own counters */             \
+  X(packets)                                                                            \
+  X(mcast_packets)          /* L2 multicast, broadcast excluded */                      \
+  X(bcast_packets)          /* L2 broadcast */                                          \
+  XA(l4_bytes, VS_L4_COUNT) /* bytes of whole frames by the IP protocol (enum vs_l4) */ \
+  X(tcp_syns)               /* TCP SYN without ACK: new connections opened in this direction */
+
 /* Per-CPU counters of one device in one direction. Only ever incremented by the
  * datapath; user space zeroes a slot before handing it to a new device. */
 struct vs_net_counters {
-  __u64 bytes; /* skb->len: the whole L2 frame, as the device's own counters */
-  __u64 packets;
-  __u64 mcast_packets; /* L2 multicast, broadcast excluded */
-  __u64 bcast_packets; /* L2 broadcast */
-  __u64 l4_bytes[VS_L4_COUNT];
-  __u64 tcp_syns; /* TCP SYN without ACK: new connections opened in this direction */
+  VS_NET_COUNTERS(VS_U64_FIELD_, VS_U64_ARRAY_)
 };
+enum { VS_NET_COUNTER_WORDS = 0 VS_NET_COUNTERS(VS_COUNT_ONE_, VS_COUNT_N_) };
 
 /* net_stats value (index = slot): both directions of one device in one entry, so the
  * drain copies one element per device. */
@@ -60,17 +93,32 @@ struct vs_tracked {
   __u64 start_boottime_ns; /* task->start_boottime of the group leader */
 };
 
+/* Counters of a task (struct vs_task_counters): X(field, own, dead), all __u64.
+ *   own:  the live thread's value, an expression over `t` (struct task_struct *);
+ *   dead: what the process's exited threads left behind, an expression over `sig`
+ *         (t->signal, struct signal_struct *). The kernel keeps both for these, so a
+ *         process's total is the sum of own over its threads plus dead, as /proc does.
+ *         A counter the signal_struct does not keep (issue 12's run_delay: sched_info is
+ *         per thread only) writes 0 here and collects its exited threads elsewhere.
+ * Only the BPF side evaluates own and dead (BTF-typed direct loads, CO-RE relocated);
+ * user space expands only the field names. */
+#define VS_TASK_COUNTERS(X)                                                      \
+  X(utime_ns, t->utime, sig->utime) /* raw: user space applies cputime_adjust */ \
+  X(stime_ns, t->stime, sig->stime)                                              \
+  X(runtime_ns, t->se.sum_exec_runtime, sig->sum_sched_runtime)                  \
+  X(min_flt, t->min_flt, sig->min_flt)                                           \
+  X(maj_flt, t->maj_flt, sig->maj_flt)                                           \
+  X(nvcsw, t->nvcsw, sig->nvcsw)                                                 \
+  X(nivcsw, t->nivcsw, sig->nivcsw)
+
+enum { VS_TASK_COUNTER_COUNT = 0 VS_TASK_COUNTERS(VS_COUNT_ONE_) };
+
 /* CPU, faults and context switches of one task, or of a process's exited threads
  * (signal_struct). Times in ns, raw as the kernel keeps them: user space applies the
  * kernel's utime/stime scaling (cputime_adjust) so values match /proc. */
+#define VS_TASK_FIELD_(field, own, dead) __u64 field;
 struct vs_task_counters {
-  __u64 utime_ns;
-  __u64 stime_ns;
-  __u64 runtime_ns; /* se.sum_exec_runtime (signal: sum_sched_runtime) */
-  __u64 min_flt;
-  __u64 maj_flt;
-  __u64 nvcsw;
-  __u64 nivcsw;
+  VS_TASK_COUNTERS(VS_TASK_FIELD_)
 };
 
 enum vs_proc_event_type {

@@ -12,12 +12,12 @@ namespace {
 TEST(ProcLines, ResourceUsageAndKinfoMemAreAlbatrossSchema) {
   VmResources v;
   v.vm = "web";
-  v.utime_ns = 1'250'000'000;  // 1.25 s
-  v.stime_ns = 500'001'000;    // 0.500001 s
-  v.min_flt = 1000;
-  v.maj_flt = 3;
-  v.nvcsw = 7;
-  v.nivcsw = 9;
+  v.counters.utime_ns = 1'250'000'000;  // 1.25 s
+  v.counters.stime_ns = 500'001'000;    // 0.500001 s
+  v.counters.min_flt = 1000;
+  v.counters.maj_flt = 3;
+  v.counters.nvcsw = 7;
+  v.counters.nivcsw = 9;
   v.rss_pages = 2048;
   v.vsize_bytes = 1 << 30;
   v.text_pages = 10;
@@ -45,8 +45,8 @@ TEST(ProcLines, ExitEventCarriesSignalAndLifetime) {
   ev.exit_known = true;
   ev.signal = 9;
   ev.lifetime_s = 3.5;
-  ev.utime_s = 1;
-  ev.min_flt = 10;
+  ev.final.utime_ns = 1'000'000'000;
+  ev.final.min_flt = 10;
   std::string out;
   encode_vm_event(ev, out);
   EXPECT_EQ(out,

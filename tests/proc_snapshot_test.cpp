@@ -40,29 +40,29 @@ TEST(ProcAggregator, SumsRecordsOfAProcessInAnyOrder) {
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].tgid, 100u);
   EXPECT_EQ(out[0].threads, 2u);
-  EXPECT_EQ(out[0].runtime_ns, 12u);
-  EXPECT_EQ(out[0].min_flt, 3u + 5u + 1000u);
+  EXPECT_EQ(out[0].counters.runtime_ns, 12u);
+  EXPECT_EQ(out[0].counters.min_flt, 3u + 5u + 1000u);
   EXPECT_EQ(out[0].rss_pages, 7u);
   EXPECT_EQ(out[0].start_boottime_ns, 42u);
   EXPECT_EQ(out[1].tgid, 200u);
   EXPECT_EQ(out[1].threads, 3u);
-  EXPECT_EQ(out[1].runtime_ns, 60u);
+  EXPECT_EQ(out[1].counters.runtime_ns, 60u);
   EXPECT_EQ(out[2].tgid, 300u);
   EXPECT_EQ(out[2].threads, 2u);
-  EXPECT_EQ(out[2].min_flt, 1u + 2u + 1000u);
+  EXPECT_EQ(out[2].counters.min_flt, 1u + 2u + 1000u);
   // CPU time is split by cputime_adjust (all user time here) and never goes back.
-  EXPECT_EQ(out[2].utime_ns, 30u);
-  EXPECT_EQ(out[2].stime_ns, 0u);
+  EXPECT_EQ(out[2].counters.utime_ns, 30u);
+  EXPECT_EQ(out[2].counters.stime_ns, 0u);
 }
 
 TEST(ProcAggregator, AdjustedTimesStayMonotonicAcrossTicks) {
   ProcAggregator agg;
   std::vector<vs_task_sample> in = {record(10, 10, 1, 100, 0, true)};
-  EXPECT_EQ(agg.aggregate(in)[0].utime_ns, 100u);
+  EXPECT_EQ(agg.aggregate(in)[0].counters.utime_ns, 100u);
   in[0].own.runtime_ns = 90;  // the kernel's sum may lag; the reported value may not
-  EXPECT_EQ(agg.aggregate(in)[0].utime_ns, 100u);
+  EXPECT_EQ(agg.aggregate(in)[0].counters.utime_ns, 100u);
   agg.forget(10);
-  EXPECT_EQ(agg.aggregate(in)[0].utime_ns, 90u);
+  EXPECT_EQ(agg.aggregate(in)[0].counters.utime_ns, 90u);
 }
 
 }  // namespace

@@ -43,9 +43,9 @@ VmResources resources(std::string_view vm, uint32_t pid, uint64_t runtime_ns, ui
   v.pid = pid;
   v.processes = 1;
   v.threads = 4;
-  v.runtime_ns = runtime_ns;
-  v.min_flt = min_flt;
-  v.maj_flt = maj_flt;
+  v.counters.runtime_ns = runtime_ns;
+  v.counters.min_flt = min_flt;
+  v.counters.maj_flt = maj_flt;
   v.rss_pages = 256;
   v.vsize_bytes = 1 << 30;
   v.uptime_s = 42;

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "discover/proc_stat.h"
+#include "drain/counter_sums.h"
 
 namespace vmscope {
 namespace {
@@ -212,13 +213,9 @@ void ProcTracker::on_event(const vs_proc_event& ev) {
     exit.signal = ev.exit_code & 0x7f;
     exit.exit_code = exit.signal ? 0 : (ev.exit_code >> 8) & 0xff;
     exit.lifetime_s = static_cast<double>(ev.time_boottime_ns - ev.start_boottime_ns) / 1e9;
+    exit.final = ev.final;
     PrevCputime prev;
-    uint64_t ut, st;
-    cputime_adjust(ev.final.utime_ns, ev.final.stime_ns, ev.final.runtime_ns, prev, ut, st);
-    exit.utime_s = static_cast<double>(ut) / 1e9;
-    exit.stime_s = static_cast<double>(st) / 1e9;
-    exit.min_flt = ev.final.min_flt;
-    exit.maj_flt = ev.final.maj_flt;
+    cputime_adjust(exit.final, prev);
     spdlog::info("{}", exit.signal ? fmt::format("VM {} (pid {}) killed by signal {}", exit.vm,
                                                  exit.pid, exit.signal)
                                    : fmt::format("VM {} (pid {}) exited with status {}", exit.vm,
@@ -288,13 +285,7 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
     VmResources& r = out[vm_slots_[slot].row];
     r.processes++;
     r.threads += p.threads;
-    r.utime_ns += p.utime_ns;
-    r.stime_ns += p.stime_ns;
-    r.runtime_ns += p.runtime_ns;
-    r.min_flt += p.min_flt;
-    r.maj_flt += p.maj_flt;
-    r.nvcsw += p.nvcsw;
-    r.nivcsw += p.nivcsw;
+    add_counters(r.counters, p.counters);
     r.rss_pages += p.rss_pages;
     r.vsize_bytes += p.vsize_bytes;
     r.text_pages += p.text_pages;

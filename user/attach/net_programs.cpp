@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/bpf_programs.h"
+#include "drain/cpu_limit.h"
 #include "net.skel.h"
 
 namespace vmscope {
@@ -22,6 +23,9 @@ NetPrograms& NetPrograms::operator=(NetPrograms&&) noexcept = default;
 NetPrograms::~NetPrograms() = default;
 
 Result<NetPrograms> NetPrograms::load() {
+  // The drain sums net_stats over the CPUs up to VS_MAX_CPUS: refuse a larger host here,
+  // at start, rather than at the first drain.
+  if (auto cpus = possible_cpus(); !cpus) return cpus.error().context("load BPF network programs");
   net_bpf* skel = net_bpf__open_and_load();
   if (!skel) return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
   return NetPrograms(skel);

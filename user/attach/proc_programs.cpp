@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/bpf_programs.h"
+#include "drain/cpu_limit.h"
 #include "proc.skel.h"
 #include "tasks.skel.h"
 #include "tasks_walk.skel.h"
@@ -69,6 +70,8 @@ Result<std::unique_ptr<ProcPrograms>> ProcPrograms::load_reader(int tracked_fd) 
 // The task-list walk where the kernel has it, else the task iterator; both read the
 // given `tracked` map (ours, or the running agent's for a reader).
 Status ProcPrograms::load_sampler(int tracked_fd) {
+  // Either sums the rss percpu_counters over the CPUs up to VS_MAX_CPUS.
+  if (auto cpus = possible_cpus(); !cpus) return cpus.error().context("load BPF task sampler");
   if (auto walk = load_walk(tracked_fd); !walk) {
     spdlog::info("process sampling by task iterator ({})", walk.error().message);
     return load_iterator(tracked_fd);

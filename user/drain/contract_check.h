@@ -6,7 +6,11 @@
 
 #include "vmscope.h"
 
-static_assert(sizeof(vs_net_counters) == 9 * 8, "vs_net_counters: 9 u64, no padding");
+// The counter structs are generated from their lists (VS_NET_COUNTERS, VS_TASK_COUNTERS):
+// u64s back to back, in list order. The offsets below pin the fields the datapath and the
+// pinned maps' readers know; a counter added to a list goes at its end.
+static_assert(sizeof(vs_net_counters) == VS_NET_COUNTER_WORDS * 8,
+              "vs_net_counters: u64s only, no padding");
 static_assert(offsetof(vs_net_counters, bytes) == 0);
 static_assert(offsetof(vs_net_counters, packets) == 8);
 static_assert(offsetof(vs_net_counters, mcast_packets) == 16);
@@ -21,7 +25,11 @@ static_assert(offsetof(vs_dev_counters, dir[VS_DIR_EGRESS]) == sizeof(vs_net_cou
 // Process contract (bpf/proc.bpf.c events; the samplers bpf/tasks_walk.bpf.c and its
 // iter/task fallback bpf/tasks.bpf.c).
 static_assert(sizeof(vs_tracked) == 8);
-static_assert(sizeof(vs_task_counters) == 7 * 8, "vs_task_counters: 7 u64, no padding");
+static_assert(sizeof(vs_task_counters) == VS_TASK_COUNTER_COUNT * 8,
+              "vs_task_counters: u64s only, no padding");
+static_assert(offsetof(vs_task_counters, utime_ns) == 0);
+static_assert(offsetof(vs_task_counters, runtime_ns) == 16);
+static_assert(offsetof(vs_task_counters, nivcsw) == 48);
 static_assert(offsetof(vs_task_sample, threads) == 12);
 static_assert(offsetof(vs_task_sample, own) == 16);
 static_assert(offsetof(vs_task_sample, dead) == 16 + sizeof(vs_task_counters));

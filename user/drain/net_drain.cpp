@@ -9,6 +9,7 @@
 
 #include "common/bpf_programs.h"
 #include "drain/contract_check.h"
+#include "drain/cpu_limit.h"
 #include "net_sum.skel.h"
 
 namespace vmscope {
@@ -17,20 +18,15 @@ void NetDrain::Deleter::operator()(net_sum_bpf* s) const {
   net_sum_bpf__destroy(s);
 }
 
-NetDrain::NetDrain(int net_stats_fd)
-    : fd_(net_stats_fd), ncpus_(static_cast<size_t>(libbpf_num_possible_cpus())) {}
+NetDrain::NetDrain(int net_stats_fd) : fd_(net_stats_fd) {
+  if (auto cpus = possible_cpus(); cpus)
+    ncpus_ = *cpus;
+  else
+    cpu_error_ = cpus.error().context("drain net_stats");
+}
 NetDrain::~NetDrain() = default;
 NetDrain::NetDrain(NetDrain&&) noexcept = default;
 NetDrain& NetDrain::operator=(NetDrain&&) noexcept = default;
-
-void add_counters(vs_net_counters& a, const vs_net_counters& b) {
-  a.bytes += b.bytes;
-  a.packets += b.packets;
-  a.mcast_packets += b.mcast_packets;
-  a.bcast_packets += b.bcast_packets;
-  for (int i = 0; i < VS_L4_COUNT; ++i) a.l4_bytes[i] += b.l4_bytes[i];
-  a.tcp_syns += b.tcp_syns;
-}
 
 bool NetDrain::load_summer() {
   tried_summer_ = true;
@@ -54,6 +50,7 @@ void NetDrain::program_fds(std::vector<int>& out) const {
 }
 
 Status NetDrain::read(uint32_t slot_limit) {
+  if (cpu_error_) return *cpu_error_;
   if (slot_limit > VS_MAX_SLOTS) slot_limit = VS_MAX_SLOTS;
   if (!tried_summer_) load_summer();
   return summer_ ? read_summed(slot_limit) : read_batch(slot_limit);

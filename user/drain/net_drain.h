@@ -6,10 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/mapping.h"
 #include "common/result.h"
+#include "drain/counter_sums.h"
 #include "vmscope.h"
 
 struct net_sum_bpf;
@@ -41,7 +43,8 @@ class NetDrain {
   Status read_batch(uint32_t slot_limit);
 
   int fd_;
-  size_t ncpus_;
+  size_t ncpus_ = 0;
+  std::optional<Error> cpu_error_;  // more possible CPUs than the contract supports
   bool tried_summer_ = false;
   std::unique_ptr<net_sum_bpf, Deleter> summer_;
   Mapping<vs_dev_counters> sums_map_;  // net_sums, the first mapped_ slots
@@ -51,8 +54,5 @@ class NetDrain {
   std::vector<vs_dev_counters> percpu_;      // [slot][cpu]
   std::vector<vs_dev_counters> batch_sums_;  // [slot]
 };
-
-// a += b, field by field.
-void add_counters(vs_net_counters& a, const vs_net_counters& b);
 
 }  // namespace vmscope

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "drain/contract_check.h"
+#include "drain/counter_sums.h"
 
 namespace vmscope {
 
@@ -33,6 +34,13 @@ void cputime_adjust(uint64_t utime, uint64_t stime, uint64_t rtime, PrevCputime&
   st = prev.stime;
 }
 
+void cputime_adjust(vs_task_counters& c, PrevCputime& prev) {
+  uint64_t ut, st;
+  cputime_adjust(c.utime_ns, c.stime_ns, c.runtime_ns, prev, ut, st);
+  c.utime_ns = ut;
+  c.stime_ns = st;
+}
+
 ProcAggregator::Raw& ProcAggregator::entry(uint32_t tgid) {
   // Records arrive by process (the task-list walk) or by tid (the task iterator: a
   // leader's tid is its tgid), so mostly in tgid order, a process's records one after
@@ -58,13 +66,7 @@ void ProcAggregator::sort_and_merge() {
     }
     Raw& m = merged_.back();
     m.s.threads += r.s.threads;
-    m.utime += r.utime;
-    m.stime += r.stime;
-    m.s.runtime_ns += r.s.runtime_ns;
-    m.s.min_flt += r.s.min_flt;
-    m.s.maj_flt += r.s.maj_flt;
-    m.s.nvcsw += r.s.nvcsw;
-    m.s.nivcsw += r.s.nivcsw;
+    add_counters(m.s.counters, r.s.counters);
     if (r.leader) {
       m.leader = true;
       m.s.start_boottime_ns = r.s.start_boottime_ns;
@@ -86,19 +88,10 @@ const std::vector<ProcSample>& ProcAggregator::aggregate(
   for (const vs_task_sample& t : samples) {
     Raw& r = entry(t.tgid);
     r.s.threads += t.threads;
-    auto add = [&](const vs_task_counters& c) {
-      r.utime += c.utime_ns;
-      r.stime += c.stime_ns;
-      r.s.runtime_ns += c.runtime_ns;
-      r.s.min_flt += c.min_flt;
-      r.s.maj_flt += c.maj_flt;
-      r.s.nvcsw += c.nvcsw;
-      r.s.nivcsw += c.nivcsw;
-    };
-    add(t.own);
+    add_counters(r.s.counters, t.own);
     if (t.is_leader) {
       r.leader = true;
-      add(t.dead);
+      add_counters(r.s.counters, t.dead);
       r.s.start_boottime_ns = t.start_boottime_ns;
       r.s.rss_pages = t.rss_file_pages + t.rss_anon_pages + t.rss_shmem_pages;
       r.s.vsize_bytes = t.total_vm_pages * page_size;
@@ -116,7 +109,7 @@ const std::vector<ProcSample>& ProcAggregator::aggregate(
     while (p != prev_.end() && p->tgid < r.s.tgid) next_prev_.push_back(*p++);
     Prev& prev = next_prev_.emplace_back(Prev{r.s.tgid, {}});
     if (p != prev_.end() && p->tgid == r.s.tgid) prev.cputime = (p++)->cputime;
-    cputime_adjust(r.utime, r.stime, r.s.runtime_ns, prev.cputime, r.s.utime_ns, r.s.stime_ns);
+    cputime_adjust(r.s.counters, prev.cputime);
     out_.push_back(r.s);
   }
   next_prev_.insert(next_prev_.end(), p, prev_.end());

@@ -14,9 +14,9 @@ namespace vmscope {
 struct ProcSample {
   uint32_t tgid = 0;
   uint32_t threads = 0;
-  uint64_t utime_ns = 0, stime_ns = 0;  // adjusted, as /proc/<pid>/stat (whole process)
-  uint64_t runtime_ns = 0;              // sum_exec_runtime of all threads, alive and dead
-  uint64_t min_flt = 0, maj_flt = 0, nvcsw = 0, nivcsw = 0;
+  // The whole process's: all threads, alive and dead. utime_ns and stime_ns adjusted
+  // (cputime_adjust), as /proc/<pid>/stat.
+  vs_task_counters counters{};
   uint64_t start_boottime_ns = 0;
   uint64_t rss_pages = 0;  // file + anon + shmem, as statm "resident"
   uint64_t vsize_bytes = 0, text_pages = 0, data_pages = 0, stack_pages = 0;
@@ -31,6 +31,9 @@ struct PrevCputime {
 // tick-sampled times, monotonic against prev.
 void cputime_adjust(uint64_t utime, uint64_t stime, uint64_t rtime, PrevCputime& prev, uint64_t& ut,
                     uint64_t& st);
+// The same over a process's counters: replaces the tick-sampled utime_ns and stime_ns by
+// the adjusted ones (rtime = runtime_ns), as /proc/<pid>/stat shows them.
+void cputime_adjust(vs_task_counters& c, PrevCputime& prev);
 
 class ProcAggregator {
  public:
@@ -42,9 +45,8 @@ class ProcAggregator {
 
  private:
   struct Raw {
-    ProcSample s;
-    uint64_t utime = 0, stime = 0;  // tick-sampled, before cputime_adjust
-    bool leader = false;            // the process-wide fields of s are set
+    ProcSample s;         // s.counters.utime_ns/stime_ns tick-sampled, before cputime_adjust
+    bool leader = false;  // the process-wide fields of s are set
   };
   struct Prev {
     uint32_t tgid;

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "vmscope.h"
+
 namespace vmscope {
 
 // Names are views into the tracker's state: valid until it next changes (the agent
@@ -16,8 +18,7 @@ struct VmResources {
   uint32_t pid = 0;        // its first process (lowest pid)
   uint32_t processes = 0;  // a VM's child processes count into it
   uint32_t threads = 0;
-  uint64_t utime_ns = 0, stime_ns = 0, runtime_ns = 0;
-  uint64_t min_flt = 0, maj_flt = 0, nvcsw = 0, nivcsw = 0;
+  vs_task_counters counters{};  // utime_ns, stime_ns adjusted, as /proc/<pid>/stat
   uint64_t rss_pages = 0, vsize_bytes = 0, text_pages = 0, data_pages = 0, stack_pages = 0;
   double uptime_s = 0;  // of its oldest process
 };
@@ -33,8 +34,7 @@ struct VmEvent {
   int exit_code = 0;        // exit status (0-255) when it exited normally
   int signal = 0;           // terminating signal, 0 if none
   double lifetime_s = 0;
-  double utime_s = 0, stime_s = 0;
-  uint64_t min_flt = 0, maj_flt = 0;
+  vs_task_counters final{};  // the process's totals; utime_ns, stime_ns adjusted
 };
 
 }  // namespace vmscope

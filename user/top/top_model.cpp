@@ -100,14 +100,15 @@ const TopFrame& TopModel::update(const TickSample& s) {
       r.threads = v.threads;
       r.rss_bytes = v.rss_pages * static_cast<uint64_t>(page);
       r.vsize_bytes = v.vsize_bytes;
-      r.min_flt = v.min_flt;
-      r.maj_flt = v.maj_flt;
-      r.nvcsw = v.nvcsw;
-      r.nivcsw = v.nivcsw;
-      r.utime_s = static_cast<double>(v.utime_ns) / 1e9;
-      r.stime_s = static_cast<double>(v.stime_ns) / 1e9;
+      const vs_task_counters& c = v.counters;
+      r.min_flt = c.min_flt;
+      r.maj_flt = c.maj_flt;
+      r.nvcsw = c.nvcsw;
+      r.nivcsw = c.nivcsw;
+      r.utime_s = static_cast<double>(c.utime_ns) / 1e9;
+      r.stime_s = static_cast<double>(c.stime_ns) / 1e9;
       r.uptime_s = v.uptime_s;
-      VmPrev now{v.runtime_ns, v.min_flt + v.maj_flt, v.maj_flt};
+      VmPrev now{c.runtime_ns, c.min_flt + c.maj_flt, c.maj_flt};
       const bool rates = proc_dt > 0;
       auto rate = [&](uint64_t d) { return static_cast<double>(d) / proc_dt; };
       if (auto p = prev_vms_.find(v.vm); p != prev_vms_.end() && rates) {
