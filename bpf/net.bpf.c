@@ -24,9 +24,9 @@
 #define IPV6_AH 51
 #define IPV6_DSTOPTS 60
 #define IPV6_EXT_MAX 6 /* extension headers walked before giving up (OTHER) */
-#define IPV6_EXT_TYPES                                                                     \
-  (1ULL << IPV6_HOPOPTS | 1ULL << IPV6_ROUTING | 1ULL << IPV6_FRAGMENT | 1ULL << IPV6_AH | \
-   1ULL << IPV6_DSTOPTS)
+#define IPV6_EXT_TYPES                                                                           \
+	(1ULL << IPV6_HOPOPTS | 1ULL << IPV6_ROUTING | 1ULL << IPV6_FRAGMENT | 1ULL << IPV6_AH | \
+	 1ULL << IPV6_DSTOPTS)
 /* L4 offset of a later fragment, which carries no L4 header: past the end of any skb,
  * so that reading the TCP flags (or a further extension header) there fails. */
 #define NO_L4 0x7fff0000
@@ -34,188 +34,212 @@
 #define TCP_FLAG_ACK 0x10
 
 struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, VS_IFINDEX_DIRECT_MAX);
-  __type(key, __u32);   /* ifindex */
-  __type(value, __u32); /* slot + 1; 0 = not monitored */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VS_IFINDEX_DIRECT_MAX);
+	__type(key, __u32); /* ifindex */
+	__type(value, __u32); /* slot + 1; 0 = not monitored */
 } if_slot SEC(".maps");
 
 /* Rare hosts with huge ifindexes (long tap churn): bounded hash fallback. */
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, VS_MAX_SLOTS);
-  __type(key, __u32);
-  __type(value, __u32);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VS_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
 } if_slot_far SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, VS_MAX_SLOTS);
-  __type(key, __u32);
-  __type(value, struct vs_dev_counters);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VS_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct vs_dev_counters);
 } net_stats SEC(".maps");
 
 /* Header bytes at off: straight from the linear data when it is there (fast path),
  * else copied out of a paged skb (or from beyond the bound, e.g. behind long IPv6
  * extension headers). */
-static __always_inline void* header(struct __sk_buff* skb, __u32 off, void* buf, __u32 len) {
-  void* data = (void*)(long)skb->data;
-  void* end = (void*)(long)skb->data_end;
-  /* off <= 128 bounds the pointer arithmetic for the verifier */
-  if (off <= 128 && data + off + len <= end) return data + off;
-  if (bpf_skb_load_bytes(skb, off, buf, len)) return 0;
-  return buf;
+static __always_inline void *header(struct __sk_buff *skb, __u32 off, void *buf, __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	/* off <= 128 bounds the pointer arithmetic for the verifier */
+	if (off <= 128 && data + off + len <= end)
+		return data + off;
+	if (bpf_skb_load_bytes(skb, off, buf, len))
+		return 0;
+	return buf;
 }
 
 /* L2 multicast or broadcast (the group bit is set). */
-static __always_inline void count_l2_group(struct vs_net_counters* c, const __u8* eth) {
-  if ((eth[0] & eth[1] & eth[2] & eth[3] & eth[4] & eth[5]) == 0xff)
-    c->bcast_packets++;
-  else
-    c->mcast_packets++;
+static __always_inline void count_l2_group(struct vs_net_counters *c, const __u8 *eth)
+{
+	if ((eth[0] & eth[1] & eth[2] & eth[3] & eth[4] & eth[5]) == 0xff)
+		c->bcast_packets++;
+	else
+		c->mcast_packets++;
 }
 
-static __always_inline void classify_slow(struct __sk_buff* skb, struct vs_net_counters* c,
-                                          __u32 len) {
-  __u8 buf[40];
-  __u8* eth = header(skb, 0, buf, ETH_HLEN);
-  if (!eth) {
-    c->l4_bytes[VS_L4_OTHER] += len;
-    return;
-  }
-  if (eth[0] & 1) count_l2_group(c, eth);
-  __u16 proto = ((__u16)eth[12] << 8) | eth[13];
-  __u32 off = ETH_HLEN;
-  /* One tag (802.1Q or 802.1ad) or two (QinQ: 802.1ad or 802.1Q, then 802.1Q). */
-  for (int i = 0; i < 2 && (proto == ETH_P_8021Q || proto == ETH_P_8021AD); i++) {
-    __u8* vlan = header(skb, off, buf, 4);
-    if (!vlan) goto other;
-    proto = ((__u16)vlan[2] << 8) | vlan[3];
-    off += 4;
-  }
+static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_counters *c,
+					  __u32 len)
+{
+	__u8 buf[40];
+	__u8 *eth = header(skb, 0, buf, ETH_HLEN);
+	if (!eth) {
+		c->l4_bytes[VS_L4_OTHER] += len;
+		return;
+	}
+	if (eth[0] & 1)
+		count_l2_group(c, eth);
+	__u16 proto = ((__u16)eth[12] << 8) | eth[13];
+	__u32 off = ETH_HLEN;
+	/* One tag (802.1Q or 802.1ad) or two (QinQ: 802.1ad or 802.1Q, then 802.1Q). */
+	for (int i = 0; i < 2 && (proto == ETH_P_8021Q || proto == ETH_P_8021AD); i++) {
+		__u8 *vlan = header(skb, off, buf, 4);
+		if (!vlan)
+			goto other;
+		proto = ((__u16)vlan[2] << 8) | vlan[3];
+		off += 4;
+	}
 
-  __u8 l4proto;
-  __u32 l4off;
-  if (proto == ETH_P_IP) {
-    __u8* ip = header(skb, off, buf, 20);
-    /* version 4 and IHL >= 5 (0x45..0x4f), else no L4 header to find (the stack drops
-     * these) */
-    if (!ip || (__u8)(ip[0] - 0x45) > 0x0a) goto other;
-    l4proto = ip[9];
-    if (l4proto == IPPROTO_ICMPV6_) goto other; /* not ICMP over IPv4, as in classify() */
-    l4off = ((ip[6] & 0x1f) | ip[7]) ? NO_L4 : off + (ip[0] & 0xf) * 4;
-  } else if (proto == ETH_P_IPV6) {
-    __u8* ip6 = header(skb, off, buf, 40);
-    if (!ip6 || (ip6[0] & 0xf0) != 0x60) goto other;
-    l4proto = ip6[6];
-    l4off = off + 40;
-    /* Extension headers (MLD rides behind hop-by-hop): the protocol is after them.
-     * More than IPV6_EXT_MAX leave an extension type in l4proto: OTHER. */
-    for (int i = 0; i < IPV6_EXT_MAX; i++) {
-      if (l4proto >= 64 || !((1ULL << l4proto) & IPV6_EXT_TYPES)) break;
-      __u8* ext = header(skb, l4off, buf, 8);
-      if (!ext) goto other;
-      __u8 type = l4proto;
-      l4proto = ext[0];
-      if (type == IPV6_FRAGMENT) {
-        /* only the fragment at offset 0 carries the L4 header */
-        l4off = ((ext[2] << 8 | ext[3]) & 0xfff8) ? NO_L4 : l4off + 8;
-      } else if (type == IPV6_AH) {
-        l4off += ((__u32)ext[1] + 2) * 4;
-      } else {
-        l4off += ((__u32)ext[1] + 1) * 8;
-      }
-    }
-    if (l4proto == IPPROTO_ICMP) goto other; /* not ICMPv6 */
-  } else {
-    goto other;
-  }
+	__u8 l4proto;
+	__u32 l4off;
+	if (proto == ETH_P_IP) {
+		__u8 *ip = header(skb, off, buf, 20);
+		/* version 4 and IHL >= 5 (0x45..0x4f), else no L4 header to find (the stack drops
+		 * these) */
+		if (!ip || (__u8)(ip[0] - 0x45) > 0x0a)
+			goto other;
+		l4proto = ip[9];
+		if (l4proto == IPPROTO_ICMPV6_)
+			goto other; /* not ICMP over IPv4, as in classify() */
+		l4off = ((ip[6] & 0x1f) | ip[7]) ? NO_L4 : off + (ip[0] & 0xf) * 4;
+	} else if (proto == ETH_P_IPV6) {
+		__u8 *ip6 = header(skb, off, buf, 40);
+		if (!ip6 || (ip6[0] & 0xf0) != 0x60)
+			goto other;
+		l4proto = ip6[6];
+		l4off = off + 40;
+		/* Extension headers (MLD rides behind hop-by-hop): the protocol is after them.
+		 * More than IPV6_EXT_MAX leave an extension type in l4proto: OTHER. */
+		for (int i = 0; i < IPV6_EXT_MAX; i++) {
+			if (l4proto >= 64 || !((1ULL << l4proto) & IPV6_EXT_TYPES))
+				break;
+			__u8 *ext = header(skb, l4off, buf, 8);
+			if (!ext)
+				goto other;
+			__u8 type = l4proto;
+			l4proto = ext[0];
+			if (type == IPV6_FRAGMENT) {
+				/* only the fragment at offset 0 carries the L4 header */
+				l4off = ((ext[2] << 8 | ext[3]) & 0xfff8) ? NO_L4 : l4off + 8;
+			} else if (type == IPV6_AH) {
+				l4off += ((__u32)ext[1] + 2) * 4;
+			} else {
+				l4off += ((__u32)ext[1] + 1) * 8;
+			}
+		}
+		if (l4proto == IPPROTO_ICMP)
+			goto other; /* not ICMPv6 */
+	} else {
+		goto other;
+	}
 
-  switch (l4proto) {
-    case IPPROTO_TCP: {
-      c->l4_bytes[VS_L4_TCP] += len;
-      __u8* tcp = header(skb, l4off + 13, buf, 1);
-      if (tcp && (tcp[0] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) c->tcp_syns++;
-      return;
-    }
-    case IPPROTO_UDP:
-      c->l4_bytes[VS_L4_UDP] += len;
-      return;
-    case IPPROTO_ICMP:
-    case IPPROTO_ICMPV6_:
-      c->l4_bytes[VS_L4_ICMP] += len;
-      return;
-  }
+	switch (l4proto) {
+	case IPPROTO_TCP: {
+		c->l4_bytes[VS_L4_TCP] += len;
+		__u8 *tcp = header(skb, l4off + 13, buf, 1);
+		if (tcp && (tcp[0] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+			c->tcp_syns++;
+		return;
+	}
+	case IPPROTO_UDP:
+		c->l4_bytes[VS_L4_UDP] += len;
+		return;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6_:
+		c->l4_bytes[VS_L4_ICMP] += len;
+		return;
+	}
 other:
-  c->l4_bytes[VS_L4_OTHER] += len;
+	c->l4_bytes[VS_L4_OTHER] += len;
 }
 
 /* Out of line on purpose: with both lookups at one call site the verifier could not
  * inline the array lookup (two maps behind one call), costing ~15 ns per packet. */
-static __noinline __u32* far_slot(__u32 ifindex) {
-  return bpf_map_lookup_elem(&if_slot_far, &ifindex);
+static __noinline __u32 *far_slot(__u32 ifindex)
+{
+	return bpf_map_lookup_elem(&if_slot_far, &ifindex);
 }
 
 /* The common frames, IPv4 without options and ARP, are classified with one bounds
  * check; everything else (VLAN, IPv6, IP options, short or paged frames) takes the
  * general path. */
-static __always_inline void classify(struct __sk_buff* skb, struct vs_net_counters* c, __u32 len) {
-  __u8* p = (void*)(long)skb->data;
-  void* end = (void*)(long)skb->data_end;
-  if ((void*)(p + 48) > end || p[12] != 0x08 || p[13] != 0x00 || p[14] != 0x45) {
-    if ((void*)(p + 14) <= end && p[12] == 0x08 && p[13] == 0x06) { /* ARP */
-      if (p[0] & 1) count_l2_group(c, p);
-      c->l4_bytes[VS_L4_OTHER] += len;
-      return;
-    }
-    classify_slow(skb, c, len);
-    return;
-  }
-  if (p[0] & 1) count_l2_group(c, p);
-  switch (p[23]) {
-    case IPPROTO_TCP:
-      c->l4_bytes[VS_L4_TCP] += len;
-      /* flags at 14 + 20 + 13; only the first fragment carries the TCP header */
-      if ((p[47] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN && ((p[20] & 0x1f) | p[21]) == 0)
-        c->tcp_syns++;
-      return;
-    case IPPROTO_UDP:
-      c->l4_bytes[VS_L4_UDP] += len;
-      return;
-    case IPPROTO_ICMP:
-      c->l4_bytes[VS_L4_ICMP] += len;
-      return;
-  }
-  c->l4_bytes[VS_L4_OTHER] += len;
+static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len)
+{
+	__u8 *p = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	if ((void *)(p + 48) > end || p[12] != 0x08 || p[13] != 0x00 || p[14] != 0x45) {
+		if ((void *)(p + 14) <= end && p[12] == 0x08 && p[13] == 0x06) { /* ARP */
+			if (p[0] & 1)
+				count_l2_group(c, p);
+			c->l4_bytes[VS_L4_OTHER] += len;
+			return;
+		}
+		classify_slow(skb, c, len);
+		return;
+	}
+	if (p[0] & 1)
+		count_l2_group(c, p);
+	switch (p[23]) {
+	case IPPROTO_TCP:
+		c->l4_bytes[VS_L4_TCP] += len;
+		/* flags at 14 + 20 + 13; only the first fragment carries the TCP header */
+		if ((p[47] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
+		    ((p[20] & 0x1f) | p[21]) == 0)
+			c->tcp_syns++;
+		return;
+	case IPPROTO_UDP:
+		c->l4_bytes[VS_L4_UDP] += len;
+		return;
+	case IPPROTO_ICMP:
+		c->l4_bytes[VS_L4_ICMP] += len;
+		return;
+	}
+	c->l4_bytes[VS_L4_OTHER] += len;
 }
 
-static __always_inline int count(struct __sk_buff* skb, __u32 dir) {
-  __u32 ifindex = skb->ifindex;
-  __u32* slot;
-  if (ifindex < VS_IFINDEX_DIRECT_MAX)
-    slot = bpf_map_lookup_elem(&if_slot, &ifindex);
-  else
-    slot = far_slot(ifindex);
-  if (!slot || *slot == 0) return VS_CONTINUE;
-  __u32 idx = *slot - 1;
-  struct vs_dev_counters* dev = bpf_map_lookup_elem(&net_stats, &idx);
-  if (!dev) return VS_CONTINUE;
-  struct vs_net_counters* c = &dev->dir[dir];
-  __u32 len = skb->len;
-  c->bytes += len;
-  c->packets++;
-  classify(skb, c, len);
-  return VS_CONTINUE;
+static __always_inline int count(struct __sk_buff *skb, __u32 dir)
+{
+	__u32 ifindex = skb->ifindex;
+	__u32 *slot;
+	if (ifindex < VS_IFINDEX_DIRECT_MAX)
+		slot = bpf_map_lookup_elem(&if_slot, &ifindex);
+	else
+		slot = far_slot(ifindex);
+	if (!slot || *slot == 0)
+		return VS_CONTINUE;
+	__u32 idx = *slot - 1;
+	struct vs_dev_counters *dev = bpf_map_lookup_elem(&net_stats, &idx);
+	if (!dev)
+		return VS_CONTINUE;
+	struct vs_net_counters *c = &dev->dir[dir];
+	__u32 len = skb->len;
+	c->bytes += len;
+	c->packets++;
+	classify(skb, c, len);
+	return VS_CONTINUE;
 }
 
 SEC("tc")
-int vs_tc_ingress(struct __sk_buff* skb) {
-  return count(skb, VS_DIR_INGRESS);
+int vs_tc_ingress(struct __sk_buff *skb)
+{
+	return count(skb, VS_DIR_INGRESS);
 }
 
 SEC("tc")
-int vs_tc_egress(struct __sk_buff* skb) {
-  return count(skb, VS_DIR_EGRESS);
+int vs_tc_egress(struct __sk_buff *skb)
+{
+	return count(skb, VS_DIR_EGRESS);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -11,109 +11,120 @@
 #include "proc_common.h"
 
 struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 2 * 1024 * 1024);
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 2 * 1024 * 1024);
 } proc_events SEC(".maps");
 
 /* Events lost because the ring buffer was full (user space reports it). */
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, __u64);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
 } proc_events_lost SEC(".maps");
 
-static __always_inline void count_lost(void) {
-  __u32 zero = 0;
-  __u64* lost = bpf_map_lookup_elem(&proc_events_lost, &zero);
-  if (lost) *lost += 1;
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *lost = bpf_map_lookup_elem(&proc_events_lost, &zero);
+	if (lost)
+		*lost += 1;
 }
 
 /* Everything but the args buffer (too large to clear; args_len says what is valid). */
-static __always_inline void clear_header(struct vs_proc_event* e) {
-  __builtin_memset(e, 0, __builtin_offsetof(struct vs_proc_event, args));
+static __always_inline void clear_header(struct vs_proc_event *e)
+{
+	__builtin_memset(e, 0, __builtin_offsetof(struct vs_proc_event, args));
 }
 
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(vs_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
-  struct vs_proc_event* e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
-  if (!e) {
-    count_lost();
-    return 0;
-  }
-  clear_header(e);
-  e->type = VS_EV_EXEC;
-  e->tgid = BPF_CORE_READ(p, tgid);
-  e->ppid = BPF_CORE_READ(p, real_parent, tgid);
-  e->start_boottime_ns = BPF_CORE_READ(p, start_boottime);
-  e->time_boottime_ns = bpf_ktime_get_boot_ns();
-  bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), p->comm);
-  /* The new image's argv sits on its fresh stack: present, readable without faulting. */
-  struct mm_struct* mm = BPF_CORE_READ(p, mm);
-  __u64 start = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
-  __u64 len = end > start ? end - start : 0;
-  if (len > VS_ARGS_LEN) {
-    len = VS_ARGS_LEN;
-    e->args_truncated = 1;
-  }
-  if (len > 0 && bpf_probe_read_user(e->args, len, (void*)start) == 0) e->args_len = len;
-  bpf_ringbuf_submit(e, 0);
-  return 0;
+int BPF_PROG(vs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct vs_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	clear_header(e);
+	e->type = VS_EV_EXEC;
+	e->tgid = BPF_CORE_READ(p, tgid);
+	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	e->start_boottime_ns = BPF_CORE_READ(p, start_boottime);
+	e->time_boottime_ns = bpf_ktime_get_boot_ns();
+	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), p->comm);
+	/* The new image's argv sits on its fresh stack: present, readable without faulting. */
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	__u64 start = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+	if (len > VS_ARGS_LEN) {
+		len = VS_ARGS_LEN;
+		e->args_truncated = 1;
+	}
+	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)start) == 0)
+		e->args_len = len;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
 }
 
 /* A VM process's children belong to the VM (e.g. crosvm's sandboxed device processes):
  * tracked in the kernel from birth, so their CPU and memory count from the start. */
 SEC("tp_btf/sched_process_fork")
-int BPF_PROG(vs_fork, struct task_struct* parent, struct task_struct* child) {
-  __u32 ptgid = BPF_CORE_READ(parent, tgid);
-  __u32 ctgid = BPF_CORE_READ(child, tgid);
-  if (ctgid != (__u32)BPF_CORE_READ(child, pid)) return 0; /* a thread, not a process */
-  if (!bpf_map_lookup_elem(&tracked, &ptgid)) return 0;
-  struct vs_tracked v = {.start_boottime_ns = BPF_CORE_READ(child, start_boottime)};
-  bpf_map_update_elem(&tracked, &ctgid, &v, BPF_ANY);
+int BPF_PROG(vs_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (ctgid != (__u32)BPF_CORE_READ(child, pid))
+		return 0; /* a thread, not a process */
+	if (!bpf_map_lookup_elem(&tracked, &ptgid))
+		return 0;
+	struct vs_tracked v = { .start_boottime_ns = BPF_CORE_READ(child, start_boottime) };
+	bpf_map_update_elem(&tracked, &ctgid, &v, BPF_ANY);
 
-  struct vs_proc_event* e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
-  if (!e) {
-    count_lost();
-    return 0;
-  }
-  clear_header(e);
-  e->type = VS_EV_FORK;
-  e->tgid = ctgid;
-  e->ppid = ptgid;
-  e->start_boottime_ns = v.start_boottime_ns;
-  e->time_boottime_ns = bpf_ktime_get_boot_ns();
-  bpf_ringbuf_submit(e, 0);
-  return 0;
+	struct vs_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	clear_header(e);
+	e->type = VS_EV_FORK;
+	e->tgid = ctgid;
+	e->ppid = ptgid;
+	e->start_boottime_ns = v.start_boottime_ns;
+	e->time_boottime_ns = bpf_ktime_get_boot_ns();
+	bpf_ringbuf_submit(e, 0);
+	return 0;
 }
 
 /* Fires for every exiting thread; only the last one of a tracked process matters.
  * signal->live reaches 0 before the tracepoint (do_exit), on old and new kernels. */
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(vs_exit, struct task_struct* p) {
-  __u32 tgid = BPF_CORE_READ(p, tgid);
-  struct vs_tracked* t = bpf_map_lookup_elem(&tracked, &tgid);
-  if (!t) return 0;
-  if (BPF_CORE_READ(p, signal, live.counter) != 0) return 0;
-  bpf_map_delete_elem(&tracked, &tgid);
+int BPF_PROG(vs_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	struct vs_tracked *t = bpf_map_lookup_elem(&tracked, &tgid);
+	if (!t)
+		return 0;
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	bpf_map_delete_elem(&tracked, &tgid);
 
-  struct vs_proc_event* e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
-  if (!e) {
-    count_lost();
-    return 0;
-  }
-  clear_header(e);
-  e->type = VS_EV_EXIT;
-  e->tgid = tgid;
-  e->ppid = BPF_CORE_READ(p, real_parent, tgid);
-  e->exit_code = BPF_CORE_READ(p, exit_code);
-  e->start_boottime_ns = BPF_CORE_READ(p, group_leader, start_boottime);
-  e->time_boottime_ns = bpf_ktime_get_boot_ns();
-  read_dead_counters(p, &e->final); /* the process's total: exited threads + this last one */
-  add_task_counters(p, &e->final);
-  bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), p->comm);
-  bpf_ringbuf_submit(e, 0);
-  return 0;
+	struct vs_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	clear_header(e);
+	e->type = VS_EV_EXIT;
+	e->tgid = tgid;
+	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	e->exit_code = BPF_CORE_READ(p, exit_code);
+	e->start_boottime_ns = BPF_CORE_READ(p, group_leader, start_boottime);
+	e->time_boottime_ns = bpf_ktime_get_boot_ns();
+	read_dead_counters(p, &e->final); /* the process's total: exited threads + this last one */
+	add_task_counters(p, &e->final);
+	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), p->comm);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -6,10 +6,10 @@
 
 /* Processes user space named as VMs. Shared by both objects (user space reuses the fd). */
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, VS_MAX_PROCS);
-  __type(key, __u32); /* tgid */
-  __type(value, struct vs_tracked);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VS_MAX_PROCS);
+	__type(key, __u32); /* tgid */
+	__type(value, struct vs_tracked);
 } tracked SEC(".maps");
 
 /* Reads and sums of VS_TASK_COUNTERS (vmscope.h), whose own/dead columns are written over
@@ -19,19 +19,22 @@ struct {
 #define VS_ADD_OWN_(field, own, dead) c->field += (own);
 #define VS_SET_DEAD_(field, own, dead) c->field = (dead);
 
-static __always_inline void read_task_counters(struct task_struct* t, struct vs_task_counters* c) {
-  VS_TASK_COUNTERS(VS_SET_OWN_)
+static __always_inline void read_task_counters(struct task_struct *t, struct vs_task_counters *c)
+{
+	VS_TASK_COUNTERS(VS_SET_OWN_)
 }
 
 /* c += the live thread t's counters (summing a process's threads). */
-static __always_inline void add_task_counters(struct task_struct* t, struct vs_task_counters* c) {
-  VS_TASK_COUNTERS(VS_ADD_OWN_)
+static __always_inline void add_task_counters(struct task_struct *t, struct vs_task_counters *c)
+{
+	VS_TASK_COUNTERS(VS_ADD_OWN_)
 }
 
 /* What the process's exited threads left behind in signal_struct. */
-static __always_inline void read_dead_counters(struct task_struct* t, struct vs_task_counters* c) {
-  struct signal_struct* sig = t->signal;
-  VS_TASK_COUNTERS(VS_SET_DEAD_)
+static __always_inline void read_dead_counters(struct task_struct *t, struct vs_task_counters *c)
+{
+	struct signal_struct *sig = t->signal;
+	VS_TASK_COUNTERS(VS_SET_DEAD_)
 }
 
 #endif /* VMSCOPE_BPF_PROC_COMMON_H */

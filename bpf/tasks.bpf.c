@@ -12,21 +12,25 @@
 #include "task_sample.h"
 
 SEC("iter/task")
-int vs_tasks(struct bpf_iter__task* ctx) {
-  struct task_struct* t = ctx->task;
-  if (!t) return 0;
-  __u32 tgid = t->tgid;
-  if (!bpf_map_lookup_elem(&tracked, &tgid)) return 0;
+int vs_tasks(struct bpf_iter__task *ctx)
+{
+	struct task_struct *t = ctx->task;
+	if (!t)
+		return 0;
+	__u32 tgid = t->tgid;
+	if (!bpf_map_lookup_elem(&tracked, &tgid))
+		return 0;
 
-  struct vs_task_sample s;
-  __builtin_memset(&s, 0, sizeof(s));
-  s.tgid = tgid;
-  s.tid = t->pid;
-  s.threads = 1;
-  read_task_counters(t, &s.own);
-  if (t->pid == t->tgid) read_leader(t, &s);
-  bpf_seq_write(ctx->meta->seq, &s, sizeof(s));
-  return 0;
+	struct vs_task_sample s;
+	__builtin_memset(&s, 0, sizeof(s));
+	s.tgid = tgid;
+	s.tid = t->pid;
+	s.threads = 1;
+	read_task_counters(t, &s.own);
+	if (t->pid == t->tgid)
+		read_leader(t, &s);
+	bpf_seq_write(ctx->meta->seq, &s, sizeof(s));
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

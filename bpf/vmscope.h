@@ -14,7 +14,7 @@
  * datapath on two inlined array lookups instead of a hash lookup per packet. */
 #define VS_MAX_SLOTS 8192 /* monitored devices (taps + bridges) */
 #define VS_IFINDEX_DIRECT_MAX \
-  262144 /* ifindex below this: array if_slot; above: hash if_slot_far */
+	262144 /* ifindex below this: array if_slot; above: hash if_slot_far */
 
 /* Possible CPUs vmscope supports. It bounds the in-kernel per-CPU loops (net_sum.bpf.c's
  * sums, task_sample.h's percpu_counter sums and their table of per-CPU offsets), which
@@ -27,18 +27,18 @@
 /* Direction as seen by the device: ingress = frames the device receives from its
  * peer (on a tap: what the VM sent), egress = frames sent to the peer (to the VM). */
 enum vs_dir {
-  VS_DIR_INGRESS = 0,
-  VS_DIR_EGRESS = 1,
-  VS_DIR_COUNT = 2,
+	VS_DIR_INGRESS = 0,
+	VS_DIR_EGRESS = 1,
+	VS_DIR_COUNT = 2,
 };
 
 /* L4 buckets: bytes of whole frames, by the IP protocol they carry. */
 enum vs_l4 {
-  VS_L4_TCP = 0,
-  VS_L4_UDP = 1,
-  VS_L4_ICMP = 2,  /* ICMP and ICMPv6 */
-  VS_L4_OTHER = 3, /* other IP protocols and non-IP frames (ARP, ...) */
-  VS_L4_COUNT = 4,
+	VS_L4_TCP = 0,
+	VS_L4_UDP = 1,
+	VS_L4_ICMP = 2, /* ICMP and ICMPv6 */
+	VS_L4_OTHER = 3, /* other IP protocols and non-IP frames (ARP, ...) */
+	VS_L4_COUNT = 4,
 };
 
 /* ---- counter lists ----
@@ -61,25 +61,25 @@ enum vs_l4 {
 
 /* Counters of one device in one direction (struct vs_net_counters): X(field) for a __u64,
  * XA(field, n) for a __u64[n]. */
-#define VS_NET_COUNTERS(X, XA)                                                          \
-  X(bytes) /* skb->len: the whole L2 frame, as the device's own counters */             \
-  X(packets)                                                                            \
-  X(mcast_packets)          /* L2 multicast, broadcast excluded */                      \
-  X(bcast_packets)          /* L2 broadcast */                                          \
-  XA(l4_bytes, VS_L4_COUNT) /* bytes of whole frames by the IP protocol (enum vs_l4) */ \
-  X(tcp_syns)               /* TCP SYN without ACK: new connections opened in this direction */
+#define VS_NET_COUNTERS(X, XA)                                                                \
+	X(bytes) /* skb->len: the whole L2 frame, as the device's own counters */             \
+	X(packets)                                                                            \
+	X(mcast_packets) /* L2 multicast, broadcast excluded */                               \
+	X(bcast_packets) /* L2 broadcast */                                                   \
+	XA(l4_bytes, VS_L4_COUNT) /* bytes of whole frames by the IP protocol (enum vs_l4) */ \
+	X(tcp_syns) /* TCP SYN without ACK: new connections opened in this direction */
 
 /* Per-CPU counters of one device in one direction. Only ever incremented by the
  * datapath; user space zeroes a slot before handing it to a new device. */
 struct vs_net_counters {
-  VS_NET_COUNTERS(VS_U64_FIELD_, VS_U64_ARRAY_)
+	VS_NET_COUNTERS(VS_U64_FIELD_, VS_U64_ARRAY_)
 };
 enum { VS_NET_COUNTER_WORDS = 0 VS_NET_COUNTERS(VS_COUNT_ONE_, VS_COUNT_N_) };
 
 /* net_stats value (index = slot): both directions of one device in one entry, so the
  * drain copies one element per device. */
 struct vs_dev_counters {
-  struct vs_net_counters dir[VS_DIR_COUNT];
+	struct vs_net_counters dir[VS_DIR_COUNT];
 };
 
 /* ---- processes: lifecycle (proc.bpf.c) and per-tick sampling (tasks.bpf.c) ---- */
@@ -90,7 +90,7 @@ struct vs_dev_counters {
 
 /* Value of `tracked` (key: tgid). User space inserts the processes it named as VMs. */
 struct vs_tracked {
-  __u64 start_boottime_ns; /* task->start_boottime of the group leader */
+	__u64 start_boottime_ns; /* task->start_boottime of the group leader */
 };
 
 /* Counters of a task (struct vs_task_counters): X(field, own, dead), all __u64.
@@ -102,14 +102,14 @@ struct vs_tracked {
  *         per thread only) writes 0 here and collects its exited threads elsewhere.
  * Only the BPF side evaluates own and dead (BTF-typed direct loads, CO-RE relocated);
  * user space expands only the field names. */
-#define VS_TASK_COUNTERS(X)                                                      \
-  X(utime_ns, t->utime, sig->utime) /* raw: user space applies cputime_adjust */ \
-  X(stime_ns, t->stime, sig->stime)                                              \
-  X(runtime_ns, t->se.sum_exec_runtime, sig->sum_sched_runtime)                  \
-  X(min_flt, t->min_flt, sig->min_flt)                                           \
-  X(maj_flt, t->maj_flt, sig->maj_flt)                                           \
-  X(nvcsw, t->nvcsw, sig->nvcsw)                                                 \
-  X(nivcsw, t->nivcsw, sig->nivcsw)
+#define VS_TASK_COUNTERS(X)                                                            \
+	X(utime_ns, t->utime, sig->utime) /* raw: user space applies cputime_adjust */ \
+	X(stime_ns, t->stime, sig->stime)                                              \
+	X(runtime_ns, t->se.sum_exec_runtime, sig->sum_sched_runtime)                  \
+	X(min_flt, t->min_flt, sig->min_flt)                                           \
+	X(maj_flt, t->maj_flt, sig->maj_flt)                                           \
+	X(nvcsw, t->nvcsw, sig->nvcsw)                                                 \
+	X(nivcsw, t->nivcsw, sig->nivcsw)
 
 enum { VS_TASK_COUNTER_COUNT = 0 VS_TASK_COUNTERS(VS_COUNT_ONE_) };
 
@@ -118,30 +118,31 @@ enum { VS_TASK_COUNTER_COUNT = 0 VS_TASK_COUNTERS(VS_COUNT_ONE_) };
  * kernel's utime/stime scaling (cputime_adjust) so values match /proc. */
 #define VS_TASK_FIELD_(field, own, dead) __u64 field;
 struct vs_task_counters {
-  VS_TASK_COUNTERS(VS_TASK_FIELD_)
+	VS_TASK_COUNTERS(VS_TASK_FIELD_)
 };
 
 enum vs_proc_event_type {
-  VS_EV_EXEC = 1, /* any exec: user space decides whether it is a VM */
-  VS_EV_EXIT = 2, /* last thread of a tracked process exited */
-  VS_EV_FORK = 3, /* a tracked process forked a new process (tracked from birth; ppid = parent) */
+	VS_EV_EXEC = 1, /* any exec: user space decides whether it is a VM */
+	VS_EV_EXIT = 2, /* last thread of a tracked process exited */
+	/* a tracked process forked a new process (tracked from birth; ppid = parent) */
+	VS_EV_FORK = 3,
 };
 
 /* proc_events ring buffer record. */
 struct vs_proc_event {
-  __u32 type; /* enum vs_proc_event_type */
-  __u32 tgid;
-  __u32 ppid;
-  __s32 exit_code; /* task->exit_code: signal in bits 0-6, exit status in bits 8-15 */
-  __u64 start_boottime_ns;
-  __u64 time_boottime_ns;        /* when it happened (bpf_ktime_get_boot_ns) */
-  struct vs_task_counters final; /* exit: the process's totals over all threads */
-  char comm[VS_COMM_LEN];
-  /* exec: the new argv, read at exec time so that a process gone before user space
-   * looks at it is still named. args_len < VS_ARGS_LEN unless truncated. */
-  __u32 args_len;
-  __u32 args_truncated;
-  char args[VS_ARGS_LEN];
+	__u32 type; /* enum vs_proc_event_type */
+	__u32 tgid;
+	__u32 ppid;
+	__s32 exit_code; /* task->exit_code: signal in bits 0-6, exit status in bits 8-15 */
+	__u64 start_boottime_ns;
+	__u64 time_boottime_ns; /* when it happened (bpf_ktime_get_boot_ns) */
+	struct vs_task_counters final; /* exit: the process's totals over all threads */
+	char comm[VS_COMM_LEN];
+	/* exec: the new argv, read at exec time so that a process gone before user space
+	 * looks at it is still named. args_len < VS_ARGS_LEN unless truncated. */
+	__u32 args_len;
+	__u32 args_truncated;
+	char args[VS_ARGS_LEN];
 };
 
 #define VS_WALK_MAX VS_MAX_PROCS /* records of one walk: at most one per tracked process */
@@ -150,20 +151,20 @@ struct vs_proc_event {
  * (tasks.bpf.c), one record per process from the task-list walk (tasks_walk.bpf.c).
  * User space sums records of the same tgid either way. */
 struct vs_task_sample {
-  __u32 tgid;
-  __u32 tid;                    /* the (first) thread of the record */
-  __u32 is_leader;              /* 1: the fields below `own` are set (process-wide values) */
-  __u32 threads;                /* live threads summed into `own` */
-  struct vs_task_counters own;  /* live threads */
-  struct vs_task_counters dead; /* leader only: threads that already exited */
-  __u64 start_boottime_ns;      /* leader only */
-  __u64 rss_file_pages;         /* leader only: mm counters, as /proc/<pid>/statm */
-  __u64 rss_anon_pages;
-  __u64 rss_shmem_pages;
-  __u64 total_vm_pages;
-  __u64 data_vm_pages;
-  __u64 stack_vm_pages;
-  __u64 text_pages;
+	__u32 tgid;
+	__u32 tid; /* the (first) thread of the record */
+	__u32 is_leader; /* 1: the fields below `own` are set (process-wide values) */
+	__u32 threads; /* live threads summed into `own` */
+	struct vs_task_counters own; /* live threads */
+	struct vs_task_counters dead; /* leader only: threads that already exited */
+	__u64 start_boottime_ns; /* leader only */
+	__u64 rss_file_pages; /* leader only: mm counters, as /proc/<pid>/statm */
+	__u64 rss_anon_pages;
+	__u64 rss_shmem_pages;
+	__u64 total_vm_pages;
+	__u64 data_vm_pages;
+	__u64 stack_vm_pages;
+	__u64 text_pages;
 };
 
 #endif /* VMSCOPE_BPF_VMSCOPE_H */
