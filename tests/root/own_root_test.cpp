@@ -79,7 +79,7 @@ void expect_named(const std::string& listing, const std::string& vm, const std::
   ASSERT_GE(row.size(), 4u) << vm << " not listed:\n" << listing;
   EXPECT_EQ(row[1], std::to_string(pid)) << listing;
   EXPECT_EQ(row[2], "qemu") << listing;
-  EXPECT_NE(std::find(row.begin(), row.end(), tap), row.end()) << listing;
+  EXPECT_EQ(std::count(row.begin(), row.end(), tap), 1) << listing;
   EXPECT_TRUE(list_row(listing, tap).empty()) << "listed as a bare tap:\n" << listing;
 }
 
