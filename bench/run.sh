@@ -25,7 +25,7 @@ source "$ROOT/bench/netns.sh"
 if [ "$DO_BUILD" = 1 ]; then
   # Others may be mid-edit: retry a failing build a few times before giving up.
   for attempt in 1 2 3; do
-    cmake -S "$ROOT" -B "$BUILD" >/dev/null &&
+    cmake -S "$ROOT" -B "$BUILD" -DVMSCOPE_BENCH=ON >/dev/null &&
       cmake --build "$BUILD" -j2 --target vmscope vmscope_bench >/dev/null && break
     [ "$attempt" = 3 ] && { echo "run.sh: build failed" >&2; exit 2; }
     echo "run.sh: build failed (attempt $attempt), retrying in 60 s" >&2

@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package vmscope needs to build, run and test. Idempotent.
+# Installs the Debian 12 packages vmscope needs. Idempotent.
+#   install-deps.sh          what the agent needs to build and run
+#   install-deps.sh --tests  that, and what the tests and benchmarks need
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (apt-get)" >&2; exit 1; }
 
 PACKAGES=(
-  # build
-  build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  # build the agent: compilers (clang for the BPF objects), libraries, vmlinux.h/skeletons
+  build-essential cmake pkg-config clang bpftool libbpf-dev libelf-dev zlib1g-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev libmnl-dev
-  libncurses-dev clang-format
-  # tests and benchmarks
-  libgtest-dev libbenchmark-dev influxdb qemu-system-x86 linux-image-amd64 busybox-static
-  iperf3 iproute2 curl tmux procps
+  libncurses-dev
+  # run it: scripts/setup-kernel.sh mounts bpffs and tracefs
+  mount util-linux
 )
+TEST_PACKAGES=(
+  # test and benchmark libraries; clang-format for contributors
+  libgtest-dev libbenchmark-dev clang-format
+  # the test VM (tests/vm): qemu, a kernel and its modules, a busybox initramfs (xz
+  # unpacks the kernel to boot it as a PVH ELF, binutils' readelf checks it)
+  qemu-system-x86 linux-image-amd64 busybox-static cpio gzip xz-utils
+  # InfluxDB 1.x for the end-to-end and deploy tests, reached with curl
+  influxdb curl
+  # namespaces, taps, bridges, tc (ip, bridge, tc); ps, pgrep, sysctl; tmux drives `top`
+  iproute2 procps tmux
+  # deploy tests: CPack's deb generator runs `file`; systemd-analyze verifies the unit
+  file systemd
+)
+if [ "${1:-}" = --tests ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -45,6 +45,13 @@ class FakeProc {
     }
   }
 
+  // Points the process's tap fd (fd 5) at `target` instead of /dev/net/tun.
+  void point_tap_fd_at(int pid, const fs::path& target) {
+    fs::path fd = fs::path(root_) / std::to_string(pid) / "fd" / "5";
+    fs::remove(fd);
+    fs::create_symlink(target, fd);
+  }
+
  private:
   std::string root_;
 };
@@ -74,6 +81,32 @@ TEST(TapOwners, OtherNamespacesDoNotCount) {
   fs::create_directories(fs::path(proc.root()) / "100" / "ns");
   fs::create_symlink("/proc/self/ns/net", fs::path(proc.root()) / "100" / "ns" / "net");
   EXPECT_EQ(scan_tap_owners(proc.root(), true).size(), 1u);
+}
+
+// A tap fd is the tun device, whatever path the reader is shown: in a chroot or a
+// container the fd link reads "<root>/dev/net/tun", not "/dev/net/tun".
+TEST(TapOwners, RecognisesTheTunDeviceNotItsPath) {
+  struct stat tun {};
+  if (::stat("/dev/net/tun", &tun) != 0 || !S_ISCHR(tun.st_mode))
+    GTEST_SKIP() << "no /dev/net/tun character device here";
+  FakeProc proc;
+  const fs::path root(proc.root());
+  // Another path to the same device, as a reader in a chroot sees it.
+  fs::create_directories(root / "chroot" / "dev" / "net");
+  fs::create_symlink("/dev/net/tun", root / "chroot" / "dev" / "net" / "tun");
+  // A regular file at such a path is not a tap, whatever its fdinfo says.
+  fs::create_directories(root / "fake" / "dev" / "net");
+  std::ofstream(root / "fake" / "dev" / "net" / "tun") << "";
+  proc.add(100, {"qemu-system-x86_64", "-name", "guest=a"}, "vmmtap0");
+  proc.add(200, {"qemu-system-x86_64", "-name", "guest=b"}, "vmmtap1");
+  proc.point_tap_fd_at(200, root / "chroot" / "dev" / "net" / "tun");
+  proc.add(300, {"qemu-system-x86_64", "-name", "guest=c"}, "vmmtap2");
+  proc.point_tap_fd_at(300, root / "fake" / "dev" / "net" / "tun");
+
+  TapOwners owners = scan_tap_owners(proc.root(), /*same_netns_only=*/false);
+  EXPECT_EQ(owners["vmmtap0"], std::vector<int>{100});
+  EXPECT_EQ(owners["vmmtap1"], std::vector<int>{200});
+  EXPECT_FALSE(owners.contains("vmmtap2"));
 }
 
 TEST(TapOwners, FdinfoParsing) {

@@ -150,6 +150,8 @@ class Reader {
 
 }  // namespace
 
+Json::Json() = default;
+
 Json parse_json(const std::string& text) {
   return Reader(text).document();
 }

@@ -9,6 +9,9 @@
 namespace vmscope::test {
 
 struct Json {
+  // Declared, defined in json.cpp: clang otherwise checks the implicit one while it
+  // instantiates std::pair<std::string, Json> below, before Json is complete.
+  Json();
   enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
   std::string text;  // number as written, string value, "true"/"false"/"null"
   std::vector<Json> items;

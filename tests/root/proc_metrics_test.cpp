@@ -309,7 +309,8 @@ TEST(ProcMetrics, ChurnLeavesNoEntriesBehind) {
   EXPECT_EQ(starts.size(), size_t(kVms));
   EXPECT_EQ(exits.size(), size_t(kVms));
   for (int n = 0; n < kVms; ++n) {
-    std::string vm = "c" + std::to_string(n);
+    std::string vm = "c";  // not "c" + std::to_string(n): GCC 12 -O3 warns (-Wrestrict) on it
+    vm += std::to_string(n);
     EXPECT_EQ(starts[vm], 1) << vm << ": start events";
     EXPECT_EQ(exits[vm], 1) << vm << ": exit events";
     if (exits[vm] != 1 || starts[vm] != 1)

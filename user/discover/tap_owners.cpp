@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <array>
@@ -12,6 +13,10 @@
 
 namespace vmscope {
 namespace {
+
+// /dev/net/tun: the misc device (major 10) with the minor TUN_MINOR of linux/miscdevice.h.
+constexpr unsigned kTunMajor = 10;
+constexpr unsigned kTunMinor = 200;
 
 bool all_digits(const char* s) {
   if (!*s) return false;
@@ -32,6 +37,16 @@ bool read_small_file(const std::string& path, std::string& out) {
     if (n == 0) return true;
     out.append(buf.data(), static_cast<size_t>(n));
   }
+}
+
+// The device itself, not its path: readlink of the fd gives the path as the reader's root
+// sees it, which differs in a chroot or container ("<root>/dev/net/tun") or is absent
+// when /dev is a private tmpfs with its own node. stat follows the fd link to the open
+// file, which for a tap is the misc character device 10:200 wherever it was opened.
+bool is_tun_device(const std::string& fd_link) {
+  struct stat st {};
+  return ::stat(fd_link.c_str(), &st) == 0 && S_ISCHR(st.st_mode) &&
+         st.st_rdev == makedev(kTunMajor, kTunMinor);
 }
 
 }  // namespace
@@ -60,7 +75,6 @@ TapOwners scan_tap_owners(const std::string& proc_root, bool same_netns_only) {
   struct stat own_ns {};
   if (same_netns_only && ::stat("/proc/self/ns/net", &own_ns) != 0) same_netns_only = false;
   std::string path, text;
-  std::array<char, 64> target;
   while (const dirent* pe = proc.next()) {
     if (!all_digits(pe->d_name)) continue;
     std::string fd_dir = proc_root + "/" + pe->d_name + "/fd";
@@ -69,9 +83,7 @@ TapOwners scan_tap_owners(const std::string& proc_root, bool same_netns_only) {
     while (const dirent* fe = fds.next()) {
       if (!all_digits(fe->d_name)) continue;
       path = fd_dir + "/" + fe->d_name;
-      ssize_t n = readlink(path.c_str(), target.data(), target.size() - 1);
-      if (n <= 0 || std::string_view(target.data(), static_cast<size_t>(n)) != "/dev/net/tun")
-        continue;
+      if (!is_tun_device(path)) continue;
       if (!read_small_file(proc_root + "/" + pe->d_name + "/fdinfo/" + fe->d_name, text)) continue;
       std::string tap = tap_from_fdinfo(text);
       if (tap.empty()) continue;

@@ -1,5 +1,6 @@
-// Which processes hold which taps: /proc/<pid>/fd/* that point at /dev/net/tun carry
-// an "iff:\t<tap>" line in their fdinfo. No orchestrator needs to be asked.
+// Which processes hold which taps: /proc/<pid>/fd/* that are the tun device (character
+// device 10:200, /dev/net/tun on the host, whatever path a chroot or container gives it)
+// carry an "iff:\t<tap>" line in their fdinfo. No orchestrator needs to be asked.
 #pragma once
 
 #include <string>

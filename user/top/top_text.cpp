@@ -82,8 +82,13 @@ int name_width(const std::vector<const TopColumn*>& cols, int width) {
 std::string fit(std::string_view s, int width, bool left, bool keep_end = false) {
   if (static_cast<int>(s.size()) > width) {
     // Keep the end of long VM names: they differ at the end more often (vm-web-01/02).
-    if (keep_end && width > 1)
-      return "~" + std::string(s.substr(s.size() - static_cast<size_t>(width - 1)));
+    if (keep_end && width > 1) {
+      // Appended, not `"~" + std::string(...)`: GCC 12 at -O2 reports a false -Wrestrict
+      // in the inlined operator+ (GCC bug 105329).
+      std::string out(1, '~');
+      out.append(s.substr(s.size() - static_cast<size_t>(width - 1)));
+      return out;
+    }
     return std::string(s.substr(0, static_cast<size_t>(width)));
   }
   return left ? fmt::format("{:<{}}", s, width) : fmt::format("{:>{}}", s, width);
