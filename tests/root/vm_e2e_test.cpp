@@ -28,6 +28,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "discover/tap_owners.h"
 #include "json.h"
 #include "test_env.h"
 #include "vm_fixture.h"
@@ -150,7 +151,7 @@ std::string foreign_tap_holders(const Netns& ns, const std::string& tap) {
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
     bool holds = false;
     for (const auto& f : fs::directory_iterator(p.path() / "fd", ec)) {
-      if (fs::read_symlink(f.path(), ec) != "/dev/net/tun") continue;
+      if (!is_tun_device(f.path().string())) continue;
       const std::string info = read_text((p.path() / "fdinfo" / f.path().filename()).string());
       if (info.find("iff:\t" + tap + "\n") != std::string::npos) holds = true;
     }

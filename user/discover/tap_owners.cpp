@@ -39,6 +39,8 @@ bool read_small_file(const std::string& path, std::string& out) {
   }
 }
 
+}  // namespace
+
 // The device itself, not its path: readlink of the fd gives the path as the reader's root
 // sees it, which differs in a chroot or container ("<root>/dev/net/tun") or is absent
 // when /dev is a private tmpfs with its own node. stat follows the fd link to the open
@@ -48,8 +50,6 @@ bool is_tun_device(const std::string& fd_link) {
   return ::stat(fd_link.c_str(), &st) == 0 && S_ISCHR(st.st_mode) &&
          st.st_rdev == makedev(kTunMajor, kTunMinor);
 }
-
-}  // namespace
 
 std::string tap_from_fdinfo(std::string_view fdinfo) {
   constexpr std::string_view key = "iff:";

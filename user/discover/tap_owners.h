@@ -24,6 +24,9 @@ TapOwners scan_tap_owners(const std::string& proc_root = "/proc", bool same_netn
 // argv and cgroup of one process.
 Result<ProcessInfo> read_process(int pid, const std::string& proc_root = "/proc");
 
+// Whether the file an fd link (/proc/<pid>/fd/N) leads to is the tun device.
+bool is_tun_device(const std::string& fd_link);
+
 // The "iff:" value of one fdinfo text, or "" when it has none.
 std::string tap_from_fdinfo(std::string_view fdinfo);
 
