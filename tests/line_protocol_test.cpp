@@ -160,9 +160,9 @@ TEST(LineProtocol, SkippedElements) {
 }
 
 TEST(LineProtocol, Integers) {
-  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
-  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  constexpr uint64_t kUMax = std::numeric_limits<uint64_t>::max();
+  static constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  static constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  static constexpr uint64_t kUMax = std::numeric_limits<uint64_t>::max();
   check_cases({
       {"zero", [](LineWriter& w) { w.begin("m").field_int("v", 0); }, "m v=0i\n"},
       {"negative", [](LineWriter& w) { w.begin("m").field_int("v", -42); }, "m v=-42i\n"},
