@@ -25,8 +25,10 @@ void io_fields(LineWriter& w, const vs_task_counters& c) {
 #undef VS_IO_FIELD_
 }
 
-// Blocks of 512 bytes read and written, as Linux getrusage() derives ru_inblock and
-// ru_oublock from the I/O accounting (task_io_get_inblock/oublock).
+// Blocks of 512 bytes read and written, from the I/O accounting like Linux getrusage()'s
+// ru_inblock/ru_oublock (task_io_get_inblock/oublock). outblock leaves out the cancelled
+// writes (dirty pages truncated before writeback), as the schema defines it; getrusage
+// does not subtract them, so the two differ only after such a truncation.
 uint64_t inblock(const vs_task_counters& c) {
   return c.read_bytes / 512;
 }
