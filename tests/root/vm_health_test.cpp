@@ -51,6 +51,21 @@ double f(const Point& p, const std::string& field) {
   return std::stod(p.fields.at(field));
 }
 
+// Every vm_cpu point of `vm` the agent wrote so far, in order: never decreasing. Returns
+// how many there were.
+int expect_run_delay_never_decreases(Child& agent, const std::string& vm) {
+  double prev = 0;
+  int points = 0;
+  for (const auto& l : agent.lines()) {
+    auto q = parse_point(l);
+    if (!q || q->measurement != "vm_cpu" || q->tags["vm"] != vm) continue;
+    EXPECT_GE(f(*q, "run_delay"), prev) << vm << ", point " << points;
+    prev = f(*q, "run_delay");
+    ++points;
+  }
+  return points;
+}
+
 // The CPU idle most over 300 ms: the machine is shared, and the wait of two VMs pinned to
 // one CPU is about 0.5 s/s only when little else runs there.
 int idlest_cpu() {
@@ -225,16 +240,7 @@ TEST(VmHealth, ExitedThreadsKeepTheirRunDelay) {
   EXPECT_LE(kept, last_live + 3 * gap_s + 0.01);
   EXPECT_LT(proc_now, last_live / 2) << "/proc shows only the live main thread";
 
-  // Every point of the VM, in order: never decreasing.
-  double prev = 0;
-  int points = 0;
-  for (const auto& l : agent->lines()) {
-    auto q = parse_point(l);
-    if (!q || q->measurement != "vm_cpu" || q->tags["vm"] != "thr1") continue;
-    EXPECT_GE(f(*q, "run_delay"), prev);
-    prev = f(*q, "run_delay");
-    ++points;
-  }
+  const int points = expect_run_delay_never_decreases(*agent, "thr1");
   EXPECT_GE(points, 5);  // about 2 s at 0.2 s
 
   const int64_t t = now_ns();
@@ -247,6 +253,41 @@ TEST(VmHealth, ExitedThreadsKeepTheirRunDelay) {
       "[ figures ] thr1: /proc with 3 threads %.6f s (%.2f s before the check), agent after "
       "the threads exited %.6f s, /proc now %.6f s, exit event %.6f s, %d points\n",
       last_live, gap_s, kept, proc_now, f(*exit, "run_delay"), points);
+}
+
+// A VM's child process (crosvm's device processes, say) that exits leaves its CPU wait in
+// the VM's figures: vm_cpu never decreases.
+TEST(VmHealth, ExitedChildProcessesKeepTheirRunDelay) {
+  Netns ns;
+  auto agent = agent_in(ns, "0.2");
+  ASSERT_TRUE(wait_point(*agent, "vmscope", {}, 0)) << agent->stderr_text();
+  const std::string cpu = "BUSY_CPU=" + std::to_string(idlest_cpu());
+  // Parent and child spin on the same CPU: each waits for the other.
+  auto vm =
+      busy_vm("kids1", {"BUSY_MB=4", "BUSY_THREADS=1", "BUSY_NO_NAPS=1", "BUSY_CHILDREN=1", cpu});
+  auto line = vm->wait_line([](const std::string& l) { return l.rfind("child ", 0) == 0; }, 5s);
+  ASSERT_TRUE(line);
+  const pid_t child = std::stoi(line->substr(6));
+  sleep(2);
+  const double child_wait = schedstat_run_delay_s(child);
+  auto before = wait_point(*agent, "vm_cpu", {{"vm", "kids1"}}, now_ns());
+  ASSERT_TRUE(before) << agent->stderr_text();
+  const double parent_wait = schedstat_run_delay_s(vm->pid());
+  ASSERT_GT(child_wait, 0.3);
+  kill(child, SIGKILL);
+  usleep(300000);  // the parent reaps it (SIGCHLD ignored by default: a zombie until then)
+  auto after = wait_point(*agent, "vm_cpu", {{"vm", "kids1"}}, now_ns());
+  ASSERT_TRUE(after) << agent->stderr_text();
+  const double proc_parent_now = schedstat_run_delay_s(vm->pid());
+  EXPECT_GE(f(*after, "run_delay"), f(*before, "run_delay"));
+  EXPECT_GE(f(*after, "run_delay"), child_wait + parent_wait - 1e-6)
+      << "the exited child's wait is kept";
+  EXPECT_GT(f(*after, "run_delay"), proc_parent_now + child_wait - 1e-6);
+  expect_run_delay_never_decreases(*agent, "kids1");
+  std::printf(
+      "[ figures ] kids1: child waited %.6f s, parent %.6f s; agent before the child's exit "
+      "%.6f s, after %.6f s; parent's /proc now %.6f s\n",
+      child_wait, parent_wait, f(*before, "run_delay"), f(*after, "run_delay"), proc_parent_now);
 }
 
 }  // namespace
