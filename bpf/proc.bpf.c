@@ -95,17 +95,27 @@ int BPF_PROG(vs_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* Fires for every exiting thread; only the last one of a tracked process matters.
+/* Fires for every exiting thread. A tracked process's threads that exit before the last
+ * one leave their sched_info in its `tracked` entry (the signal_struct keeps none), so
+ * that its run_delay and run_count never lose them; the leader is left out: an exited
+ * leader stays in the thread list, a zombie, until the whole process is gone, and is
+ * read there. The exit of the last thread is reported with the final counters.
  * signal->live reaches 0 before the tracepoint (do_exit), on old and new kernels. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(vs_exit, struct task_struct *p)
 {
-	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u32 tgid = p->tgid;
 	struct vs_tracked *t = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!t)
 		return 0;
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+	if (p->signal->live.counter != 0) {
+		if (p->pid != tgid) {
+			__sync_fetch_and_add(&t->dead_run_delay_ns, p->sched_info.run_delay);
+			__sync_fetch_and_add(&t->dead_run_count, p->sched_info.pcount);
+		}
 		return 0;
+	}
+	struct vs_tracked tr = *t; /* the entry is freed (and may be reused) once deleted */
 	bpf_map_delete_elem(&tracked, &tgid);
 
 	struct vs_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
@@ -120,8 +130,13 @@ int BPF_PROG(vs_exit, struct task_struct *p)
 	e->exit_code = BPF_CORE_READ(p, exit_code);
 	e->start_boottime_ns = BPF_CORE_READ(p, group_leader, start_boottime);
 	e->time_boottime_ns = bpf_ktime_get_boot_ns();
-	read_dead_counters(p, &e->final); /* the process's total: exited threads + this last one */
+	/* The process's total: exited threads + this last one (+ the leader, if it exited
+	 * before: a zombie, not yet added to the signal_struct). */
+	read_dead_counters(p, &tr, &e->final);
 	add_task_counters(p, &e->final);
+	struct task_struct *leader = p->group_leader;
+	if (leader != p)
+		add_task_counters(leader, &e->final);
 	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), p->comm);
 	bpf_ringbuf_submit(e, 0);
 	return 0;

@@ -13,7 +13,7 @@ struct {
 } tracked SEC(".maps");
 
 /* Reads and sums of VS_TASK_COUNTERS (vmscope.h), whose own/dead columns are written over
- * `t` and `sig`. Direct (BTF-typed, CO-RE relocated) loads: the callers hold BTF task
+ * `t`, `sig` and `tr`. Direct (BTF-typed, CO-RE relocated) loads: the callers hold BTF task
  * pointers, and a load costs far less than a bpf_probe_read_kernel() call per field. */
 #define VS_SET_OWN_(field, own, dead) c->field = (own);
 #define VS_ADD_OWN_(field, own, dead) c->field += (own);
@@ -30,8 +30,10 @@ static __always_inline void add_task_counters(struct task_struct *t, struct vs_t
 	VS_TASK_COUNTERS(VS_ADD_OWN_)
 }
 
-/* What the process's exited threads left behind in signal_struct. */
-static __always_inline void read_dead_counters(struct task_struct *t, struct vs_task_counters *c)
+/* What the process's exited threads left behind: in signal_struct, and in its `tracked`
+ * entry tr for what the kernel does not keep (never NULL: the caller looked it up). */
+static __always_inline void read_dead_counters(struct task_struct *t, struct vs_tracked *tr,
+					       struct vs_task_counters *c)
 {
 	struct signal_struct *sig = t->signal;
 	VS_TASK_COUNTERS(VS_SET_DEAD_)

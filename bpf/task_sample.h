@@ -170,12 +170,13 @@ static __always_inline __u64 positive(long v)
 	return v > 0 ? v : 0;
 }
 
-/* Process-wide values, read on the group leader: what exited threads left behind, start
- * time, and the mm counters as /proc/<pid>/statm reports them. */
-static __always_inline void read_leader(struct task_struct *t, struct vs_task_sample *s)
+/* Process-wide values, read on the group leader: what exited threads left behind (tr:
+ * its `tracked` entry), start time, and the mm counters as /proc/<pid>/statm reports them. */
+static __always_inline void read_leader(struct task_struct *t, struct vs_tracked *tr,
+					struct vs_task_sample *s)
 {
 	s->is_leader = 1;
-	read_dead_counters(t, &s->dead);
+	read_dead_counters(t, tr, &s->dead);
 	s->start_boottime_ns = t->start_boottime;
 	struct mm_struct *mm = t->mm;
 	if (!mm)

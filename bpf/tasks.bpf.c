@@ -18,7 +18,8 @@ int vs_tasks(struct bpf_iter__task *ctx)
 	if (!t)
 		return 0;
 	__u32 tgid = t->tgid;
-	if (!bpf_map_lookup_elem(&tracked, &tgid))
+	struct vs_tracked *tr = bpf_map_lookup_elem(&tracked, &tgid);
+	if (!tr)
 		return 0;
 
 	struct vs_task_sample s;
@@ -28,7 +29,7 @@ int vs_tasks(struct bpf_iter__task *ctx)
 	s.threads = 1;
 	read_task_counters(t, &s.own);
 	if (t->pid == t->tgid)
-		read_leader(t, &s);
+		read_leader(t, tr, &s);
 	bpf_seq_write(ctx->meta->seq, &s, sizeof(s));
 	return 0;
 }

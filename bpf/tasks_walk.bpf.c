@@ -51,7 +51,8 @@ int vs_tasks(void *ctx)
 		struct vs_task_sample *s = bpf_map_lookup_elem(&walk, &last); /* null when n == 0 */
 		if (!s || s->tgid != tgid) {
 			/* A new process (the last record's threads are done). */
-			if (!bpf_map_lookup_elem(&tracked, &tgid))
+			struct vs_tracked *tr = bpf_map_lookup_elem(&tracked, &tgid);
+			if (!tr)
 				continue;
 			s = bpf_map_lookup_elem(&walk, &n);
 			if (!s) {
@@ -62,11 +63,13 @@ int vs_tasks(void *ctx)
 			s->tgid = tgid;
 			s->tid = t->pid;
 			walk_records = n + 1;
+			/* The walk visits a process's leader first (the task list holds leaders,
+			 * their threads follow), so its `tracked` entry is at hand. */
+			if (t->pid == tgid)
+				read_leader(t, tr, s);
 		}
 		s->threads++;
 		add_task_counters(t, &s->own);
-		if (t->pid == tgid)
-			read_leader(t, s);
 	}
 	bpf_iter_task_destroy(&it);
 	bpf_rcu_read_unlock();

@@ -91,30 +91,52 @@ struct vs_dev_counters {
 /* Value of `tracked` (key: tgid). User space inserts the processes it named as VMs. */
 struct vs_tracked {
 	__u64 start_boottime_ns; /* task->start_boottime of the group leader */
+	/* What the process's exited threads (other than the leader) left of the counters the
+	 * signal_struct does not keep: proc.bpf.c adds each such thread's value at its exit;
+	 * the `dead` column of VS_TASK_COUNTERS reads them. Zero when tracking starts: threads
+	 * that exited before are unknowable. */
+	__u64 dead_run_delay_ns;
+	__u64 dead_run_count;
 };
 
 /* Counters of a task (struct vs_task_counters): X(field, own, dead), all __u64.
  *   own:  the live thread's value, an expression over `t` (struct task_struct *);
  *   dead: what the process's exited threads left behind, an expression over `sig`
- *         (t->signal, struct signal_struct *). The kernel keeps both for these, so a
- *         process's total is the sum of own over its threads plus dead, as /proc does.
- *         A counter the signal_struct does not keep (issue 12's run_delay: sched_info is
- *         per thread only) writes 0 here and collects its exited threads elsewhere.
+ *         (t->signal, struct signal_struct *) where the kernel keeps it, so that a
+ *         process's total is the sum of own over its threads plus dead, as /proc does;
+ *         over `tr` (its struct vs_tracked in `tracked`) where the kernel keeps nothing
+ *         and proc.bpf.c collects exited threads itself (sched_info is per thread only).
  * Only the BPF side evaluates own and dead (BTF-typed direct loads, CO-RE relocated);
  * user space expands only the field names. */
-#define VS_TASK_COUNTERS(X)                                                            \
-	X(utime_ns, t->utime, sig->utime) /* raw: user space applies cputime_adjust */ \
-	X(stime_ns, t->stime, sig->stime)                                              \
-	X(runtime_ns, t->se.sum_exec_runtime, sig->sum_sched_runtime)                  \
-	X(min_flt, t->min_flt, sig->min_flt)                                           \
-	X(maj_flt, t->maj_flt, sig->maj_flt)                                           \
-	X(nvcsw, t->nvcsw, sig->nvcsw)                                                 \
-	X(nivcsw, t->nivcsw, sig->nivcsw)
+#define VS_TASK_COUNTERS(X)                                                               \
+	X(utime_ns, t->utime, sig->utime) /* raw: user space applies cputime_adjust */    \
+	X(stime_ns, t->stime, sig->stime)                                                 \
+	X(runtime_ns, t->se.sum_exec_runtime, sig->sum_sched_runtime)                     \
+	X(min_flt, t->min_flt, sig->min_flt)                                              \
+	X(maj_flt, t->maj_flt, sig->maj_flt)                                              \
+	X(nvcsw, t->nvcsw, sig->nvcsw)                                                    \
+	X(nivcsw, t->nivcsw, sig->nivcsw)                                                 \
+	/* time runnable but waiting for a CPU, and timeslices (/proc/<pid>/schedstat) */ \
+	X(run_delay_ns, t->sched_info.run_delay, tr->dead_run_delay_ns)                   \
+	X(run_count, t->sched_info.pcount, tr->dead_run_count)                            \
+	VS_TASK_IO_COUNTERS(X)
+
+/* The I/O part of VS_TASK_COUNTERS: /proc/<pid>/io, named as it names them (the vm_io
+ * measurement expands this list with #field). */
+#define VS_TASK_IO_COUNTERS(X)                                                                   \
+	X(read_bytes, t->ioac.read_bytes, sig->ioac.read_bytes)                                  \
+	X(write_bytes, t->ioac.write_bytes, sig->ioac.write_bytes)                               \
+	X(cancelled_write_bytes, t->ioac.cancelled_write_bytes, sig->ioac.cancelled_write_bytes) \
+	X(rchar, t->ioac.rchar, sig->ioac.rchar)                                                 \
+	X(wchar, t->ioac.wchar, sig->ioac.wchar)                                                 \
+	X(syscr, t->ioac.syscr, sig->ioac.syscr)                                                 \
+	X(syscw, t->ioac.syscw, sig->ioac.syscw)
 
 enum { VS_TASK_COUNTER_COUNT = 0 VS_TASK_COUNTERS(VS_COUNT_ONE_) };
+enum { VS_TASK_IO_COUNTER_COUNT = 0 VS_TASK_IO_COUNTERS(VS_COUNT_ONE_) };
 
-/* CPU, faults and context switches of one task, or of a process's exited threads
- * (signal_struct). Times in ns, raw as the kernel keeps them: user space applies the
+/* CPU, faults, context switches, CPU wait and I/O of one task, or of a process's exited
+ * threads. Times in ns, raw as the kernel keeps them: user space applies the
  * kernel's utime/stime scaling (cputime_adjust) so values match /proc. */
 #define VS_TASK_FIELD_(field, own, dead) __u64 field;
 struct vs_task_counters {

@@ -5,6 +5,13 @@
 // place. $BUSY_EXIT_MS / $BUSY_EXIT_CODE: exit(code) after that many ms (default: run until
 // killed). $BUSY_CHILDREN: fork that many child processes first (like crosvm's device processes),
 // each printing "child <pid>" and doing the same work; they die with the parent.
+// Health knobs (issue 12): $BUSY_CPU=n pins the process (all its threads) to CPU n;
+// $BUSY_WRITE_MB=N writes N MiB into a file under $BUSY_WRITE_DIR with fdatasync before
+// "ready" (the file stays); $BUSY_THREAD_EXIT_MS=ms: the spinning threads exit after that long,
+// each printing "thread done", while the process lives on; $BUSY_NO_NAPS=1: the spinning
+// threads never sleep (CPU-bound: they always want the CPU).
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -13,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -23,6 +31,24 @@ long env_or(const char* name, long fallback) {
   return v ? std::atol(v) : fallback;
 }
 
+// N MiB into dir/busy_vm.data, fdatasync'ed: write_bytes of /proc/<pid>/io grows by N MiB.
+void write_file(const char* dir, long mib) {
+  std::string path = std::string(dir ? dir : ".") + "/busy_vm.data";
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) {
+    std::perror("busy_vm: open");
+    std::exit(2);
+  }
+  std::vector<char> block(1 << 20, 'v');
+  for (long i = 0; i < mib; ++i)
+    if (write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) {
+      std::perror("busy_vm: write");
+      std::exit(2);
+    }
+  if (fdatasync(fd) != 0) std::perror("busy_vm: fdatasync");
+  close(fd);
+}
+
 }  // namespace
 
 int main() {
@@ -30,6 +56,14 @@ int main() {
   const long threads = env_or("BUSY_THREADS", 2);
   const long exit_ms = env_or("BUSY_EXIT_MS", -1);
   const long page = sysconf(_SC_PAGESIZE);
+  const long thread_exit_ms = env_or("BUSY_THREAD_EXIT_MS", -1);
+  const bool naps = env_or("BUSY_NO_NAPS", 0) == 0;
+  if (const long cpu = env_or("BUSY_CPU", -1); cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<int>(cpu), &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) std::perror("busy_vm: sched_setaffinity");
+  }
   for (long c = env_or("BUSY_CHILDREN", 0); c > 0; --c) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -42,16 +76,24 @@ int main() {
 
   std::vector<char> memory(static_cast<size_t>(mb) << 20);
   for (size_t i = 0; i < memory.size(); i += static_cast<size_t>(page)) memory[i] = 1;
+  if (const long w = env_or("BUSY_WRITE_MB", 0); w > 0)
+    write_file(std::getenv("BUSY_WRITE_DIR"), w);
   std::printf("ready\n");
   std::fflush(stdout);
 
   std::atomic<unsigned long> sink{0};
   std::vector<std::thread> spinners;
   for (long t = 0; t < threads; ++t)
-    spinners.emplace_back([&sink] {
+    spinners.emplace_back([&sink, thread_exit_ms, naps] {
+      const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(thread_exit_ms);
       for (;;) {
+        if (thread_exit_ms >= 0 && std::chrono::steady_clock::now() >= end) {
+          std::printf("thread done\n");
+          std::fflush(stdout);
+          return;
+        }
         for (int i = 0; i < 1000000; ++i) sink.fetch_add(1, std::memory_order_relaxed);
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // some voluntary switches
+        if (naps) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // voluntary switches
       }
     });
   if (exit_ms >= 0) {
@@ -61,5 +103,5 @@ int main() {
   if (spinners.empty())
     for (;;) pause();  // an idle VM: holds its memory, uses no CPU
   for (auto& t : spinners) t.join();
-  return 0;
+  for (;;) pause();  // threads gone ($BUSY_THREAD_EXIT_MS), the process stays
 }

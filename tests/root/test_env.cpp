@@ -434,4 +434,25 @@ std::unique_ptr<Child> busy_vm(const std::string& name, std::vector<std::string>
   return c;
 }
 
+std::unique_ptr<Child> agent_in(const Netns& ns, const std::string& interval) {
+  std::vector<std::string> args = {"run", "--interval", interval, "--log-level", "debug"};
+  return std::make_unique<Child>(vmscope_bin(), args, SpawnOptions{ns.name(), "", {}, false});
+}
+
+std::optional<Point> wait_point(Child& agent, const std::string& measurement,
+                                const std::map<std::string, std::string>& tags, int64_t after_ns,
+                                std::chrono::milliseconds timeout) {
+  auto line = agent.wait_line(
+      [&](const std::string& l) {
+        auto p = parse_point(l);
+        if (!p || p->measurement != measurement || p->timestamp <= after_ns) return false;
+        for (const auto& [k, v] : tags)
+          if (p->tags[k] != v) return false;
+        return true;
+      },
+      timeout);
+  if (!line) return std::nullopt;
+  return parse_point(*line);
+}
+
 }  // namespace vmscope::test

@@ -142,4 +142,11 @@ void add_bridge_with_tap(const Netns& ns, const std::string& bridge, const std::
 // ready when returned; env sets its BUSY_* knobs.
 std::unique_ptr<Child> busy_vm(const std::string& name, std::vector<std::string> env = {});
 
+// `vmscope run` in `ns`, line protocol on its stdout every `interval` seconds.
+std::unique_ptr<Child> agent_in(const Netns& ns, const std::string& interval = "0.5");
+// The agent's first point of `measurement` carrying `tags`, stamped after `after_ns`.
+std::optional<Point> wait_point(Child& agent, const std::string& measurement,
+                                const std::map<std::string, std::string>& tags, int64_t after_ns,
+                                std::chrono::milliseconds timeout = 5s);
+
 }  // namespace vmscope::test

@@ -203,6 +203,9 @@ void ProcTracker::on_event(const vs_proc_event& ev) {
     auto it = procs_.find(ev.tgid);
     if (it == procs_.end()) return;
     if (it->second.child) {
+      DepartedWait& d = departed_[it->second.proc.vm.name];
+      d.run_delay_ns += ev.final.run_delay_ns;
+      d.run_count += ev.final.run_count;
       aggregator_.forget(ev.tgid);
       procs_.erase(it);
       return;
@@ -297,7 +300,31 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
                    static_cast<double>(now_boot - static_cast<int64_t>(p.start_boottime_ns)) / 1e9);
     ++it;
   }
+  if (!departed_.empty()) add_departed(out);
   return out;
+}
+
+uint32_t ProcTracker::row_of(std::string_view vm) const {
+  const size_t mask = vm_slots_.size() - 1;
+  for (size_t slot = std::hash<std::string_view>{}(vm)&mask; vm_slots_[slot].row != UINT32_MAX;
+       slot = (slot + 1) & mask)
+    if (vm_slots_[slot].name == vm) return vm_slots_[slot].row;
+  return UINT32_MAX;
+}
+
+void ProcTracker::add_departed(std::vector<VmResources>& out) {
+  for (auto d = departed_.begin(); d != departed_.end();) {
+    if (uint32_t row = row_of(d->first); row != UINT32_MAX) {
+      out[row].counters.run_delay_ns += d->second.run_delay_ns;
+      out[row].counters.run_count += d->second.run_count;
+      ++d;
+      continue;
+    }
+    // No row this tick: keep it while the VM still has a process (one not sampled now).
+    bool alive = false;
+    for (const auto& [tgid, t] : procs_) alive = alive || t.proc.vm.name == d->first;
+    d = alive ? std::next(d) : departed_.erase(d);
+  }
 }
 
 }  // namespace vmscope

@@ -70,6 +70,15 @@ class ProcTracker {
     uint32_t row = UINT32_MAX;  // UINT32_MAX: free
   };
   std::vector<VmSlot> vm_slots_;
+  // Row of a VM in the last collect()'s output (UINT32_MAX: none).
+  uint32_t row_of(std::string_view vm) const;
+  // CPU wait of a VM's child processes that exited: vm_cpu counts every thread the VM
+  // had and never decreases. By VM name; dropped once no process of the VM is left.
+  struct DepartedWait {
+    uint64_t run_delay_ns = 0, run_count = 0;
+  };
+  std::map<std::string, DepartedWait, std::less<>> departed_;
+  void add_departed(std::vector<VmResources>& out);
   std::vector<VmEvent> pending_;  // produced by on_event during poll()
   bool reader_ = false;
   std::map<uint32_t, uint64_t> unnamed_;  // reader: tgid -> start time of processes no rule names

@@ -121,8 +121,19 @@ Status ProcPrograms::poll() {
 
 Status ProcPrograms::track(uint32_t tgid, uint64_t start_boottime_ns) {
   if (!proc_) return {};  // a reader never writes the agent's map
-  vs_tracked v{start_boottime_ns};
-  if (bpf_map_update_elem(bpf_map__fd(proc_->maps.tracked), &tgid, &v, BPF_ANY))
+  const int fd = bpf_map__fd(proc_->maps.tracked);
+  // An entry of this very process (BPF tracks forks from birth) already collects what its
+  // exiting threads leave (dead_run_*): keep it. Start times from /proc are whole clock
+  // ticks, BPF's are ns: the same process when within one tick.
+  static const uint64_t tick_ns = 1'000'000'000 / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
+  vs_tracked v{};
+  if (bpf_map_lookup_elem(fd, &tgid, &v) == 0 &&
+      std::max<uint64_t>(v.start_boottime_ns, start_boottime_ns) -
+              std::min<uint64_t>(v.start_boottime_ns, start_boottime_ns) <
+          tick_ns)
+    return {};
+  v = vs_tracked{start_boottime_ns, 0, 0};
+  if (bpf_map_update_elem(fd, &tgid, &v, BPF_ANY))
     return Error::from_errno(fmt::format("track pid {}", tgid), errno);
   return {};
 }

@@ -39,7 +39,7 @@ constexpr uint32_t kSharedEventSlots = 64;
 // Version of what an agent shares (the structs of bpf/vmscope.h in the pinned maps and
 // SharedVmEvent), written into the lock file. Bump it whenever any of them changes
 // meaning, also without a size change: a top of another layout refuses to read.
-constexpr uint32_t kSharedLayoutVersion = 1;
+constexpr uint32_t kSharedLayoutVersion = 2;  // 2: vs_tracked's dead_run_*, I/O counters
 
 struct SharedMapPaths {
   std::string pin_dir;    // /sys/fs/bpf/vmscope/net-<ino>

@@ -24,12 +24,16 @@ static_assert(offsetof(vs_dev_counters, dir[VS_DIR_EGRESS]) == sizeof(vs_net_cou
 
 // Process contract (bpf/proc.bpf.c events; the samplers bpf/tasks_walk.bpf.c and its
 // iter/task fallback bpf/tasks.bpf.c).
-static_assert(sizeof(vs_tracked) == 8);
+static_assert(sizeof(vs_tracked) == 24);
+static_assert(offsetof(vs_tracked, dead_run_delay_ns) == 8);
 static_assert(sizeof(vs_task_counters) == VS_TASK_COUNTER_COUNT * 8,
               "vs_task_counters: u64s only, no padding");
 static_assert(offsetof(vs_task_counters, utime_ns) == 0);
 static_assert(offsetof(vs_task_counters, runtime_ns) == 16);
 static_assert(offsetof(vs_task_counters, nivcsw) == 48);
+static_assert(offsetof(vs_task_counters, run_delay_ns) == 56);
+static_assert(offsetof(vs_task_counters, read_bytes) == 72);
+static_assert(offsetof(vs_task_counters, syscw) == 120);
 static_assert(offsetof(vs_task_sample, threads) == 12);
 static_assert(offsetof(vs_task_sample, own) == 16);
 static_assert(offsetof(vs_task_sample, dead) == 16 + sizeof(vs_task_counters));

@@ -107,9 +107,12 @@ const std::vector<ProcSample>& ProcAggregator::aggregate(
   auto p = prev_.begin();
   for (Raw& r : raw_) {
     while (p != prev_.end() && p->tgid < r.s.tgid) next_prev_.push_back(*p++);
-    Prev& prev = next_prev_.emplace_back(Prev{r.s.tgid, {}});
-    if (p != prev_.end() && p->tgid == r.s.tgid) prev.cputime = (p++)->cputime;
+    Prev& prev = next_prev_.emplace_back(Prev{r.s.tgid, {}, 0, 0});
+    if (p != prev_.end() && p->tgid == r.s.tgid) prev = *p++;
     cputime_adjust(r.s.counters, prev.cputime);
+    vs_task_counters& c = r.s.counters;
+    c.run_delay_ns = prev.run_delay_ns = std::max<uint64_t>(c.run_delay_ns, prev.run_delay_ns);
+    c.run_count = prev.run_count = std::max<uint64_t>(c.run_count, prev.run_count);
     out_.push_back(r.s);
   }
   next_prev_.insert(next_prev_.end(), p, prev_.end());

@@ -51,6 +51,10 @@ class ProcAggregator {
   struct Prev {
     uint32_t tgid;
     PrevCputime cputime;
+    // run_delay/run_count last reported: a thread caught exiting between the kernel's
+    // two records of it (its own, and what proc.bpf.c collected at its exit) may be seen
+    // in both or neither for one sample; the totals never go backwards.
+    uint64_t run_delay_ns = 0, run_count = 0;
   };
   Raw& entry(uint32_t tgid);
   // Sorts raw_ by tgid and merges entries of the same process (input out of order).

@@ -11,11 +11,31 @@ double seconds(uint64_t ns) {
   return static_cast<double>(ns) / 1e9;
 }
 
-// The albatross measurements name and convert each counter by hand (see the counter lists
-// in bpf/vmscope.h): a new task counter stops the build here until it has its place in the
-// schema, or is decided to have none.
-static_assert(VS_TASK_COUNTER_COUNT == 7,
+// The albatross measurements and vm_cpu name and convert each counter by hand (see the
+// counter lists in bpf/vmscope.h): a new task counter outside the I/O list stops the build
+// here until it has its place in the schema, or is decided to have none. The I/O list is
+// written as it is named (vm_io, and the exit event).
+static_assert(int{VS_TASK_COUNTER_COUNT} - int{VS_TASK_IO_COUNTER_COUNT} == 9,
               "a new VS_TASK_COUNTERS entry: encode it (or note why not), then update this count");
+
+// The fields of /proc/<pid>/io, named as the counters (VS_TASK_IO_COUNTERS).
+void io_fields(LineWriter& w, const vs_task_counters& c) {
+#define VS_IO_FIELD_(field, own, dead) w.field_uint(#field, c.field);
+  VS_TASK_IO_COUNTERS(VS_IO_FIELD_)
+#undef VS_IO_FIELD_
+}
+
+// Blocks of 512 bytes read and written, from the I/O accounting like Linux getrusage()'s
+// ru_inblock/ru_oublock (task_io_get_inblock/oublock). outblock leaves out the cancelled
+// writes (dirty pages truncated before writeback), as the schema defines it; getrusage
+// does not subtract them, so the two differ only after such a truncation.
+uint64_t inblock(const vs_task_counters& c) {
+  return c.read_bytes / 512;
+}
+uint64_t outblock(const vs_task_counters& c) {
+  return c.write_bytes > c.cancelled_write_bytes ? (c.write_bytes - c.cancelled_write_bytes) / 512
+                                                 : 0;
+}
 
 }  // namespace
 
@@ -32,7 +52,10 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
         .fields(Fields::literal("ixrss=0i,idrss=0i,isrss=0i"))
         .field_uint("minflt", c.min_flt)
         .field_uint("maxflt", c.maj_flt)  // albatross' name for the major fault count
-        .fields(Fields::literal("nswap=0i,inblock=0i,outblock=0i,msgsnd=0i,msgrcv=0i,nsignals=0i"))
+        .fields(Fields::literal("nswap=0i"))
+        .field_uint("inblock", inblock(c))
+        .field_uint("outblock", outblock(c))
+        .fields(Fields::literal("msgsnd=0i,msgrcv=0i,nsignals=0i"))
         .field_uint("nvcsw", c.nvcsw)
         .field_uint("nivcsw", c.nivcsw)
         .end(ts);
@@ -49,6 +72,14 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
         .fields(Fields::literal("cow_faults=0i"))
         .field_float("uptime", v.uptime_s)
         .end(ts);
+    w.begin("vm_cpu")
+        .tag("vm", v.vm)
+        .field_fixed("run_delay", seconds(c.run_delay_ns), 6)
+        .field_uint("run_count", c.run_count)
+        .end(ts);
+    w.begin("vm_io").tag("vm", v.vm);
+    io_fields(w, c);
+    w.end(ts);
   }
   return w.lines();
 }
@@ -68,6 +99,8 @@ void encode_vm_event(const VmEvent& ev, std::string& out) {
       const vs_task_counters& c = ev.final;
       w.field_fixed("utime", seconds(c.utime_ns), 6).field_fixed("stime", seconds(c.stime_ns), 6);
       w.field_uint("minflt", c.min_flt).field_uint("maxflt", c.maj_flt);
+      w.field_fixed("run_delay", seconds(c.run_delay_ns), 6).field_uint("run_count", c.run_count);
+      io_fields(w, c);
       text = ev.signal ? fmt::format("{} killed by signal {} after {:.1f} s", ev.vm, ev.signal,
                                      ev.lifetime_s)
                        : fmt::format("{} exited with status {} after {:.1f} s", ev.vm, ev.exit_code,

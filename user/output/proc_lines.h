@@ -1,7 +1,10 @@
 // Process measurements as line protocol, albatross-compatible where albatross has them:
 //   resource_usage  utime/stime float seconds, maxflt = MAJOR faults, maxrss = rss pages
 //   kinfo_mem       vsize bytes, rss/tsize/dsize/ssize pages (4 KiB), runtime µs, uptime s
-//   vm_event        start/exit of a VM, usable as Grafana annotations
+//   vm_cpu          run_delay s (runnable, waiting for a CPU), run_count (timeslices)
+//   vm_io           /proc/<pid>/io's fields, summed over the VM's processes
+//   vm_event        start/exit of a VM, usable as Grafana annotations; an exit carries
+//                   the final figures
 #pragma once
 
 #include <string>
