@@ -121,6 +121,11 @@ int summarize(const Collector& c) {
   tc_line(c, s, "udp106", "udp106", kTcVmscope, "IPv4/UDP 106 B, tracked");
   tc_line(c, s, "arp42", "arp42", kTcVmscope, "ARP 42 B bcast, tracked");
   tc_line(c, s, "untracked_tcp106", "tcp106", kTcUntracked, "IPv4/TCP 106 B, untracked");
+  // The slow path (classify_slow): the same TCP segment behind other headers.
+  tc_line(c, s, "ipv4opt_tcp110", "ipv4opt_tcp110", kTcVmscope, "IPv4 options/TCP 110 B");
+  tc_line(c, s, "vlan_tcp110", "vlan_tcp110", kTcVmscope, "802.1Q IPv4/TCP 110 B");
+  tc_line(c, s, "qinq_tcp114", "qinq_tcp114", kTcVmscope, "QinQ IPv4/TCP 114 B");
+  tc_line(c, s, "ipv6_tcp126", "ipv6_tcp126", kTcVmscope, "IPv6/TCP 126 B");
 
   std::printf(
       "Goal 2: one tick at %zu VMs, albatross-style poll / vmscope tick (target >= %.0fx)\n",

@@ -11,9 +11,11 @@
 #include <linux/bpf.h>
 #include <time.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -116,6 +118,50 @@ Frame arp_frame() {
   return f;
 }
 
+// The slow path's classes (classify_slow in bpf/net.bpf.c), built from the TCP data
+// segment above so that only the headers differ.
+
+// tcp_frame() behind VLAN tags (TPIDs in order, VID 100): 110 B with one, 114 B with two.
+Frame tagged(Frame f, std::initializer_list<uint16_t> tpids) {
+  std::vector<uint8_t> tags;
+  for (uint16_t tpid : tpids)
+    tags.insert(tags.end(), {static_cast<uint8_t>(tpid >> 8), static_cast<uint8_t>(tpid), 0, 100});
+  f.insert(f.begin() + 12, tags.begin(), tags.end());
+  return f;
+}
+
+// tcp_frame() with 4 bytes of IPv4 options (NOP NOP NOP EOL): 110 B, IHL 6.
+Frame ipv4_options_frame() {
+  Frame f = tcp_frame();
+  const size_t ip = 14;
+  f.insert(f.begin() + ip + 20, {1, 1, 1, 0});
+  f[ip] = 0x46;
+  put16(f, ip + 2, static_cast<uint16_t>(f.size() - ip));
+  put16(f, ip + 10, 0);
+  uint32_t sum = 0;
+  for (size_t i = 0; i < 24; i += 2) sum += (uint32_t{f[ip + i]} << 8) | f[ip + i + 1];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  put16(f, ip + 10, static_cast<uint16_t>(~sum));
+  return f;
+}
+
+// The same TCP segment over IPv6 (fd00::2 -> fd00::1): 126 B.
+Frame ipv6_tcp_frame() {
+  Frame v4 = tcp_frame();
+  Frame f = ethernet(v4.size() + 20, kHostMac, 0x86dd);
+  const size_t ip = 14;
+  f[ip] = 0x60;
+  put16(f, ip + 4, static_cast<uint16_t>(f.size() - ip - 40));  // payload length
+  f[ip + 6] = 6;                                                // next header: TCP
+  f[ip + 7] = 64;
+  f[ip + 8] = 0xfd;
+  f[ip + 23] = 2;
+  f[ip + 24] = 0xfd;
+  f[ip + 39] = 1;
+  std::copy(v4.begin() + 34, v4.end(), f.begin() + 54);
+  return f;
+}
+
 double thread_cpu_ns() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -178,7 +224,13 @@ void register_tc_benchmarks() {
   int vs_fd = env().programs->ingress_prog_fd();
   int tracked = env().tracked_ifindex;  // a tap with a slot: the full counting path
   const std::pair<const char*, Frame> frames[] = {
-      {"tcp106", tcp_frame()}, {"udp106", udp_frame()}, {"arp42", arp_frame()}};
+      {"tcp106", tcp_frame()},
+      {"udp106", udp_frame()},
+      {"arp42", arp_frame()},
+      {"ipv4opt_tcp110", ipv4_options_frame()},
+      {"vlan_tcp110", tagged(tcp_frame(), {0x8100})},
+      {"qinq_tcp114", tagged(tcp_frame(), {0x88a8, 0x8100})},
+      {"ipv6_tcp126", ipv6_tcp_frame()}};
   for (const auto& [fname, frame] : frames) {
     add(std::string(kTcEmpty) + "/" + fname, empty_fd, frame, tracked);
     add(std::string(kTcVmscope) + "/" + fname, vs_fd, frame, tracked);
