@@ -79,6 +79,26 @@ static __always_inline void count_l2_group(struct vs_net_counters *c, const __u8
 		c->mcast_packets++;
 }
 
+/* Bytes by the L4 protocol of an IP frame whose protocol matches its IP version
+ * (classify_medium, classify_slow: ICMP over IPv6 or ICMPv6 over IPv4 arrive as OTHER). */
+static __always_inline void count_l4(struct vs_net_counters *c, __u8 l4proto, __u32 len, int syn)
+{
+	switch (l4proto) {
+	case IPPROTO_TCP:
+		c->l4_bytes[VS_L4_TCP] += len;
+		c->tcp_syns += syn;
+		return;
+	case IPPROTO_UDP:
+		c->l4_bytes[VS_L4_UDP] += len;
+		return;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6_:
+		c->l4_bytes[VS_L4_ICMP] += len;
+		return;
+	}
+	c->l4_bytes[VS_L4_OTHER] += len;
+}
+
 /* What follows IPv6 extension headers starting at l4off with type l4proto: the L4
  * offset << 32 | the protocol (offset NO_L4 behind a later fragment; an extension type
  * as protocol after more than IPV6_EXT_MAX headers), or VS_NO_HEADER when a header
@@ -162,22 +182,13 @@ static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_c
 		goto other;
 	}
 
-	switch (l4proto) {
-	case IPPROTO_TCP: {
-		c->l4_bytes[VS_L4_TCP] += len;
+	int syn = 0;
+	if (l4proto == IPPROTO_TCP) {
 		__u8 *tcp = header(skb, l4off + 13, buf, 1);
-		if (tcp && (tcp[0] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
-			c->tcp_syns++;
-		return;
+		syn = tcp && (tcp[0] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 	}
-	case IPPROTO_UDP:
-		c->l4_bytes[VS_L4_UDP] += len;
-		return;
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6_:
-		c->l4_bytes[VS_L4_ICMP] += len;
-		return;
-	}
+	count_l4(c, l4proto, len, syn);
+	return;
 other:
 	c->l4_bytes[VS_L4_OTHER] += len;
 }
@@ -230,20 +241,7 @@ static __always_inline int classify_medium(__u8 *p, void *end, struct vs_net_cou
 	}
 	if (p[0] & 1)
 		count_l2_group(c, p);
-	switch (l4proto) {
-	case IPPROTO_TCP:
-		c->l4_bytes[VS_L4_TCP] += len;
-		c->tcp_syns += syn;
-		return 1;
-	case IPPROTO_UDP:
-		c->l4_bytes[VS_L4_UDP] += len;
-		return 1;
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6_:
-		c->l4_bytes[VS_L4_ICMP] += len;
-		return 1;
-	}
-	c->l4_bytes[VS_L4_OTHER] += len;
+	count_l4(c, l4proto, len, syn);
 	return 1;
 }
 
