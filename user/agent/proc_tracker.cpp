@@ -247,7 +247,6 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
   size_t slots = 16;
   while (slots < 2 * procs_.size()) slots *= 2;
   vm_slots_.assign(slots, VmSlot{});
-  const size_t mask = slots - 1;
   auto s = per_proc.begin();
   for (auto it = procs_.begin(); it != procs_.end();) {  // both ordered by tgid: merge
     const uint32_t tgid = it->first;
@@ -275,17 +274,15 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
     const ProcSample& p = *s;
     const VmProcess& proc = it->second.proc;
     const std::string_view name = proc.vm.name;
-    size_t slot = std::hash<std::string_view>{}(name)&mask;
-    while (vm_slots_[slot].row != UINT32_MAX && vm_slots_[slot].name != name)
-      slot = (slot + 1) & mask;
-    if (vm_slots_[slot].row == UINT32_MAX) {
-      vm_slots_[slot] = VmSlot{name, static_cast<uint32_t>(out.size())};
+    VmSlot& slot = slot_of(name);
+    if (slot.row == UINT32_MAX) {
+      slot = VmSlot{name, static_cast<uint32_t>(out.size())};
       VmResources& fresh = out.emplace_back();
       fresh.vm = name;
       fresh.launcher = proc.vm.launcher;
       fresh.pid = tgid;
     }
-    VmResources& r = out[vm_slots_[slot].row];
+    VmResources& r = out[slot.row];
     r.processes++;
     r.threads += p.threads;
     add_counters(r.counters, p.counters);
@@ -304,17 +301,16 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
   return out;
 }
 
-uint32_t ProcTracker::row_of(std::string_view vm) const {
+ProcTracker::VmSlot& ProcTracker::slot_of(std::string_view vm) {
   const size_t mask = vm_slots_.size() - 1;
-  for (size_t slot = std::hash<std::string_view>{}(vm)&mask; vm_slots_[slot].row != UINT32_MAX;
-       slot = (slot + 1) & mask)
-    if (vm_slots_[slot].name == vm) return vm_slots_[slot].row;
-  return UINT32_MAX;
+  size_t slot = std::hash<std::string_view>{}(vm)&mask;
+  while (vm_slots_[slot].row != UINT32_MAX && vm_slots_[slot].name != vm) slot = (slot + 1) & mask;
+  return vm_slots_[slot];
 }
 
 void ProcTracker::add_departed(std::vector<VmResources>& out) {
   for (auto d = departed_.begin(); d != departed_.end();) {
-    if (uint32_t row = row_of(d->first); row != UINT32_MAX) {
+    if (uint32_t row = slot_of(d->first).row; row != UINT32_MAX) {
       out[row].counters.run_delay_ns += d->second.run_delay_ns;
       out[row].counters.run_count += d->second.run_count;
       ++d;

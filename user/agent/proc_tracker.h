@@ -70,8 +70,8 @@ class ProcTracker {
     uint32_t row = UINT32_MAX;  // UINT32_MAX: free
   };
   std::vector<VmSlot> vm_slots_;
-  // Row of a VM in the last collect()'s output (UINT32_MAX: none).
-  uint32_t row_of(std::string_view vm) const;
+  // The slot holding vm, or the free slot where it belongs.
+  VmSlot& slot_of(std::string_view vm);
   // CPU wait of a VM's child processes that exited: vm_cpu counts every thread the VM
   // had and never decreases. By VM name; dropped once no process of the VM is left.
   struct DepartedWait {
