@@ -82,6 +82,53 @@ struct vs_dev_counters {
 	struct vs_net_counters dir[VS_DIR_COUNT];
 };
 
+/* ---- service health seen on a VM tap (issue 12: the vm_service measurement) ----
+ * Per tap, cumulative, only ever incremented in the datapath (or by the per-tick sweep
+ * that expires unanswered state). Named exactly as the vm_service line-protocol fields, so
+ * the encoder expands the list with #field. Buckets are cumulative (le = "at most"), as
+ * Prometheus histograms: a 50 us handshake increments every handshake_le_* field. Times
+ * are microseconds. "Server" means the VM answers; "client" means the VM connects out. */
+#define VS_SERVICE_COUNTERS(X)                                                                 \
+	/* TCP, the VM as server */                                                            \
+	X(tcp_syn_in) /* distinct connection attempts to the VM (a retransmitted SYN: once) */ \
+	X(tcp_accepted) /* answered with a SYN-ACK */                                          \
+	X(tcp_refused) /* answered with a RST */                                               \
+	X(tcp_unanswered) /* neither within 3 s */                                             \
+	X(tcp_rst_out) /* every RST the VM sent */                                             \
+	X(handshake_count) /* SYN out of the tap -> the VM's SYN-ACK into it */                \
+	X(handshake_sum_us)                                                                    \
+	X(handshake_le_100us)                                                                  \
+	X(handshake_le_1ms)                                                                    \
+	X(handshake_le_10ms)                                                                   \
+	X(handshake_le_100ms)                                                                  \
+	X(handshake_le_1s)                                                                     \
+	/* TCP, the VM as client */                                                            \
+	X(tcp_connect_out)                                                                     \
+	X(tcp_connect_ok)                                                                      \
+	X(tcp_connect_refused)                                                                 \
+	X(connect_count)                                                                       \
+	X(connect_sum_us)                                                                      \
+	/* DNS answered by the VM (UDP from port 53) */                                        \
+	X(dns_responses)                                                                       \
+	X(dns_noerror)                                                                         \
+	X(dns_nxdomain)                                                                        \
+	X(dns_servfail)                                                                        \
+	X(dns_refused)                                                                         \
+	X(dns_other)                                                                           \
+	X(dns_latency_count) /* responses matched to their query (client addr, port, id) */    \
+	X(dns_latency_sum_us)                                                                  \
+	/* plaintext HTTP answered by the VM: segments from it beginning with "HTTP/1." */     \
+	X(http_1xx)                                                                            \
+	X(http_2xx)                                                                            \
+	X(http_3xx)                                                                            \
+	X(http_4xx)                                                                            \
+	X(http_5xx)
+
+struct vs_service_counters {
+	VS_SERVICE_COUNTERS(VS_U64_FIELD_)
+};
+enum { VS_SERVICE_COUNTER_COUNT = 0 VS_SERVICE_COUNTERS(VS_COUNT_ONE_) };
+
 /* ---- processes: lifecycle (proc.bpf.c) and per-tick sampling (tasks.bpf.c) ---- */
 
 #define VS_MAX_PROCS 16384 /* tracked VM processes (LRU hash: a leak can never block new VMs) */

@@ -28,8 +28,9 @@ struct TapSample {
   std::string_view ifname, vm, launcher, bridge;
   int pid = 0;
   uint32_t mtu = 0;
-  vs_net_counters vm_to_host{};  // the tap's ingress (its RX)
-  vs_net_counters host_to_vm{};  // the tap's egress (its TX)
+  vs_net_counters vm_to_host{};   // the tap's ingress (its RX)
+  vs_net_counters host_to_vm{};   // the tap's egress (its TX)
+  vs_service_counters service{};  // how the VM's services answer (vm_service)
   LinkErrors errors;
 };
 
