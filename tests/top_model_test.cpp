@@ -83,7 +83,7 @@ VmEvent event(std::string vm, uint32_t pid) {
 TEST(TopModel, FirstSampleHasNoRates) {
   TopModel m;
   TapSample t = tap(5, "vmmtap0", "web", counters(1000, 10, 1), counters(500, 5, 2));
-  t.errors = {1, 2, 3, 4, 0};
+  t.kernel = {.rx_errors = 1, .rx_dropped = 2, .tx_errors = 3, .tx_dropped = 4};
   const TopFrame& f = m.update(sample(10, {t}, {resources("web", 1234, 7 * kSec, 100, 10)}));
   EXPECT_EQ(f.interval_s, 0);
   EXPECT_TRUE(f.net_ok);
@@ -129,7 +129,7 @@ TEST(TopModel, SecondSampleRatesOverBoottime) {
 
   // 2 s later (boottime; realtime says 20 s).
   TapSample t1 = tap(5, "vmmtap0", "web", counters(3000, 30, 4), counters(1500, 15, 3));
-  t1.errors = {0, 2, 2, 0, 0};  // rx_dropped 2, tx_errors 2
+  t1.kernel = {.rx_dropped = 2, .tx_errors = 2};
   const TopFrame& f =
       m.update(sample(12, {t1}, {resources("web", 1234, 1 * kSec + kSec / 2, 300, 30)}));
   EXPECT_DOUBLE_EQ(f.interval_s, 2.0);

@@ -388,7 +388,7 @@ TopRow detail_row() {
     t.tx_pps = 5;
     t.rx = counters(2048, 1024, 0, 512);
     t.tx = counters(1536 * 1024, 0, 100, 0);
-    t.errors = {1, 2, 3, 4, 0};
+    t.errors = {.rx_errors = 1, .rx_dropped = 2, .tx_errors = 3, .tx_dropped = 4};
     t.drops_per_s = 2;
   }
   return r;

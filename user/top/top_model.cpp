@@ -14,7 +14,7 @@ uint64_t delta(uint64_t now, uint64_t before) {
   return now >= before ? now - before : 0;
 }
 
-uint64_t drops_of(const LinkErrors& e) {
+uint64_t drops_of(const LinkCounters& e) {
   return e.rx_errors + e.rx_dropped + e.tx_errors + e.tx_dropped;
 }
 
@@ -138,8 +138,8 @@ const TopFrame& TopModel::update(const TickSample& s) {
       tap.mtu = t.mtu;
       tap.rx = t.host_to_vm;
       tap.tx = t.vm_to_host;
-      tap.errors = t.errors;
-      TapPrev now{t.host_to_vm, t.vm_to_host, drops_of(t.errors)};
+      tap.errors = t.kernel;
+      TapPrev now{t.host_to_vm, t.vm_to_host, drops_of(t.kernel)};
       if (auto p = prev_taps_.find(t.ifindex); p != prev_taps_.end() && rates) {
         const TapPrev& b = p->second;
         tap.rx_bps = rate(delta(now.rx.bytes, b.rx.bytes)) * 8;

@@ -24,7 +24,7 @@ struct TopTap {
   uint32_t mtu = 0;
   double rx_bps = 0, tx_bps = 0, rx_pps = 0, tx_pps = 0;
   vs_net_counters rx{}, tx{};  // totals since counting started
-  LinkErrors errors;           // totals since counting started
+  LinkCounters errors;         // the tap's own totals (errors, drops), since its creation
   double drops_per_s = 0;
 };
 
