@@ -31,7 +31,22 @@ class Agent {
  public:
   Agent(const LoopOptions& opts, std::vector<std::unique_ptr<Sink>> sinks,
         std::unique_ptr<Engine> engine)
-      : opts_(opts), output_(std::move(sinks)), engine_(std::move(engine)), host_(host_name()) {}
+      : opts_(opts),
+        output_(std::move(sinks)),
+        engine_(std::move(engine)),
+        host_(host_name()),
+        kept_(running_kernel_task_counter_support()) {
+    if (!kept_.cpu_wait)
+      spdlog::warn(
+          "this kernel keeps no scheduler statistics (CONFIG_SCHED_INFO): vm_cpu "
+          "(run_delay, run_count) is not written");
+    if (!kept_.io)
+      spdlog::warn(
+          "this kernel keeps no task I/O accounting (CONFIG_TASK_XACCT, "
+          "CONFIG_TASK_IO_ACCOUNTING): "
+          "vm_io "
+          "is not written, inblock/outblock stay 0");
+  }
 
   Status run() {
     if (auto st = engine_->start(); !st) return st;
@@ -80,7 +95,7 @@ class Agent {
     std::vector<VmEvent> events = engine_->poll_events();
     if (events.empty()) return;
     batch_.clear();
-    for (const VmEvent& ev : events) encode_vm_event(ev, batch_);
+    for (const VmEvent& ev : events) encode_vm_event(ev, batch_, kept_);
     write_all(batch_);
   }
 
@@ -103,11 +118,11 @@ class Agent {
       taps = sample_.net->taps.size();
     }
     for (const VmEvent& ev : sample_.events) {
-      encode_vm_event(ev, batch_);
+      encode_vm_event(ev, batch_, kept_);
       ++lines;
     }
     if (sample_.vms) {
-      lines += encode_resources(*sample_.vms, now, batch_);
+      lines += encode_resources(*sample_.vms, now, batch_, kept_);
       vms = sample_.vms->size();
     }
     encode_self(self_metrics(started, lines, vms, taps), now, batch_);
@@ -135,6 +150,7 @@ class Agent {
   TickSample sample_;
   std::string batch_;
   std::string host_;
+  TaskCounterSupport kept_;  // counters this kernel keeps (its config)
 };
 
 }  // namespace
