@@ -89,6 +89,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgs{{"run", "--config", "/nonexistent/vmscope.toml"},
                 "vmscope: --config: File does not exist: /nonexistent/vmscope.toml"}));
 
+TEST(ConfigCommands, VersionAndCheck) {
+  auto v = parse({"--version"});
+  ASSERT_TRUE(v.cli) << v.message;
+  EXPECT_EQ(v.cli->command, Command::kVersion);
+  auto c = parse({"check"});
+  ASSERT_TRUE(c.cli) << c.message;
+  EXPECT_EQ(c.cli->command, Command::kCheck);
+  auto cl = parse({"check", "--log-level", "debug"});
+  ASSERT_TRUE(cl.cli) << cl.message;
+  EXPECT_EQ(cl.cli->config.log_level, "debug");
+}
+
 TEST(ConfigTop, Defaults) {
   auto out = parse({"top"});
   ASSERT_TRUE(out.cli) << out.message;

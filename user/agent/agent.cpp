@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 
 #include "agent/engine.h"
+#include "agent/host_check.h"
 #include "agent/options.h"
 #include "common/event_fds.h"
 #include "output/net_lines.h"
@@ -156,6 +157,12 @@ class Agent {
 }  // namespace
 
 Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks) {
+  // What a host lacks is said in the words of `vmscope check`, before anything is loaded.
+  const std::vector<CheckLine> checks = check_prerequisites();
+  if (const CheckLine* failed = first_failure(checks))
+    return Error::msg(format_check_line(*failed) + " (`vmscope check` lists every requirement)");
+  for (const CheckLine& c : checks)
+    if (!c.ok) spdlog::warn("{}", format_check_line(c));
   if (auto st = block_stop_signals(); !st) return st;
   auto engine = Engine::create(engine_options(config), SourceChoice::kPublish);
   if (!engine) return engine.error();

@@ -150,6 +150,7 @@ struct Subcommands {
   CLI::App* run;
   CLI::App* list;
   CLI::App* top;
+  CLI::App* check;
 };
 
 void add_naming_flags(CLI::App& sub, Flags& f) {
@@ -187,6 +188,11 @@ CLI::App* add_top(CLI::App& app, Flags& f) {
   top->add_flag("--own", f.own, "attach own programs even when a vmscope run is active");
   add_naming_flags(*top, f);
   return top;
+}
+
+CLI::App* add_check(CLI::App& app) {
+  return app.add_subcommand(
+      "check", "check what vmscope needs of this host, one line each; exit 0 when all is there");
 }
 
 // The defaults, or the file given with --config over them.
@@ -243,9 +249,10 @@ Status apply_common_flags(const Flags& f, bool top, Config& c) {
 // The command line from what was parsed: file, then flags over it, then the checks.
 Result<CommandLine> resolve(const Flags& f, const Subcommands& sub) {
   CommandLine cli;
-  cli.command = sub.list->parsed()  ? Command::kList
-                : sub.top->parsed() ? Command::kTop
-                                    : Command::kRun;
+  cli.command = sub.list->parsed()    ? Command::kList
+                : sub.top->parsed()   ? Command::kTop
+                : sub.check->parsed() ? Command::kCheck
+                                      : Command::kRun;
   auto c = base_config(f);
   if (!c) return c.error();
   if (auto st = apply_run_flags(f, *sub.run, *c); !st) return st.error();
@@ -273,11 +280,16 @@ ParseOutcome usage_error(std::string_view what) {
 
 ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   CLI::App app{"vmscope: host-side monitor for virtual machines", "vmscope"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);  // none only with --version (checked after parsing)
   app.fallthrough();  // `vmscope run --log-level debug` as well as `vmscope --log-level debug run`
   Flags flags;
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical, off");
-  const Subcommands sub{add_run(app, flags), add_list(app, flags), add_top(app, flags)};
+  bool version = false;
+  app.add_flag("--version", version,
+               "print the version, the git revision and the kernel the "
+               "BPF types (vmlinux.h) came from");
+  const Subcommands sub{add_run(app, flags), add_list(app, flags), add_top(app, flags),
+                        add_check(app)};
 
   std::vector<std::string> rev(args.rbegin(), args.rend());
   if (!rev.empty()) rev.pop_back();  // program name
@@ -292,6 +304,13 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   } catch (const CLI::ParseError& e) {
     return usage_error(e.what());
   }
+  if (version) {
+    ParseOutcome out;
+    out.cli = CommandLine{};
+    out.cli->command = Command::kVersion;
+    return out;
+  }
+  if (app.get_subcommands().empty()) return usage_error("A subcommand is required");
   auto cli = resolve(flags, sub);
   if (!cli) return usage_error(cli.error().message);
   ParseOutcome out;

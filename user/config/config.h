@@ -26,7 +26,7 @@ struct Config {
   std::vector<NameOverride> overrides;
 };
 
-enum class Command { kRun, kList, kTop };
+enum class Command { kRun, kList, kTop, kCheck, kVersion };
 
 // `vmscope top`: the interval is the config's; these are the view's own settings.
 struct TopOptions {

@@ -31,6 +31,8 @@ class NetDrain {
   // Appends the summing program's fd once it is loaded (first read()), for run-time
   // statistics.
   void program_fds(std::vector<int>& out) const;
+  // Whether the CPUs are summed in the kernel (net_sum.bpf.o loaded), once read() ran.
+  bool sums_in_kernel() const { return summer_ != nullptr; }
 
  private:
   struct Deleter {
