@@ -76,7 +76,7 @@ INSTANTIATE_TEST_SUITE_P(
     Table, ConfigCliErrors,
     ::testing::Values(
         BadArgs{{}, "vmscope: A subcommand is required"},
-        BadArgs{{"walk"}, "vmscope: A subcommand is required"},
+        BadArgs{{"walk"}, "vmscope: The following argument was not expected: walk"},
         BadArgs{{"run", "--interval", "0"},
                 "vmscope: interval 0: must be between 0.01 and 3600 seconds"},
         BadArgs{{"run", "--interval", "abc"}, "vmscope: Could not convert: --interval = abc"},
