@@ -26,7 +26,7 @@ struct Config {
   std::vector<NameOverride> overrides;
   // Each output's on-disk spool for outages: SPOOL_DIR/<hash of the output's URL>, at most
   // spool_max_bytes each (0: no spool). 512 MiB holds a 5-minute outage at 1,000 VMs
-  // about 8 times over (bench/RESULTS.md, outage).
+  // more than 4 times over even when no counter compresses (bench/RESULTS.md, outage).
   std::string spool_dir = "/var/lib/vmscope/spool";
   uint64_t spool_max_bytes = uint64_t{512} << 20;
 };
