@@ -178,7 +178,7 @@ void OutputWriter::Worker::deliver_spooling(const std::string& round, bool last)
 void OutputWriter::Worker::replay_one() {
   std::optional<std::string> lines = spool_->front();
   if (!lines) {
-    down_ = false;
+    set_down(false);
     return;
   }
   sink_->write(*lines);
@@ -189,13 +189,24 @@ void OutputWriter::Worker::replay_one() {
     spool_->replace_front(rest);
   }
   // A line half written to a stream stays in the sink until the stream takes the rest.
-  down_ = !rest.empty() || sink_->pending_bytes() > 0;
+  set_down(!rest.empty() || sink_->pending_bytes() > 0);
+  if (spool_->empty()) spdlog::info("output {}: spool replayed, sending live again", sink_->url());
 }
 
 void OutputWriter::Worker::spill() {
   const std::string rest = sink_->take_unsent();
   spool_->append(rest);
-  down_ = !rest.empty() || sink_->pending_bytes() > 0;
+  set_down(!rest.empty() || sink_->pending_bytes() > 0);
+}
+
+void OutputWriter::Worker::set_down(bool down) {
+  if (down && !down_ && spool_->empty() == false && !spooling_logged_) {
+    spdlog::info("output {}: spooling to {} until the destination takes lines again", sink_->url(),
+                 spool_->dir());
+    spooling_logged_ = true;
+  }
+  if (spool_->empty()) spooling_logged_ = false;
+  down_ = down;
 }
 
 }  // namespace vmscope

@@ -68,9 +68,11 @@ class OutputWriter {
     void replay_one();
     // Moves what the sink could not deliver to the end of the spool.
     void spill();
+    void set_down(bool down);       // logs the start of spooling once per outage
     std::unique_ptr<Sink> sink_;    // used by this worker's thread only
     std::unique_ptr<Spool> spool_;  // likewise; null: none
     bool down_ = false;             // the last attempt left lines undelivered
+    bool spooling_logged_ = false;  // "spooling to" was logged since the spool was empty
     const size_t max_queued_bytes_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
