@@ -23,6 +23,18 @@
 namespace vmscope::test {
 namespace {
 
+// A directory of the test's own (mkdtemp template), removed with everything in it.
+struct TempDir {
+  explicit TempDir(std::string tmpl) {
+    if (mkdtemp(tmpl.data())) path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+  std::string path;
+};
+
 // A listening socket on 127.0.0.1 inside `ns` that never accepts: the kernel completes
 // handshakes into the backlog and requests are never answered.
 int hung_listener(const Netns& ns, uint16_t& port) {
@@ -53,9 +65,12 @@ TEST(Outputs, AHungInfluxDbDelaysNeitherTicksNorOtherOutputsNorExit) {
   uint16_t port = 0;
   int listener = hung_listener(ns, port);
   ASSERT_GE(listener, 0);
+  // What the hung destination never took stays spooled: in a directory of this test's own.
+  TempDir spool("/tmp/vmscope-hung.XXXXXX");
   Child agent(vmscope_bin(),
               {"run", "--interval", "0.25", "--output",
-               "http://127.0.0.1:" + std::to_string(port) + "/write?db=vmscope", "--output", "-"},
+               "http://127.0.0.1:" + std::to_string(port) + "/write?db=vmscope", "--output", "-",
+               "--spool-dir", spool.path},
               SpawnOptions{ns.name(), "", {}, false});
   // Every HTTP attempt waits its full 2 s timeout; stdout must still see every tick.
   const auto start = std::chrono::steady_clock::now();
@@ -140,12 +155,9 @@ int64_t last_self_field(Child& agent, const std::string& field) {
 
 TEST(Outputs, InfluxDbDownForAMinuteWithAnAgentRestartLosesNoTick) {
   Netns ns;
-  char tmpl[] = "/tmp/vmscope-outage.XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { std::filesystem::remove_all(dir); }
-  } cleanup{dir};
+  TempDir tmp("/tmp/vmscope-outage.XXXXXX");
+  const std::string& dir = tmp.path;
+  ASSERT_FALSE(dir.empty());
   RestartableInflux influx(ns, dir + "/influx", 18086);
   ns.must("curl -sS -m 5 -XPOST '" + influx.url("/query") +
           "' --data-urlencode 'q=CREATE DATABASE vmscope' >/dev/null");
