@@ -63,8 +63,16 @@ ip netns exec "$NS" "$BIN" run --interval 1 --output "http://127.0.0.1:$PORT/wri
                       bytes = 0; lines = 0 }') &
 AGENT=$!
 
-echo "== $TAPS taps, warming up 20 s"
-sleep 20
+# Attaching 1,000 taps takes from seconds to a minute (tcx, machine load): the outage
+# starts after 10 ticks went through.
+echo "== $TAPS taps, waiting for 10 ticks"
+started=$(date +%s)
+while [ "$(cat "$WORK/self.lp" 2>/dev/null | wc -l)" -lt 10 ]; do
+  kill -0 "$AGENT" 2>/dev/null || { echo "outage.sh: agent exited" >&2; tail "$WORK/agent.log" >&2; exit 1; }
+  [ $(($(date +%s) - started)) -lt 600 ] || { echo "outage.sh: no 10 ticks in 600 s" >&2; exit 1; }
+  sleep 1
+done
+echo "== first 10 ticks after $(($(date +%s) - started)) s"
 echo "== InfluxDB stopped for $OUTAGE s"
 "$ROOT/tests/influx/stop-influxdb.sh" --dir "$WORK/influx" --timeout 10 >/dev/null
 peak_spool=0 peak_batches=0 peak_rss=0
