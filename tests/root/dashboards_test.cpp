@@ -385,7 +385,8 @@ TEST(Dashboards, EveryQueryAnswersFromARealVmAndAgent) {
   auto agent = std::make_unique<Child>(
       vmscope_bin(),
       std::vector<std::string>{"run", "--interval", "0.5", "--output",
-                               influx.base() + "/write?db=vmscope", "--output", "-"},
+                               influx.base() + "/write?db=vmscope", "--output", "-", "--spool-dir",
+                               tmp.path + "/spool"},
       SpawnOptions{ns.name(), "", {}, false});
   // Attached: the first interface line of the guest.
   ASSERT_TRUE(agent->wait_line(

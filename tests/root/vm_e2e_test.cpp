@@ -197,10 +197,13 @@ std::optional<Point> wait_point(Child& agent, const std::string& measurement,
   return parse_point(*line);
 }
 
-std::unique_ptr<Child> start_agent(const Netns& ns, const std::string& write_url) {
+// Its spool in the test's own directory: never the host's, nor another run's.
+std::unique_ptr<Child> start_agent(const Netns& ns, const std::string& write_url,
+                                   const std::string& dir) {
   return std::make_unique<Child>(
       vmscope_bin(),
-      std::vector<std::string>{"run", "--interval", "0.5", "--output", write_url, "--output", "-"},
+      std::vector<std::string>{"run", "--interval", "0.5", "--output", write_url, "--output", "-",
+                               "--spool-dir", dir + "/spool"},
       SpawnOptions{ns.name(), "", {}, false});
 }
 
@@ -238,7 +241,7 @@ TEST(RealVm, InfluxDbHoldsExactTapCountersOfANamedQemuGuest) {
   std::optional<Point> first;
   for (int attempt = 1;; ++attempt) {
     base = read_tap(ns, kTap);
-    agent = start_agent(ns, write_url);
+    agent = start_agent(ns, write_url, tmp.path);
     first = wait_point(*agent, "interface", "vm", kVm, 0, 10s);
     ASSERT_TRUE(first) << "no interface line with vm=" << kVm << "\nstderr:\n"
                        << agent->stderr_text() << "\nlast interface line: " << last_line(*agent)

@@ -31,22 +31,20 @@ struct LoopOptions {
 class Agent {
  public:
   Agent(const LoopOptions& opts, std::vector<std::unique_ptr<Sink>> sinks,
-        std::unique_ptr<Engine> engine)
+        const SpoolOptions& spool, std::unique_ptr<Engine> engine)
       : opts_(opts),
-        output_(std::move(sinks)),
+        output_(std::move(sinks), spool),
         engine_(std::move(engine)),
         host_(host_name()),
         kept_(running_kernel_task_counter_support()) {
     if (!kept_.cpu_wait)
       spdlog::warn(
-          "this kernel keeps no scheduler statistics (CONFIG_SCHED_INFO): vm_cpu "
-          "(run_delay, run_count) is not written");
+          "this kernel keeps no scheduler statistics (CONFIG_SCHED_INFO): vm_cpu (run_delay, "
+          "run_count) is not written");
     if (!kept_.io)
       spdlog::warn(
           "this kernel keeps no task I/O accounting (CONFIG_TASK_XACCT, "
-          "CONFIG_TASK_IO_ACCOUNTING): "
-          "vm_io "
-          "is not written, inblock/outblock stay 0");
+          "CONFIG_TASK_IO_ACCOUNTING): vm_io is not written, inblock/outblock stay 0");
   }
 
   Status run() {
@@ -139,6 +137,9 @@ class Agent {
     SinkStats out = output_.totals();
     m.lines_written = out.lines_written;
     m.lines_dropped = out.lines_dropped;
+    m.spool_bytes = out.spool_bytes;
+    m.spool_batches = out.spool_batches;
+    m.spool_dropped_batches = out.spool_dropped_batches;
     m.rss_bytes = own_rss_bytes();
     engine_->describe(m);
     m.tick_ns = static_cast<uint64_t>(boottime_ns() - started);
@@ -166,7 +167,8 @@ Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks)
   if (auto st = block_stop_signals(); !st) return st;
   auto engine = Engine::create(engine_options(config), SourceChoice::kPublish);
   if (!engine) return engine.error();
-  Agent agent(LoopOptions{config.interval_s, config.count}, std::move(sinks), std::move(*engine));
+  Agent agent(LoopOptions{config.interval_s, config.count}, std::move(sinks),
+              SpoolOptions{config.spool_dir, config.spool_max_bytes}, std::move(*engine));
   return agent.run();
 }
 

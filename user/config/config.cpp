@@ -22,7 +22,38 @@ Status validate(const Config& c) {
   for (const auto& o : c.overrides)
     if (std::string err = validate_override(o); !err.empty())
       return Error::msg(fmt::format("override for \"{}\": {}", o.name, err));
+  if (c.spool_dir.empty() || c.spool_dir.front() != '/')
+    return Error::msg(fmt::format("spool dir \"{}\": must be an absolute path", c.spool_dir));
+  if (c.spool_max_bytes != 0 && c.spool_max_bytes < (uint64_t{1} << 20))
+    return Error::msg(fmt::format("spool max size {} bytes: must be 0 (no spool) or at least 1MiB",
+                                  c.spool_max_bytes));
   return {};
+}
+
+Result<uint64_t> parse_size(std::string_view text) {
+  const auto bad = [&] {
+    return Error::msg(fmt::format(
+        "size \"{}\": expected bytes with an optional K, KiB, M, MiB, G or GiB suffix", text));
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 15) return bad();  // 15 digits: no overflow below
+  uint64_t v = 0;
+  for (char ch : text.substr(0, digits)) v = v * 10 + static_cast<uint64_t>(ch - '0');
+  const std::string_view unit = text.substr(digits);
+  int shift = 0;
+  if (unit.empty() || unit == "B")
+    shift = 0;
+  else if (unit == "K" || unit == "KiB")
+    shift = 10;
+  else if (unit == "M" || unit == "MiB")
+    shift = 20;
+  else if (unit == "G" || unit == "GiB")
+    shift = 30;
+  else
+    return bad();
+  if (v > (uint64_t{1} << (62 - shift))) return bad();
+  return v << shift;
 }
 
 namespace {
@@ -48,8 +79,9 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
     const auto& b = e.source().begin;
     return Error::msg(fmt::format("{}:{}:{}: {}", source, b.line, b.column, e.description()));
   }
-  static const std::set<std::string_view> known = {"interval",  "count",  "outputs", "log_level",
-                                                   "drop_path", "attach", "http",    "override"};
+  static const std::set<std::string_view> known = {"interval",  "count",     "outputs",
+                                                   "log_level", "drop_path", "attach",
+                                                   "http",      "override",  "spool"};
   for (const auto& [k, _] : root)
     if (!known.count(k.str()))
       return Error::msg(fmt::format("{}: unknown key \"{}\"", source, k.str()));
@@ -90,6 +122,29 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
         return Error::msg(fmt::format("{}: unknown key \"http.{}\"", where, k.str()));
     if (auto st = read_key(*http, "username", where, c.http_username); !st) return st.error();
     if (auto st = read_key(*http, "password", where, c.http_password); !st) return st.error();
+  }
+  if (const toml::node* n = root.get("spool")) {
+    const toml::table* spool = n->as_table();
+    if (!spool) return Error::msg(fmt::format("{}: \"spool\" must be a table", where));
+    for (const auto& [k, _] : *spool)
+      if (k.str() != "dir" && k.str() != "max_size")
+        return Error::msg(fmt::format("{}: unknown key \"spool.{}\"", where, k.str()));
+    if (auto st = read_key(*spool, "dir", where, c.spool_dir); !st) return st.error();
+    if (const toml::node* m = spool->get("max_size")) {
+      // "512MiB" or a plain number of bytes.
+      if (auto bytes = m->value_exact<int64_t>()) {
+        if (*bytes < 0)
+          return Error::msg(fmt::format("{}: key \"spool.max_size\" must be >= 0", where));
+        c.spool_max_bytes = static_cast<uint64_t>(*bytes);
+      } else if (auto text = m->value_exact<std::string>()) {
+        auto size = parse_size(*text);
+        if (!size) return size.error().context(fmt::format("{}: key \"spool.max_size\"", where));
+        c.spool_max_bytes = *size;
+      } else {
+        return Error::msg(fmt::format(
+            "{}: key \"spool.max_size\" must be a size like \"512MiB\" or bytes", where));
+      }
+    }
   }
   if (const toml::node* n = root.get("override")) {
     const toml::array* arr = n->as_array();
@@ -139,6 +194,7 @@ struct Flags {
   double interval_s = 0;
   int64_t count = 0;
   std::vector<std::string> outputs;
+  std::string spool_dir, spool_max_size;
   // top
   bool batch = false, own = false;
   int64_t iterations = 0;
@@ -167,6 +223,11 @@ CLI::App* add_run(CLI::App& app, Flags& f) {
                   "-, tcp://HOST[:PORT], udp://HOST[:PORT], http://HOST:PORT/write?db=NAME "
                   "(repeatable; default -)");
   run->add_option("--attach", f.attach, "how to attach tc programs: auto, tcx or clsact");
+  run->add_option("--spool-dir", f.spool_dir,
+                  "where outputs spool lines while their destination is down "
+                  "(default /var/lib/vmscope/spool)");
+  run->add_option("--spool-max-size", f.spool_max_size,
+                  "bound of each output's spool, e.g. 512MiB (default); 0: no spool");
   add_naming_flags(*run, f);
   return run;
 }
@@ -210,6 +271,12 @@ Status apply_run_flags(const Flags& f, const CLI::App& run, Config& c) {
     c.count = static_cast<uint64_t>(f.count);
   }
   if (run.count("--output")) c.outputs = f.outputs;
+  if (run.count("--spool-dir")) c.spool_dir = f.spool_dir;
+  if (run.count("--spool-max-size")) {
+    auto size = parse_size(f.spool_max_size);
+    if (!size) return size.error().context("--spool-max-size");
+    c.spool_max_bytes = *size;
+  }
   return {};
 }
 
