@@ -250,8 +250,9 @@ TEST(Dashboards, StructureIsImportableAndComplete) {
     const std::string all = queries_of(file);
     for (const std::string& must : health)
       EXPECT_NE(all.find(must), std::string::npos) << file << " lacks " << must;
+    const Json d = parse_file(dashboard_path(file));
     std::vector<const Json*> panels;
-    collect_panels(*parse_file(dashboard_path(file)).get("panels"), panels);
+    collect_panels(*d.get("panels"), panels);
     EXPECT_TRUE(std::any_of(panels.begin(), panels.end(),
                             [](const Json* p) {
                               return p->str("type") == "row" &&

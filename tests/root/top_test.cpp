@@ -352,7 +352,69 @@ TEST(TopScreen, RowsSortFilterResizeAndQuitLeavesNothingAttached) {
   EXPECT_EQ(attachments_after_exit(ns, programs), "");
 }
 
-// ---- next to a running agent ----
+// The words of the line after `title` whose first word is `first` (empty if none).
+std::vector<std::string> table_line(const std::string& screen, const std::string& title,
+                                    const std::string& first) {
+  std::istringstream in(screen);
+  bool in_table = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(title, 0) == 0) {
+      in_table = true;
+      continue;
+    }
+    std::istringstream ws(line);
+    std::vector<std::string> w;
+    for (std::string x; ws >> x;) w.push_back(x);
+    if (in_table && !w.empty() && w[0] == first) return w;
+  }
+  return {};
+}
+
+// The detail view of the real test VM: the connections, answers and handshakes seen on
+// its tap since top attached are exactly the client's (the vm_service counters).
+TEST(TopScreen, DetailShowsTheServiceHealthOfARealVm) {
+  vm_image();
+  TempDir tmp("vmscope-top-health");
+  Netns ns;
+  add_bridge_with_tap(ns, "vsbr0", "10.99.7.1/24", "vmmtap0");
+  Vm vm(ns, tmp.path, "vmmtap0", "svc1", "10.99.7.2/24");
+  Tmux t(ns.exec(vmscope_bin() + " top -d 0.5 --filter svc1") + "; sleep 60", 100, 60);
+  std::string s = t.wait_for([&](const std::string& s) { return rows_with_rates(s, {"svc1"}); });
+  ASSERT_TRUE(rows_with_rates(s, {"svc1"})) << s;
+  t.keys("Enter");
+  s = t.wait_for([&](const std::string& s) { return s.find("VM svc1") != std::string::npos; });
+
+  // Three HTTP 200s, one connection to a closed port (refused with a RST).
+  for (int i = 0; i < 3; ++i) ns.must("curl -sS -f -m 10 -o /dev/null http://10.99.7.2/blob");
+  EXPECT_NE(sh(ns.exec("curl -sS -m 5 -o /dev/null http://10.99.7.2:81/") + " 2>/dev/null"), 0);
+  s = t.wait_for([&](const std::string& s) {
+    auto http = table_line(s, "  HTTP answers", "total");
+    auto tcp = table_line(s, "  TCP to it", "total");
+    return http.size() == 6 && http[2] == "3" && tcp.size() == 6 && tcp[3] == "1";
+  });
+  std::printf("[ figures ] detail view:\n%s\n", s.c_str());
+  // total: attempts accepted refused no-reply RSTs-out
+  auto tcp = table_line(s, "  TCP to it", "total");
+  ASSERT_EQ(tcp.size(), 6u) << s;
+  EXPECT_EQ(tcp[1], "4") << s;
+  EXPECT_EQ(tcp[2], "3") << s;
+  EXPECT_EQ(tcp[3], "1") << s;
+  EXPECT_EQ(tcp[4], "0") << s;
+  EXPECT_GE(std::stoi(tcp[5]), 1) << s;
+  // total: timed p50 p99 mean; the percentiles are bucket bounds.
+  auto hs = table_line(s, "  handshake", "total");
+  ASSERT_EQ(hs.size(), 5u) << s;
+  EXPECT_EQ(hs[1], "3") << s;
+  for (const std::string& p : {hs[2], hs[3]})
+    EXPECT_TRUE(p.rfind("<=", 0) == 0 || p == ">1s") << p << "\n" << s;
+  EXPECT_NE(hs[4], "-") << s;
+  EXPECT_EQ(table_line(s, "  HTTP answers", "total"),
+            (std::vector<std::string>{"total", "0", "3", "0", "0", "0"}))
+      << s;
+  t.keys("q");
+}
+
+// ---- next to a running agent ----// ---- next to a running agent ----
 
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
