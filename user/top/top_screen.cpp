@@ -28,7 +28,7 @@ void put_line(int y, const std::string& s, int width) {
 const char* const kHelp[] = {
     "vmscope top: one row per VM; rates over the last interval.",
     "RX/TX are from the VM's point of view (RX = host to VM).",
-    "WAIT%: time runnable but waiting for a CPU, like CPU%. DISKR/s DISKW/s: storage.",
+    "WAIT%: runnable but waiting for a CPU (as CPU%). DISKR/s DISKW/s: storage B/s.",
     "",
     "  P  sort by CPU          M  sort by memory (RSS)",
     "  W  sort by CPU wait     D  sort by disk (read + write)",
