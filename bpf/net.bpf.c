@@ -82,14 +82,14 @@ static __always_inline void *header(struct __sk_buff *skb, __u32 off, void *buf,
  * data, or null where the caller copies headers (classify_slow). frag: nonzero for an
  * IPv4 fragment other than the first, which carries no L4 header (the fast path tests
  * it only here, once the frame looks interesting: data frames skip that test). */
-static __always_inline void service_tcp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
-					__u32 l3, __u32 l4, __u8 flags, __u8 doff, __u8 *p,
-					void *end, __u32 len, __u32 frag)
+static __always_inline void service_tcp(struct __sk_buff *skb, __u32 dir, __u32 v6, __u32 l3,
+					__u32 l4, __u8 flags, __u8 doff, __u8 *p, void *end,
+					__u32 len, __u32 frag)
 {
 	if (flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) {
 		if (frag)
 			return;
-		vs_service(skb, slot,
+		vs_service(skb,
 			   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
 				   IPPROTO_TCP << 8,
 			   l3, l4);
@@ -109,16 +109,16 @@ static __always_inline void service_tcp(struct __sk_buff *skb, __u32 slot, __u32
 	else
 		return;
 	if (is_http_status(h) && !frag)
-		vs_service(skb, slot, VS_SVC_HTTP | (__u32)h[9] << 16, l3, l4);
+		vs_service(skb, VS_SVC_HTTP | (__u32)h[9] << 16, l3, l4);
 }
 
-static __always_inline void service_udp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
-					__u32 l3, __u32 l4, __u8 port_hi, __u8 port_lo, __u32 frag)
+static __always_inline void service_udp(struct __sk_buff *skb, __u32 dir, __u32 v6, __u32 l3,
+					__u32 l4, __u8 port_hi, __u8 port_lo, __u32 frag)
 {
 	/* port: the destination port towards the VM, the source port from it */
 	if (port_hi != 0 || port_lo != 53 || frag)
 		return;
-	vs_service(skb, slot,
+	vs_service(skb,
 		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
 			   IPPROTO_UDP << 8,
 		   l3, l4);
@@ -183,7 +183,7 @@ __noinline __u64 vs_ipv6_skip_ext(struct __sk_buff *skb, __u32 l4off, __u32 l4pr
 }
 
 static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_counters *c,
-					  __u32 len, __u32 slot, __u32 dir)
+					  __u32 len, __u32 dir)
 {
 	__u8 buf[40];
 	__u8 *eth = header(skb, 0, buf, ETH_HLEN);
@@ -241,12 +241,12 @@ static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_c
 		__u8 *tcp = header(skb, l4off + 12, buf, 2);
 		syn = tcp && (tcp[1] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 		if (tcp)
-			service_tcp(skb, slot, dir, proto == ETH_P_IPV6, off, l4off, tcp[1], tcp[0],
-				    0, 0, len, 0);
+			service_tcp(skb, dir, proto == ETH_P_IPV6, off, l4off, tcp[1], tcp[0], 0, 0,
+				    len, 0);
 	} else if (l4proto == IPPROTO_UDP) {
 		__u8 *udp = header(skb, l4off, buf, 4);
 		if (udp)
-			service_udp(skb, slot, dir, proto == ETH_P_IPV6, off, l4off,
+			service_udp(skb, dir, proto == ETH_P_IPV6, off, l4off,
 				    udp[dir == VS_DIR_EGRESS ? 2 : 0],
 				    udp[dir == VS_DIR_EGRESS ? 3 : 1], 0);
 	}
@@ -262,8 +262,7 @@ other:
  * fragments or headers beyond the linear data): classify_slow() decides those. Same
  * rules as classify_slow(), without its byte copies and header walks. */
 static __always_inline int classify_medium(struct __sk_buff *skb, __u8 *p, void *end,
-					   struct vs_net_counters *c, __u32 len, __u32 slot,
-					   __u32 dir)
+					   struct vs_net_counters *c, __u32 len, __u32 dir)
 {
 	if ((void *)(p + ETH_HLEN) > end)
 		return 0;
@@ -303,13 +302,13 @@ static __always_inline int classify_medium(struct __sk_buff *skb, __u8 *p, void 
 		if ((void *)(tcp + 14) > end)
 			return 0;
 		syn = (tcp[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-		service_tcp(skb, slot, dir, proto == ETH_P_IPV6, l3, l4off, tcp[13], tcp[12], p,
-			    end, len, 0);
+		service_tcp(skb, dir, proto == ETH_P_IPV6, l3, l4off, tcp[13], tcp[12], p, end, len,
+			    0);
 	} else if (l4proto == IPPROTO_UDP) {
 		__u8 *udp = p + l4off;
 		if ((void *)(udp + 4) > end)
 			return 0;
-		service_udp(skb, slot, dir, proto == ETH_P_IPV6, l3, l4off,
+		service_udp(skb, dir, proto == ETH_P_IPV6, l3, l4off,
 			    udp[dir == VS_DIR_EGRESS ? 2 : 0], udp[dir == VS_DIR_EGRESS ? 3 : 1],
 			    0);
 	}
@@ -331,7 +330,7 @@ static __noinline __u32 *far_slot(__u32 ifindex)
  * else (extension headers, fragments, short, malformed or paged frames) takes the
  * general path. */
 static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len,
-				     __u32 slot, __u32 dir)
+				     __u32 dir)
 {
 	__u8 *p = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -342,8 +341,8 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 			c->l4_bytes[VS_L4_OTHER] += len;
 			return;
 		}
-		if (!classify_medium(skb, p, end, c, len, slot, dir))
-			classify_slow(skb, c, len, slot, dir);
+		if (!classify_medium(skb, p, end, c, len, dir))
+			classify_slow(skb, c, len, dir);
 		return;
 	}
 	if (p[0] & 1)
@@ -355,12 +354,12 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 		if ((p[47] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
 		    ((p[20] & 0x1f) | p[21]) == 0)
 			c->tcp_syns++;
-		service_tcp(skb, slot, dir, 0, ETH_HLEN, 34, p[47], p[46], p, end, len,
+		service_tcp(skb, dir, 0, ETH_HLEN, 34, p[47], p[46], p, end, len,
 			    (p[20] & 0x1f) | p[21]);
 		return;
 	case IPPROTO_UDP:
 		c->l4_bytes[VS_L4_UDP] += len;
-		service_udp(skb, slot, dir, 0, ETH_HLEN, 34, p[dir == VS_DIR_EGRESS ? 36 : 34],
+		service_udp(skb, dir, 0, ETH_HLEN, 34, p[dir == VS_DIR_EGRESS ? 36 : 34],
 			    p[dir == VS_DIR_EGRESS ? 37 : 35], (p[20] & 0x1f) | p[21]);
 		return;
 	case IPPROTO_ICMP:
@@ -388,7 +387,7 @@ static __always_inline int count(struct __sk_buff *skb, __u32 dir)
 	__u32 len = skb->len;
 	c->bytes += len;
 	c->packets++;
-	classify(skb, c, len, idx, dir);
+	classify(skb, c, len, dir);
 	return VS_CONTINUE;
 }
 

@@ -230,13 +230,24 @@ static __always_inline void dns_datagram(struct vs_service_counters *c, struct v
 	}
 }
 
-/* The service counters' handler for one frame of slot whose L4 header (TCP or UDP) is at
+/* The service counters' handler for one frame of the device's slot whose L4 header (TCP or UDP) is at
  * l4off and IP header at l3off; `what` as VS_SVC_*. Called only for frames the
  * classification found worth it (service_tcp(), service_udp() in net.bpf.c); a global function, so the
  * verifier checks it once, not on every classification path. Reads what it needs by
  * copying: these frames are few. Returns 0. */
-__noinline int vs_service(struct __sk_buff *skb, __u32 slot, __u32 what, __u32 l3off, __u32 l4off)
+__noinline int vs_service(struct __sk_buff *skb, __u32 what, __u32 l3off, __u32 l4off)
 {
+	/* The slot again, rather than passed down the classification: keeping it live there
+	 * cost every data frame a register. */
+	__u32 ifindex = skb->ifindex;
+	__u32 *idx;
+	if (ifindex < VS_IFINDEX_DIRECT_MAX)
+		idx = bpf_map_lookup_elem(&if_slot, &ifindex);
+	else
+		idx = bpf_map_lookup_elem(&if_slot_far, &ifindex);
+	if (!idx || *idx == 0)
+		return 0;
+	__u32 slot = *idx - 1;
 	__u32 *tap = bpf_map_lookup_elem(&service_slots, &slot);
 	if (!tap || !*tap)
 		return 0;
