@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Network accounting: tc programs on the ingress and egress of VM taps and bridges.
  * Counts bytes, packets, L2 multicast/broadcast, bytes per L4 protocol and TCP SYNs
- * per device and direction. Always returns "continue" (TCX_NEXT / TC_ACT_UNSPEC, both
- * -1) so later programs and filters on the device still run. */
+ * per device and direction; on VM taps also how the VM's services answer (service.h:
+ * handshakes, DNS, HTTP status lines). Always returns "continue" (TCX_NEXT /
+ * TC_ACT_UNSPEC, both -1) so later programs and filters on the device still run. */
 #include "vmlinux.h"
 
 #include <bpf/bpf_endian.h>
@@ -55,6 +56,8 @@ struct {
 	__type(value, struct vs_dev_counters);
 } net_stats SEC(".maps");
 
+#include "service.h"
+
 /* Header bytes at off: straight from the linear data when it is there (fast path),
  * else copied out of a paged skb (or from beyond the bound, e.g. behind long IPv6
  * extension headers). */
@@ -68,6 +71,57 @@ static __always_inline void *header(struct __sk_buff *skb, __u32 off, void *buf,
 	if (bpf_skb_load_bytes(skb, off, buf, len))
 		return 0;
 	return buf;
+}
+
+/* Service hooks, called where a classification path knows the L4 header. Cheap tests
+ * first, inline: only SYN and RST segments, segments from the VM that begin with an HTTP
+ * status line ("HTTP/1.x N", read from the linear data, else copied) and DNS datagrams
+ * (to port 53 towards the VM, from port 53 out of it) call the out-of-line vs_service(),
+ * which checks that the slot is a VM tap. Every other frame pays these compares only
+ * (a TCP segment from the VM whose payload is paged: one 10-byte copy). p: the linear
+ * data, or null where the caller copies headers (classify_slow). frag: nonzero for an
+ * IPv4 fragment other than the first, which carries no L4 header (the fast path tests
+ * it only here, once the frame looks interesting: data frames skip that test). */
+static __always_inline void service_tcp(struct __sk_buff *skb, __u32 dir, __u32 v6, __u32 l3,
+					__u32 l4, __u8 flags, __u8 doff, __u8 *p, void *end,
+					__u32 len, __u32 frag)
+{
+	if (flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) {
+		if (frag)
+			return;
+		vs_service(skb,
+			   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
+				   IPPROTO_TCP << 8,
+			   l3, l4);
+		return;
+	}
+	if (dir == VS_DIR_EGRESS)
+		return;
+	__u32 payoff = l4 + (doff >> 4) * 4;
+	if (len < payoff + 10)
+		return;
+	__u8 buf[10];
+	__u8 *h;
+	if (p && (void *)(p + payoff + 10) <= end)
+		h = p + payoff;
+	else if (!bpf_skb_load_bytes(skb, payoff, buf, sizeof(buf)))
+		h = buf;
+	else
+		return;
+	if (is_http_status(h) && !frag)
+		vs_service(skb, VS_SVC_HTTP | (__u32)h[9] << 16, l3, l4);
+}
+
+static __always_inline void service_udp(struct __sk_buff *skb, __u32 dir, __u32 v6, __u32 l3,
+					__u32 l4, __u8 port_hi, __u8 port_lo, __u32 frag)
+{
+	/* port: the destination port towards the VM, the source port from it */
+	if (port_hi != 0 || port_lo != 53 || frag)
+		return;
+	vs_service(skb,
+		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
+			   IPPROTO_UDP << 8,
+		   l3, l4);
 }
 
 /* L2 multicast or broadcast (the group bit is set). */
@@ -129,7 +183,7 @@ __noinline __u64 vs_ipv6_skip_ext(struct __sk_buff *skb, __u32 l4off, __u32 l4pr
 }
 
 static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_counters *c,
-					  __u32 len)
+					  __u32 len, __u32 dir)
 {
 	__u8 buf[40];
 	__u8 *eth = header(skb, 0, buf, ETH_HLEN);
@@ -184,8 +238,17 @@ static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_c
 
 	int syn = 0;
 	if (l4proto == IPPROTO_TCP) {
-		__u8 *tcp = header(skb, l4off + 13, buf, 1);
-		syn = tcp && (tcp[0] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+		__u8 *tcp = header(skb, l4off + 12, buf, 2);
+		syn = tcp && (tcp[1] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+		if (tcp)
+			service_tcp(skb, dir, proto == ETH_P_IPV6, off, l4off, tcp[1], tcp[0], 0, 0,
+				    len, 0);
+	} else if (l4proto == IPPROTO_UDP) {
+		__u8 *udp = header(skb, l4off, buf, 4);
+		if (udp)
+			service_udp(skb, dir, proto == ETH_P_IPV6, off, l4off,
+				    udp[dir == VS_DIR_EGRESS ? 2 : 0],
+				    udp[dir == VS_DIR_EGRESS ? 3 : 1], 0);
 	}
 	count_l4(c, l4proto, len, syn);
 	return;
@@ -198,7 +261,8 @@ other:
  * extension headers. Returns 0, having counted nothing, for every other frame (and for
  * fragments or headers beyond the linear data): classify_slow() decides those. Same
  * rules as classify_slow(), without its byte copies and header walks. */
-static __always_inline int classify_medium(__u8 *p, void *end, struct vs_net_counters *c, __u32 len)
+static __always_inline int classify_medium(struct __sk_buff *skb, __u8 *p, void *end,
+					   struct vs_net_counters *c, __u32 len, __u32 dir)
 {
 	if ((void *)(p + ETH_HLEN) > end)
 		return 0;
@@ -238,6 +302,15 @@ static __always_inline int classify_medium(__u8 *p, void *end, struct vs_net_cou
 		if ((void *)(tcp + 14) > end)
 			return 0;
 		syn = (tcp[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+		service_tcp(skb, dir, proto == ETH_P_IPV6, l3, l4off, tcp[13], tcp[12], p, end, len,
+			    0);
+	} else if (l4proto == IPPROTO_UDP) {
+		__u8 *udp = p + l4off;
+		if ((void *)(udp + 4) > end)
+			return 0;
+		service_udp(skb, dir, proto == ETH_P_IPV6, l3, l4off,
+			    udp[dir == VS_DIR_EGRESS ? 2 : 0], udp[dir == VS_DIR_EGRESS ? 3 : 1],
+			    0);
 	}
 	if (p[0] & 1)
 		count_l2_group(c, p);
@@ -256,7 +329,8 @@ static __noinline __u32 *far_slot(__u32 ifindex)
  * check; IPv4 with options or VLAN tags and plain IPv6 by classify_medium(); everything
  * else (extension headers, fragments, short, malformed or paged frames) takes the
  * general path. */
-static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len)
+static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len,
+				     __u32 dir)
 {
 	__u8 *p = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -267,8 +341,8 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 			c->l4_bytes[VS_L4_OTHER] += len;
 			return;
 		}
-		if (!classify_medium(p, end, c, len))
-			classify_slow(skb, c, len);
+		if (!classify_medium(skb, p, end, c, len, dir))
+			classify_slow(skb, c, len, dir);
 		return;
 	}
 	if (p[0] & 1)
@@ -280,9 +354,13 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 		if ((p[47] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
 		    ((p[20] & 0x1f) | p[21]) == 0)
 			c->tcp_syns++;
+		service_tcp(skb, dir, 0, ETH_HLEN, 34, p[47], p[46], p, end, len,
+			    (p[20] & 0x1f) | p[21]);
 		return;
 	case IPPROTO_UDP:
 		c->l4_bytes[VS_L4_UDP] += len;
+		service_udp(skb, dir, 0, ETH_HLEN, 34, p[dir == VS_DIR_EGRESS ? 36 : 34],
+			    p[dir == VS_DIR_EGRESS ? 37 : 35], (p[20] & 0x1f) | p[21]);
 		return;
 	case IPPROTO_ICMP:
 		c->l4_bytes[VS_L4_ICMP] += len;
@@ -309,7 +387,7 @@ static __always_inline int count(struct __sk_buff *skb, __u32 dir)
 	__u32 len = skb->len;
 	c->bytes += len;
 	c->packets++;
-	classify(skb, c, len);
+	classify(skb, c, len, dir);
 	return VS_CONTINUE;
 }
 
