@@ -2,11 +2,13 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
 #include "common/bpf_programs.h"
 #include "drain/cpu_limit.h"
+#include "drain/slot_capacity.h"
 #include "net.skel.h"
 
 namespace vmscope {
@@ -15,20 +17,28 @@ void NetPrograms::Deleter::operator()(net_bpf* skel) const {
   net_bpf__destroy(skel);
 }
 
-NetPrograms::NetPrograms(net_bpf* skel) : skel_(skel) {
+NetPrograms::NetPrograms(net_bpf* skel, uint32_t capacity) : skel_(skel), capacity_(capacity) {
   zeros_.resize(static_cast<size_t>(libbpf_num_possible_cpus()));
 }
 NetPrograms::NetPrograms(NetPrograms&&) noexcept = default;
 NetPrograms& NetPrograms::operator=(NetPrograms&&) noexcept = default;
 NetPrograms::~NetPrograms() = default;
 
-Result<NetPrograms> NetPrograms::load() {
+Result<NetPrograms> NetPrograms::load(uint32_t net_slots) {
   // The drain sums net_stats over the CPUs up to VS_MAX_CPUS: refuse a larger host here,
   // at start, rather than at the first drain.
-  if (auto cpus = possible_cpus(); !cpus) return cpus.error().context("load BPF network programs");
-  net_bpf* skel = net_bpf__open_and_load();
-  if (!skel) return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
-  return NetPrograms(skel);
+  auto cpus = possible_cpus();
+  if (!cpus) return cpus.error().context("load BPF network programs");
+  std::unique_ptr<net_bpf, Deleter> skel(net_bpf__open());
+  if (!skel) return Error::from_errno("open BPF network programs (net.bpf.o)", errno);
+  // One capacity for every slot-indexed map (those declared with VS_MAX_SLOTS entries).
+  SlotCapacity cap = choose_slot_capacity(net_slots, *cpus);
+  if (auto st = size_slot_maps(skel->obj, cap.slots); !st) return st.error();
+  if (net_bpf__load(skel.get()))
+    return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
+  spdlog::info("network counters for {} devices ({}): {:.1f} MiB of kernel memory", cap.slots,
+               cap.why, static_cast<double>(slot_memory_bytes(cap.slots, *cpus)) / (1 << 20));
+  return NetPrograms(skel.release(), cap.slots);
 }
 
 int NetPrograms::ingress_prog_fd() const {
@@ -72,11 +82,11 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
     free_slots_.pop_back();
-  } else if (next_slot_ < VS_MAX_SLOTS) {
+  } else if (next_slot_ < capacity_) {
     slot = next_slot_++;
   } else {
-    return Error::msg(fmt::format("assign counter slot to ifindex {}: all {} slots in use", ifindex,
-                                  VS_MAX_SLOTS));
+    return Error::msg(
+        fmt::format("assign counter slot to ifindex {}: all {} slots in use", ifindex, capacity_));
   }
   // Zero before publishing: the previous owner's counts must not leak into the new device.
   if (bpf_map_update_elem(net_stats_fd(), &slot, zeros_.data(), BPF_ANY)) {

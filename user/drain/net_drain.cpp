@@ -10,6 +10,7 @@
 #include "common/bpf_programs.h"
 #include "drain/contract_check.h"
 #include "drain/cpu_limit.h"
+#include "drain/slot_capacity.h"
 #include "net_sum.skel.h"
 
 namespace vmscope {
@@ -23,6 +24,11 @@ NetDrain::NetDrain(int net_stats_fd) : fd_(net_stats_fd) {
     ncpus_ = *cpus;
   else
     cpu_error_ = cpus.error().context("drain net_stats");
+  // net_sums and the reads follow net_stats' size, whoever created it (own or the agent's).
+  if (auto cap = slot_capacity_of(fd_); cap)
+    capacity_ = *cap;
+  else
+    cpu_error_ = cap.error();
 }
 NetDrain::~NetDrain() = default;
 NetDrain::NetDrain(NetDrain&&) noexcept = default;
@@ -36,7 +42,8 @@ bool NetDrain::load_summer() {
     return false;
   }
   skel->rodata->nr_cpus = static_cast<uint32_t>(ncpus_);
-  if (bpf_map__reuse_fd(skel->maps.net_stats, fd_) || net_sum_bpf__load(skel.get())) {
+  if (bpf_map__reuse_fd(skel->maps.net_stats, fd_) || !size_slot_maps(skel->obj, capacity_) ||
+      net_sum_bpf__load(skel.get())) {
     spdlog::info("net drain by batch lookup (load net_sum.bpf.o, kernel 5.19+: {})",
                  std::strerror(errno));
     return false;
@@ -51,7 +58,7 @@ void NetDrain::program_fds(std::vector<int>& out) const {
 
 Status NetDrain::read(uint32_t slot_limit) {
   if (cpu_error_) return *cpu_error_;
-  if (slot_limit > VS_MAX_SLOTS) slot_limit = VS_MAX_SLOTS;
+  if (slot_limit > capacity_) slot_limit = capacity_;
   if (!tried_summer_) load_summer();
   return summer_ ? read_summed(slot_limit) : read_batch(slot_limit);
 }
@@ -66,7 +73,7 @@ Status NetDrain::read_summed(uint32_t slot_limit) {
   if (slot_limit > mapped_) {
     uint32_t want = std::max<uint32_t>(mapped_ * 2, 256);
     while (want < slot_limit) want *= 2;
-    want = std::min<uint32_t>(want, VS_MAX_SLOTS);
+    want = std::min<uint32_t>(want, capacity_);
     sums_map_.reset();
     auto m = map_readonly<vs_dev_counters>(bpf_map__fd(summer_->maps.net_sums), want, "net_sums");
     if (!m) {

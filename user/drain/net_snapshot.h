@@ -58,6 +58,8 @@ class NetCollector {
   void on_attached(int ifindex, Netlink& nl);
   void on_detached(int ifindex) { base_.erase(ifindex); }
   void program_fds(std::vector<int>& out) const { drain_.program_fds(out); }
+  // Devices net_stats can count (its slots).
+  uint32_t slot_capacity() const { return drain_.capacity(); }
 
   // devices: the counted ones and their slots (attached by us, or by the agent we read).
   Result<NetSnapshot> collect(const Inventory& inv, const SlotTable& devices, Netlink& nl,
