@@ -80,8 +80,8 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
   if (auto it = slot_of_.find(ifindex); it != slot_of_.end()) return it->second;
   uint32_t slot;
   if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
+    slot = *free_slots_.begin();  // the lowest: keeps the drain range short
+    free_slots_.erase(free_slots_.begin());
   } else if (next_slot_ < capacity_) {
     slot = next_slot_++;
   } else {
@@ -90,11 +90,11 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
   }
   // Zero before publishing: the previous owner's counts must not leak into the new device.
   if (bpf_map_update_elem(net_stats_fd(), &slot, zeros_.data(), BPF_ANY)) {
-    free_slots_.push_back(slot);
+    free_slots_.insert(slot);
     return Error::from_errno(fmt::format("zero net_stats slot {}", slot), errno);
   }
   if (auto st = write_if_slot(ifindex, slot + 1); !st) {
-    free_slots_.push_back(slot);
+    free_slots_.insert(slot);
     return st.error();
   }
   slot_of_[ifindex] = slot;
@@ -105,15 +105,14 @@ void NetPrograms::release_slot(int ifindex) {
   auto it = slot_of_.find(ifindex);
   if (it == slot_of_.end()) return;
   (void)write_if_slot(ifindex, 0);  // the device may be gone already; nothing to undo then
-  free_slots_.push_back(it->second);
+  free_slots_.insert(it->second);
   slot_of_.erase(it);
-  // Shrink the drain range when the top slots are free.
-  std::sort(free_slots_.begin(), free_slots_.end());
-  while (!free_slots_.empty() && free_slots_.back() + 1 == next_slot_) {
-    free_slots_.pop_back();
+  // Shrink the drain range when the top slots are free (ordered: no sort per release,
+  // which cost seconds when 10,000 devices go).
+  while (!free_slots_.empty() && *free_slots_.rbegin() + 1 == next_slot_) {
+    free_slots_.erase(std::prev(free_slots_.end()));
     --next_slot_;
   }
-  std::sort(free_slots_.begin(), free_slots_.end(), std::greater<>());
 }
 
 uint32_t NetPrograms::far_entries() const {

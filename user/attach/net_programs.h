@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -50,7 +51,7 @@ class NetPrograms {
 
   std::unique_ptr<net_bpf, Deleter> skel_;
   std::unordered_map<int, uint32_t> slot_of_;  // ifindex -> slot
-  std::vector<uint32_t> free_slots_;           // released slots, reused first
+  std::set<uint32_t> free_slots_;              // released slots, reused first
   uint32_t next_slot_ = 0;                     // never-used slots start here
   uint32_t capacity_ = 0;
   std::vector<vs_dev_counters> zeros_;  // one slot's worth of per-CPU zeros
