@@ -110,8 +110,9 @@ int BPF_PROG(vs_exit, struct task_struct *p)
 		return 0;
 	if (p->signal->live.counter != 0) {
 		if (p->pid != tgid) {
-			__sync_fetch_and_add(&t->dead_run_delay_ns, p->sched_info.run_delay);
-			__sync_fetch_and_add(&t->dead_run_count, p->sched_info.pcount);
+			__sync_fetch_and_add(&t->dead_run_delay_ns,
+					     VS_KEPT_(p->sched_info.run_delay));
+			__sync_fetch_and_add(&t->dead_run_count, VS_KEPT_(p->sched_info.pcount));
 		}
 		return 0;
 	}

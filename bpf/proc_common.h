@@ -15,6 +15,11 @@ struct {
 /* Reads and sums of VS_TASK_COUNTERS (vmscope.h), whose own/dead columns are written over
  * `t`, `sig` and `tr`. Direct (BTF-typed, CO-RE relocated) loads: the callers hold BTF task
  * pointers, and a load costs far less than a bpf_probe_read_kernel() call per field. */
+/* A field only some kernel configurations have (VS_KEPT_ in vmscope.h): 0 where the
+ * running kernel lacks it. The relocation makes the condition a constant at load time, so
+ * the verifier drops the load that would not relocate. */
+#define VS_KEPT_(x) (bpf_core_field_exists(x) ? (x) : 0)
+
 #define VS_SET_OWN_(field, own, dead) c->field = (own);
 #define VS_ADD_OWN_(field, own, dead) c->field += (own);
 #define VS_SET_DEAD_(field, own, dead) c->field = (dead);

@@ -163,7 +163,11 @@ struct vs_tracked {
  *         over `tr` (its struct vs_tracked in `tracked`) where the kernel keeps nothing
  *         and proc.bpf.c collects exited threads itself (sched_info is per thread only).
  * Only the BPF side evaluates own and dead (BTF-typed direct loads, CO-RE relocated);
- * user space expands only the field names. */
+ * user space expands only the field names. VS_KEPT_(x) marks a field the kernel keeps
+ * only with a config option (sched_info: CONFIG_SCHED_INFO; ioac: CONFIG_TASK_XACCT and
+ * CONFIG_TASK_IO_ACCOUNTING): it reads 0 where the kernel lacks it, instead of failing
+ * the load of every process program (proc_common.h), and user space leaves such fields
+ * out of what it writes (discover/task_counter_support.h). */
 #define VS_TASK_COUNTERS(X)                                                               \
 	X(utime_ns, t->utime, sig->utime) /* raw: user space applies cputime_adjust */    \
 	X(stime_ns, t->stime, sig->stime)                                                 \
@@ -173,20 +177,21 @@ struct vs_tracked {
 	X(nvcsw, t->nvcsw, sig->nvcsw)                                                    \
 	X(nivcsw, t->nivcsw, sig->nivcsw)                                                 \
 	/* time runnable but waiting for a CPU, and timeslices (/proc/<pid>/schedstat) */ \
-	X(run_delay_ns, t->sched_info.run_delay, tr->dead_run_delay_ns)                   \
-	X(run_count, t->sched_info.pcount, tr->dead_run_count)                            \
+	X(run_delay_ns, VS_KEPT_(t->sched_info.run_delay), tr->dead_run_delay_ns)         \
+	X(run_count, VS_KEPT_(t->sched_info.pcount), tr->dead_run_count)                  \
 	VS_TASK_IO_COUNTERS(X)
 
 /* The I/O part of VS_TASK_COUNTERS: /proc/<pid>/io, named as it names them (the vm_io
  * measurement expands this list with #field). */
-#define VS_TASK_IO_COUNTERS(X)                                                                   \
-	X(read_bytes, t->ioac.read_bytes, sig->ioac.read_bytes)                                  \
-	X(write_bytes, t->ioac.write_bytes, sig->ioac.write_bytes)                               \
-	X(cancelled_write_bytes, t->ioac.cancelled_write_bytes, sig->ioac.cancelled_write_bytes) \
-	X(rchar, t->ioac.rchar, sig->ioac.rchar)                                                 \
-	X(wchar, t->ioac.wchar, sig->ioac.wchar)                                                 \
-	X(syscr, t->ioac.syscr, sig->ioac.syscr)                                                 \
-	X(syscw, t->ioac.syscw, sig->ioac.syscw)
+#define VS_TASK_IO_COUNTERS(X)                                                         \
+	X(read_bytes, VS_KEPT_(t->ioac.read_bytes), VS_KEPT_(sig->ioac.read_bytes))    \
+	X(write_bytes, VS_KEPT_(t->ioac.write_bytes), VS_KEPT_(sig->ioac.write_bytes)) \
+	X(cancelled_write_bytes, VS_KEPT_(t->ioac.cancelled_write_bytes),              \
+	  VS_KEPT_(sig->ioac.cancelled_write_bytes))                                   \
+	X(rchar, VS_KEPT_(t->ioac.rchar), VS_KEPT_(sig->ioac.rchar))                   \
+	X(wchar, VS_KEPT_(t->ioac.wchar), VS_KEPT_(sig->ioac.wchar))                   \
+	X(syscr, VS_KEPT_(t->ioac.syscr), VS_KEPT_(sig->ioac.syscr))                   \
+	X(syscw, VS_KEPT_(t->ioac.syscw), VS_KEPT_(sig->ioac.syscw))
 
 enum { VS_TASK_COUNTER_COUNT = 0 VS_TASK_COUNTERS(VS_COUNT_ONE_) };
 enum { VS_TASK_IO_COUNTER_COUNT = 0 VS_TASK_IO_COUNTERS(VS_COUNT_ONE_) };

@@ -103,7 +103,7 @@ INSTANTIATE_TEST_SUITE_P(
     Table, ConfigCliErrors,
     ::testing::Values(
         BadArgs{{}, "vmscope: A subcommand is required"},
-        BadArgs{{"walk"}, "vmscope: A subcommand is required"},
+        BadArgs{{"walk"}, "vmscope: The following argument was not expected: walk"},
         BadArgs{{"run", "--interval", "0"},
                 "vmscope: interval 0: must be between 0.01 and 3600 seconds"},
         BadArgs{{"run", "--interval", "abc"}, "vmscope: Could not convert: --interval = abc"},
@@ -122,7 +122,53 @@ INSTANTIATE_TEST_SUITE_P(
                 "vmscope: --net-slots -5: must be 0 (from the host) or between 64 and 1048576"},
         BadArgs{{"run", "--net-slots", "many"}, "vmscope: Could not convert: --net-slots = many"},
         BadArgs{{"run", "--config", "/nonexistent/vmscope.toml"},
-                "vmscope: --config: File does not exist: /nonexistent/vmscope.toml"}));
+                "vmscope: --config: File does not exist: /nonexistent/vmscope.toml"},
+        BadArgs{{"run", "--spool-max-size", "12X"},
+                "vmscope: --spool-max-size: size \"12X\": expected bytes with an optional K, "
+                "KiB, M, MiB, G or GiB suffix"},
+        BadArgs{{"run", "--spool-max-size", "-1"},
+                "vmscope: --spool-max-size: size \"-1\": expected bytes with an optional K, "
+                "KiB, M, MiB, G or GiB suffix"},
+        BadArgs{{"run", "--spool-max-size", "1000"},
+                "vmscope: spool max size 1000 bytes: must be 0 (no spool) or at least 1MiB"},
+        BadArgs{{"run", "--spool-dir", "spool"},
+                "vmscope: spool dir \"spool\": must be an absolute path"}));
+
+TEST(ConfigCli, SpoolDefaultsAndFlags) {
+  auto out = parse({"run"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.spool_dir, "/var/lib/vmscope/spool");
+  EXPECT_EQ(out.cli->config.spool_max_bytes, uint64_t{512} << 20);
+  out = parse({"run", "--spool-dir", "/srv/spool", "--spool-max-size", "2GiB"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.spool_dir, "/srv/spool");
+  EXPECT_EQ(out.cli->config.spool_max_bytes, uint64_t{2} << 30);
+  out = parse({"run", "--spool-max-size", "0"});  // no spool
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.spool_max_bytes, 0u);
+}
+
+TEST(ConfigSize, Units) {
+  EXPECT_EQ(*parse_size("0"), 0u);
+  EXPECT_EQ(*parse_size("1048576"), 1u << 20);
+  EXPECT_EQ(*parse_size("64K"), 64u << 10);
+  EXPECT_EQ(*parse_size("512MiB"), 512u << 20);
+  EXPECT_EQ(*parse_size("3G"), uint64_t{3} << 30);
+  for (const char* bad : {"", "MiB", "1.5G", "1 GiB", "1TB", "12x", "9999999999999999"})
+    EXPECT_FALSE(parse_size(bad)) << bad;
+}
+
+TEST(ConfigCommands, VersionAndCheck) {
+  auto v = parse({"--version"});
+  ASSERT_TRUE(v.cli) << v.message;
+  EXPECT_EQ(v.cli->command, Command::kVersion);
+  auto c = parse({"check"});
+  ASSERT_TRUE(c.cli) << c.message;
+  EXPECT_EQ(c.cli->command, Command::kCheck);
+  auto cl = parse({"check", "--log-level", "debug"});
+  ASSERT_TRUE(cl.cli) << cl.message;
+  EXPECT_EQ(cl.cli->config.log_level, "debug");
+}
 
 TEST(ConfigTop, Defaults) {
   auto out = parse({"top"});
@@ -220,6 +266,9 @@ net_slots = 30000
 [http]
 username = "u"
 password = "p"
+[spool]
+dir = "/srv/vmscope"
+max_size = "1GiB"
 [[override]]
 tap = "vmmtap7"
 name = "legacy"
@@ -239,6 +288,8 @@ name = "other"
   EXPECT_EQ(c->net_slots, 30000u);
   EXPECT_EQ(c->http_username, "u");
   EXPECT_EQ(c->http_password, "p");
+  EXPECT_EQ(c->spool_dir, "/srv/vmscope");
+  EXPECT_EQ(c->spool_max_bytes, uint64_t{1} << 30);
   ASSERT_EQ(c->overrides.size(), 2u);
   EXPECT_EQ(c->overrides[0].tap, "vmmtap7");
   EXPECT_EQ(c->overrides[0].bridge, "br9");
@@ -279,6 +330,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadToml{"[http]\nuser = \"x\"", "f.toml: unknown key \"http.user\""},
         BadToml{"[[override]]\nname = \"x\"\ntaps = \"y\"",
                 "f.toml: unknown key \"override.taps\""},
+        BadToml{"[spool]\nsize = 1", "f.toml: unknown key \"spool.size\""},
+        BadToml{"[spool]\nmax_size = \"lots\"",
+                "f.toml: key \"spool.max_size\": size \"lots\": expected bytes with an optional "
+                "K, KiB, M, MiB, G or GiB suffix"},
+        BadToml{"[spool]\nmax_size = -5", "f.toml: key \"spool.max_size\" must be >= 0"},
+        BadToml{"[spool]\nmax_size = 1.5",
+                "f.toml: key \"spool.max_size\" must be a size like \"512MiB\" or bytes"},
+        BadToml{"[spool]\ndir = \"rel\"", "f.toml: spool dir \"rel\": must be an absolute path"},
         BadToml{"interval = ",
                 "f.toml:1:12: Error while parsing key-value pair: encountered end-of-file"}));
 

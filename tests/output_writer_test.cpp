@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <filesystem>
+#include <functional>
 #include <future>
 #include <mutex>
+#include <thread>
+#include <utility>
 
 namespace vmscope {
 namespace {
@@ -108,6 +112,125 @@ TEST(OutputWriter, AStuckSinkNeitherBlocksWritesNorGrowsTheQueueUnbounded) {
   EXPECT_GT(t.lines_dropped, 0u);
   EXPECT_EQ(t.lines_written + t.lines_dropped, 51u);
   EXPECT_NE(s->received().find("m v=49i\n"), std::string::npos) << "the newest lines survive";
+}
+
+// A destination that can be switched off: while down, write() keeps what it gets pending,
+// as the real sinks' backlogs do.
+class SwitchableSink : public Sink {
+ public:
+  explicit SwitchableSink(bool up) : up_(up) {}
+  const std::string& url() const override { return url_; }
+  void write(std::string_view lines) override {
+    std::lock_guard lk(mu_);
+    pending_ += lines;
+    if (!up_) return;
+    received_ += pending_;
+    stats_.lines_written +=
+        static_cast<uint64_t>(std::count(pending_.begin(), pending_.end(), '\n'));
+    pending_.clear();
+  }
+  void flush() override { write(""); }
+  SinkStats stats() const override {
+    std::lock_guard lk(mu_);
+    return stats_;
+  }
+  size_t pending_bytes() const override {
+    std::lock_guard lk(mu_);
+    return pending_.size();
+  }
+  std::string take_unsent() override {
+    std::lock_guard lk(mu_);
+    return std::exchange(pending_, std::string());
+  }
+  void set_up(bool up) {
+    std::lock_guard lk(mu_);
+    up_ = up;
+  }
+  std::string received() const {
+    std::lock_guard lk(mu_);
+    return received_;
+  }
+
+ private:
+  std::string url_ = "test://switchable";
+  mutable std::mutex mu_;
+  bool up_;
+  std::string pending_, received_;
+  SinkStats stats_;
+};
+
+struct SpoolDir {
+  SpoolDir() {
+    char tmpl[] = "/tmp/vmscope-writer-test.XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~SpoolDir() { std::filesystem::remove_all(path); }
+  std::string path;
+};
+
+std::string tick_line(int i) {
+  return "vmscope,host=h tick=" + std::to_string(i) + "i " + std::to_string(1000 + i) + "\n";
+}
+
+bool wait_for(const std::function<bool()>& pred) {
+  for (int i = 0; i < 500 && !pred(); ++i) std::this_thread::sleep_for(10ms);
+  return pred();
+}
+
+TEST(OutputWriter, AnOutageSpoolsToDiskAndTheDestinationGetsEveryLineInOrder) {
+  SpoolDir d;
+  auto sink = std::make_unique<SwitchableSink>(/*up=*/false);
+  SwitchableSink* s = sink.get();
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::move(sink));
+  // A memory queue of 100 bytes: without the spool nearly everything would be dropped.
+  OutputWriter w(std::move(sinks), SpoolOptions{d.path, 1 << 20}, /*max_queued_bytes=*/100);
+  std::string want;
+  for (int i = 0; i < 50; ++i) {
+    want += tick_line(i);
+    w.write(tick_line(i));
+    std::this_thread::sleep_for(2ms);  // ticks, not one burst
+  }
+  ASSERT_TRUE(wait_for([&] { return w.totals().spool_batches > 0; }));
+  EXPECT_TRUE(s->received().empty());
+  s->set_up(true);
+  for (int i = 50; i < 60; ++i) {
+    want += tick_line(i);
+    w.write(tick_line(i));
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_TRUE(wait_for([&] { return s->received().size() == want.size(); })) << s->received();
+  EXPECT_EQ(s->received(), want);
+  w.close();
+  EXPECT_EQ(w.totals().lines_dropped, 0u);
+  EXPECT_EQ(w.totals().spool_batches, 0u);
+}
+
+TEST(OutputWriter, ARestartedWriterSendsThePreviousSpoolFirst) {
+  SpoolDir d;
+  std::string want;
+  {
+    std::vector<std::unique_ptr<Sink>> sinks;
+    sinks.push_back(std::make_unique<SwitchableSink>(/*up=*/false));
+    OutputWriter w(std::move(sinks), SpoolOptions{d.path, 1 << 20});
+    for (int i = 0; i < 20; ++i) {
+      want += tick_line(i);
+      w.write(tick_line(i));
+    }
+    w.close();  // still down: everything stays in the spool
+    EXPECT_GT(w.totals().spool_batches, 0u);
+  }
+  auto sink = std::make_unique<SwitchableSink>(/*up=*/true);
+  SwitchableSink* s = sink.get();
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::move(sink));
+  OutputWriter w(std::move(sinks), SpoolOptions{d.path, 1 << 20});
+  for (int i = 20; i < 25; ++i) {
+    want += tick_line(i);
+    w.write(tick_line(i));
+  }
+  ASSERT_TRUE(wait_for([&] { return s->received().size() == want.size(); })) << s->received();
+  EXPECT_EQ(s->received(), want);
 }
 
 }  // namespace

@@ -85,6 +85,31 @@ TEST(ProcLines, ExitEventCarriesSignalAndLifetime) {
             "signal 9 after 3.5 s\" 5\n");
 }
 
+// A kernel without scheduler statistics or I/O accounting: those figures are unknown, so
+// they are left out rather than written as 0 (which would read as "never waits").
+TEST(ProcLines, CountersTheKernelDoesNotKeepAreLeftOut) {
+  VmResources v;
+  v.vm = "web";
+  std::string out;
+  EXPECT_EQ(encode_resources({v}, 1, out, TaskCounterSupport{.cpu_wait = false, .io = false}), 2u);
+  EXPECT_EQ(out.find("vm_cpu"), std::string::npos) << out;
+  EXPECT_EQ(out.find("vm_io"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(encode_resources({v}, 1, out, TaskCounterSupport{.cpu_wait = true, .io = false}), 3u);
+  EXPECT_NE(out.find("\nvm_cpu,vm=web run_delay=0.000000,run_count=0i 1\n"), std::string::npos);
+
+  VmEvent ev;
+  ev.kind = VmEvent::Kind::kExit;
+  ev.vm = "web";
+  ev.exit_known = true;
+  out.clear();
+  encode_vm_event(ev, out, TaskCounterSupport{.cpu_wait = false, .io = false});
+  EXPECT_EQ(out,
+            "vm_event,event=exit,vm=web pid=0i,ppid=0i,launcher=\"\",lifetime=0,exit_code=0i,"
+            "signal=0i,utime=0.000000,stime=0.000000,minflt=0i,maxflt=0i,text=\"web exited with "
+            "status 0 after 0.0 s\" 0\n");
+}
+
 TEST(ProcLines, StartEvent) {
   VmEvent ev;
   ev.timestamp_ns = 7;

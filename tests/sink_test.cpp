@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -404,6 +405,25 @@ TEST(UdpSink, GroupsGreedily) {
 
 // ---- HTTP ----
 
+// The body as InfluxDB reads it: gunzipped when sent with Content-Encoding: gzip.
+std::string gunzip(std::string_view gz) {
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 16) != Z_OK) return "<inflateInit2 failed>";
+  std::string out;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  z.avail_in = static_cast<uInt>(gz.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    char buf[65536];
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof(buf);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - z.avail_out);
+  }
+  inflateEnd(&z);
+  return rc == Z_STREAM_END ? out : "<bad gzip>";
+}
+
 struct Request {
   std::string request_line;
   std::map<std::string, std::string> headers;  // lower-case names
@@ -484,6 +504,8 @@ class HttpServer {
         if (!fill(fd, in)) return;
       }
       req.body = in.substr(hdr_end + 4, len);
+      if (req.headers.count("content-encoding") && req.headers["content-encoding"] == "gzip")
+        req.body = gunzip(req.body);
       in.erase(0, hdr_end + 4 + len);
       int status = 204;
       {
@@ -547,6 +569,7 @@ TEST_F(HttpSinkTest, PostsWithBasicAuth) {
   EXPECT_EQ(reqs[0].headers.at("authorization"), "Basic dm06czNjcmV0");  // vm:s3cret
   EXPECT_EQ(reqs[0].headers.at("content-type"), "text/plain; charset=utf-8");
   EXPECT_EQ(reqs[0].headers.count("expect"), 0u);
+  EXPECT_EQ(reqs[0].headers.at("content-encoding"), "gzip");
   EXPECT_EQ(reqs[0].body, lines);
   SinkStats s = sink->stats();
   EXPECT_EQ(s.lines_written, 2u);
@@ -605,6 +628,21 @@ TEST_F(HttpSinkTest, UnreachableThenFlushDelivers) {
   ASSERT_EQ(server.requests().size(), 1u);
   EXPECT_EQ(server.requests()[0].body, "a v=1i 1\n");
   EXPECT_EQ(sink->stats().lines_written, 1u);
+}
+
+TEST_F(HttpSinkTest, UndeliveredLinesCanBeTakenBackForTheSpool) {
+  const uint16_t port = unused_port();
+  auto sink =
+      must_make("http://127.0.0.1:" + std::to_string(port) + "/write?db=vms", fast_options());
+  ASSERT_TRUE(sink);
+  sink->write("a v=1i 1\nb v=2i 2\n");
+  EXPECT_EQ(sink->pending_bytes(), 18u);
+  EXPECT_EQ(sink->take_unsent(), "a v=1i 1\nb v=2i 2\n");
+  EXPECT_EQ(sink->pending_bytes(), 0u);
+  HttpServer server(port);
+  ASSERT_TRUE(server.ok());
+  sink->flush();
+  EXPECT_TRUE(server.requests().empty()) << "taken-back lines are not sent again";
 }
 
 TEST_F(HttpSinkTest, HangingServerBoundedByTimeout) {

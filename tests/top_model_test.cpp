@@ -83,7 +83,7 @@ VmEvent event(std::string vm, uint32_t pid) {
 TEST(TopModel, FirstSampleHasNoRates) {
   TopModel m;
   TapSample t = tap(5, "vmmtap0", "web", counters(1000, 10, 1), counters(500, 5, 2));
-  t.errors = {1, 2, 3, 4, 0};
+  t.kernel = {.rx_errors = 1, .rx_dropped = 2, .tx_errors = 3, .tx_dropped = 4};
   const TopFrame& f = m.update(sample(10, {t}, {resources("web", 1234, 7 * kSec, 100, 10)}));
   EXPECT_EQ(f.interval_s, 0);
   EXPECT_TRUE(f.net_ok);
@@ -129,7 +129,7 @@ TEST(TopModel, SecondSampleRatesOverBoottime) {
 
   // 2 s later (boottime; realtime says 20 s).
   TapSample t1 = tap(5, "vmmtap0", "web", counters(3000, 30, 4), counters(1500, 15, 3));
-  t1.errors = {0, 2, 2, 0, 0};  // rx_dropped 2, tx_errors 2
+  t1.kernel = {.rx_dropped = 2, .tx_errors = 2};
   const TopFrame& f =
       m.update(sample(12, {t1}, {resources("web", 1234, 1 * kSec + kSec / 2, 300, 30)}));
   EXPECT_DOUBLE_EQ(f.interval_s, 2.0);
@@ -375,11 +375,162 @@ TEST(TopModel, FailedProcessTickKeepsBaseline) {
   EXPECT_DOUBLE_EQ(f2.rows[0].faults_per_s, 100);
 }
 
+// CPU wait and disk ------------------------------------------------------------------
+
+VmResources health(std::string_view vm, uint64_t run_delay_ns, uint64_t read, uint64_t write,
+                   uint64_t cancelled, uint64_t syscr, uint64_t syscw) {
+  VmResources v = resources(vm, 1234, 0, 0, 0);
+  v.counters.run_delay_ns = run_delay_ns;
+  v.counters.run_count = 1000;
+  v.counters.read_bytes = read;
+  v.counters.write_bytes = write;
+  v.counters.cancelled_write_bytes = cancelled;
+  v.counters.rchar = 7 * read;
+  v.counters.wchar = 9 * write;
+  v.counters.syscr = syscr;
+  v.counters.syscw = syscw;
+  return v;
+}
+
+TEST(TopModel, CpuWaitAndDiskRatesOverBoottime) {
+  constexpr uint64_t MiB = 1 << 20;
+  TopModel m;
+  const TopFrame& f0 = m.update(sample(10, {}, {health("web", kSec, MiB, 3 * MiB, MiB, 10, 20)}));
+  EXPECT_EQ(f0.rows[0].wait_pct, 0);
+  EXPECT_EQ(f0.rows[0].disk_read_Bps, 0);
+  EXPECT_DOUBLE_EQ(f0.rows[0].run_delay_s, 1.0);  // totals from the first sample
+  // 2 s later: 1.5 s waited (75%), 4 MiB read, 6 MiB written of which 2 MiB cancelled.
+  const TopFrame& f = m.update(
+      sample(12, {}, {health("web", 2 * kSec + kSec / 2, 5 * MiB, 9 * MiB, 3 * MiB, 110, 60)}));
+  ASSERT_EQ(f.rows.size(), 1u);
+  const TopRow& r = f.rows[0];
+  EXPECT_DOUBLE_EQ(r.wait_pct, 75.0);
+  EXPECT_DOUBLE_EQ(r.disk_read_Bps, 2.0 * MiB);
+  EXPECT_DOUBLE_EQ(r.disk_write_Bps, 2.0 * MiB);  // (9-3) - (3-1) MiB over 2 s
+  EXPECT_DOUBLE_EQ(r.syscr_per_s, 50);
+  EXPECT_DOUBLE_EQ(r.syscw_per_s, 20);
+  EXPECT_DOUBLE_EQ(r.run_delay_s, 2.5);
+  EXPECT_EQ(r.run_count, 1000u);
+  EXPECT_EQ(r.read_bytes, 5 * MiB);
+  EXPECT_EQ(r.write_bytes, 9 * MiB);
+  EXPECT_EQ(r.cancelled_write_bytes, 3 * MiB);
+  EXPECT_EQ(r.rchar, 35 * MiB);
+  EXPECT_EQ(r.wchar, 81 * MiB);
+  EXPECT_EQ(r.syscr, 110u);
+  EXPECT_EQ(r.syscw, 60u);
+  // A process of the VM exited (its I/O left with it): no rate rather than a huge one.
+  const TopFrame& g = m.update(sample(14, {}, {health("web", 3 * kSec, MiB, MiB, 0, 5, 5)}));
+  EXPECT_DOUBLE_EQ(g.rows[0].wait_pct, 25.0);
+  EXPECT_EQ(g.rows[0].disk_read_Bps, 0);
+  EXPECT_EQ(g.rows[0].disk_write_Bps, 0);
+  EXPECT_EQ(g.rows[0].syscr_per_s, 0);
+}
+
+// Service health ---------------------------------------------------------------------
+
+vs_service_counters service(uint64_t base) {
+  vs_service_counters c{};
+  c.tcp_syn_in = base + 10;
+  c.tcp_accepted = base + 8;
+  c.tcp_refused = base + 1;
+  c.tcp_unanswered = base + 1;
+  c.handshake_count = base + 8;
+  c.handshake_sum_us = base * 100 + 4000;
+  c.handshake_le_1s = base + 8;
+  c.dns_responses = 2 * base;
+  c.dns_nxdomain = base;
+  c.http_5xx = base + 3;
+  return c;
+}
+
+TEST(TopModel, ServiceCountersSummedOverTapsWithTheIntervalsCounts) {
+  TopModel m;
+  TapSample a = tap(5, "vmmtap0", "web", counters(0, 0), counters(0, 0));
+  TapSample b = tap(6, "vmmtap1", "web", counters(0, 0), counters(0, 0));
+  a.service = service(0);
+  b.service = service(100);
+  const TopFrame& f0 = m.update(sample(10, {a, b}, {}));
+  ASSERT_EQ(f0.rows.size(), 1u);
+  EXPECT_EQ(f0.rows[0].service.tcp_syn_in, 10u + 110u);  // totals from the first sample
+  EXPECT_EQ(f0.rows[0].service.http_5xx, 3u + 103u);
+  EXPECT_EQ(f0.rows[0].service_interval_s, 0);
+  EXPECT_EQ(f0.rows[0].service_last.tcp_syn_in, 0u);
+
+  a.service = service(5);    // +5 on every field based on `base` (+500 us handshake sum)
+  b.service = service(120);  // +20 (+2000 us)
+  const TopFrame& f = m.update(sample(12, {a, b}, {}));
+  const TopRow& r = f.rows[0];
+  EXPECT_DOUBLE_EQ(r.service_interval_s, 2.0);
+  EXPECT_EQ(r.service.tcp_syn_in, 15u + 130u);
+  EXPECT_EQ(r.service_last.tcp_syn_in, 25u);  // counts, not per second
+  EXPECT_EQ(r.service_last.tcp_accepted, 25u);
+  EXPECT_EQ(r.service_last.handshake_count, 25u);
+  EXPECT_EQ(r.service_last.handshake_sum_us, 2500u);
+  EXPECT_EQ(r.service_last.dns_responses, 50u);
+  EXPECT_EQ(r.service_last.dns_nxdomain, 25u);
+  EXPECT_EQ(r.service_last.dns_noerror, 0u);
+  EXPECT_EQ(r.service_last.http_5xx, 25u);
+
+  // A tap whose counters went down (a new tap on the slot): it adds nothing.
+  a.service = service(0);
+  const TopFrame& g = m.update(sample(14, {a, b}, {}));
+  EXPECT_EQ(g.rows[0].service_last.tcp_syn_in, 0u);
+  EXPECT_EQ(g.rows[0].service.tcp_syn_in, 10u + 130u);
+}
+
+struct PercentileCase {
+  std::vector<uint64_t> buckets;  // le_100us .. le_1s, cumulative
+  uint64_t count;
+  unsigned percent;
+  std::optional<uint64_t> want;
+};
+
+void PrintTo(const PercentileCase& c, std::ostream* os) {
+  *os << "p" << c.percent << " of " << c.count;
+}
+
+class HandshakePercentile : public ::testing::TestWithParam<PercentileCase> {};
+
+TEST_P(HandshakePercentile, BucketBound) {
+  const PercentileCase& p = GetParam();
+  vs_service_counters c{};
+  c.handshake_count = p.count;
+  c.handshake_le_100us = p.buckets[0];
+  c.handshake_le_1ms = p.buckets[1];
+  c.handshake_le_10ms = p.buckets[2];
+  c.handshake_le_100ms = p.buckets[3];
+  c.handshake_le_1s = p.buckets[4];
+  EXPECT_EQ(handshake_percentile_bound_us(c, p.percent), p.want);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HandshakePercentile,
+    ::testing::Values(
+        PercentileCase{{0, 0, 0, 0, 0}, 0, 50, std::nullopt},  // no handshakes
+        PercentileCase{{10, 10, 10, 10, 10}, 10, 50, 100},
+        PercentileCase{{10, 10, 10, 10, 10}, 10, 99, 100},
+        // 100 handshakes: 50 under 100 us, 49 more under 1 ms, 1 at 50 ms.
+        PercentileCase{{50, 99, 99, 100, 100}, 100, 50, 100},  // the 50th is in the first
+        PercentileCase{{50, 99, 99, 100, 100}, 100, 51, 1'000},
+        PercentileCase{{50, 99, 99, 100, 100}, 100, 99, 1'000},  // the 99th
+        PercentileCase{{50, 99, 99, 100, 100}, 100, 100, 100'000},
+        // 3 handshakes: p50 is the 2nd, p99 the 3rd (rounded up, never below the 1st).
+        PercentileCase{{1, 1, 2, 3, 3}, 3, 50, 10'000},
+        PercentileCase{{1, 1, 2, 3, 3}, 3, 99, 100'000}, PercentileCase{{1, 1, 2, 3, 3}, 3, 1, 100},
+        // Past the last bound: only "more than 1 s" is known.
+        PercentileCase{{0, 0, 0, 0, 1}, 4, 50, kAboveLastBucket},
+        PercentileCase{{0, 0, 0, 3, 3}, 4, 99, kAboveLastBucket},
+        PercentileCase{{0, 0, 0, 3, 3}, 4, 75, 100'000}));
+
 // select_rows ------------------------------------------------------------------------
 
 TopRow row(std::string vm, uint32_t pid, double cpu, uint64_t rss, double faults, double rx,
-           double tx, double pps, double conns, double drops, double uptime) {
+           double tx, double pps, double conns, double drops, double uptime, double wait = 0,
+           double disk_read = 0, double disk_write = 0) {
   TopRow r;
+  r.wait_pct = wait;
+  r.disk_read_Bps = disk_read;
+  r.disk_write_Bps = disk_write;
   r.vm = std::move(vm);
   r.pid = pid;
   r.cpu_pct = cpu;
@@ -397,9 +548,9 @@ TopRow row(std::string vm, uint32_t pid, double cpu, uint64_t rss, double faults
 TopFrame three_rows() {
   TopFrame f;
   // Not in name order, so that a sort that does nothing is noticed.
-  f.rows.push_back(row("vm-c", 200, 20, 3000, 20, 200, 400, 10, 2, 2, 20));
-  f.rows.push_back(row("vm-a", 300, 10, 2000, 30, 100, 300, 20, 3, 1, 10));
-  f.rows.push_back(row("vm-b", 100, 30, 1000, 10, 300, 100, 30, 1, 3, 30));
+  f.rows.push_back(row("vm-c", 200, 20, 3000, 20, 200, 400, 10, 2, 2, 20, 5, 100, 900));
+  f.rows.push_back(row("vm-a", 300, 10, 2000, 30, 100, 300, 20, 3, 1, 10, 40, 2000, 0));
+  f.rows.push_back(row("vm-b", 100, 30, 1000, 10, 300, 100, 30, 1, 3, 30, 0.5, 0, 500));
   return f;
 }
 
@@ -433,12 +584,15 @@ TEST_P(TopSelectRows, ReverseFlips) {
   EXPECT_EQ(names(select_rows(f, GetParam().key, true, "")), want) << sort_key_name(GetParam().key);
 }
 
-// One case per sort key (TopSortKeys.NamesRoundTrip checks there are 12).
+// One case per sort key (TopSortKeys.NamesRoundTrip checks there are 14).
 INSTANTIATE_TEST_SUITE_P(Keys, TopSelectRows,
                          ::testing::Values(SortCase{SortKey::kName, {"vm-a", "vm-b", "vm-c"}},
                                            SortCase{SortKey::kPid,
                                                     {"vm-b", "vm-c", "vm-a"}},  // ascending
                                            SortCase{SortKey::kCpu, {"vm-b", "vm-c", "vm-a"}},
+                                           SortCase{SortKey::kWait, {"vm-a", "vm-c", "vm-b"}},
+                                           // read + write: a 2000, c 1000, b 500
+                                           SortCase{SortKey::kDisk, {"vm-a", "vm-c", "vm-b"}},
                                            SortCase{SortKey::kMem, {"vm-c", "vm-a", "vm-b"}},
                                            SortCase{SortKey::kFaults, {"vm-a", "vm-c", "vm-b"}},
                                            // rx+tx: c 600, a 400, b 400: the tie is broken by name
@@ -495,10 +649,10 @@ TEST(TopSortKeys, NamesRoundTrip) {
     EXPECT_EQ(*parsed, k) << n;
   }
   // Every SortKey is offered.
-  EXPECT_EQ(sort_keys().size(), 12u);
-  for (SortKey k : {SortKey::kCpu, SortKey::kMem, SortKey::kNet, SortKey::kFaults, SortKey::kName,
-                    SortKey::kPid, SortKey::kRx, SortKey::kTx, SortKey::kPkts, SortKey::kConns,
-                    SortKey::kDrops, SortKey::kUptime})
+  EXPECT_EQ(sort_keys().size(), 14u);
+  for (SortKey k : {SortKey::kCpu, SortKey::kWait, SortKey::kDisk, SortKey::kMem, SortKey::kNet,
+                    SortKey::kFaults, SortKey::kName, SortKey::kPid, SortKey::kRx, SortKey::kTx,
+                    SortKey::kPkts, SortKey::kConns, SortKey::kDrops, SortKey::kUptime})
     EXPECT_TRUE(keys.count(k)) << static_cast<int>(k);
 }
 
@@ -509,6 +663,18 @@ TEST(TopSortKeys, UnknownNamesRejected) {
   EXPECT_FALSE(parse_sort_key("cpux"));
   EXPECT_EQ(parse_sort_key("cpu"), SortKey::kCpu);
   EXPECT_EQ(parse_sort_key("mem"), SortKey::kMem);
+  EXPECT_EQ(parse_sort_key("wait"), SortKey::kWait);
+  EXPECT_EQ(parse_sort_key("disk"), SortKey::kDisk);
+}
+
+// `<` and `>` walk the keys in column order: WAIT% right after CPU%, the disk pair
+// between FLT/s and the network.
+TEST(TopSortKeys, ColumnOrder) {
+  std::vector<std::string_view> order;
+  for (SortKey k : sort_keys()) order.push_back(sort_key_name(k));
+  EXPECT_EQ(order,
+            (std::vector<std::string_view>{"name", "pid", "cpu", "wait", "mem", "faults", "disk",
+                                           "net", "rx", "tx", "pkts", "conns", "drops", "uptime"}));
 }
 
 }  // namespace

@@ -90,9 +90,9 @@ bool contains(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;
 }
 
-const std::vector<std::string> kAllHeaders = {"VM",    "LAUNCHER", "PID",     "CPU%",
-                                              "RSS",   "FLT/s",    "RXbit/s", "TXbit/s",
-                                              "PKT/s", "CONN/s",   "DROP/s",  "UPTIME"};
+const std::vector<std::string> kAllHeaders = {
+    "VM",      "LAUNCHER", "PID",     "CPU%",  "WAIT%",  "RSS",    "FLT/s", "DISKR/s",
+    "DISKW/s", "RXbit/s",  "TXbit/s", "PKT/s", "CONN/s", "DROP/s", "UPTIME"};
 
 // A row with the widest figures an operator can see.
 TopRow busy_row(std::string vm) {
@@ -103,6 +103,9 @@ TopRow busy_row(std::string vm) {
   r.has_process = true;
   r.rates_known = true;
   r.cpu_pct = 1234.5;
+  r.wait_pct = 1999.9;
+  r.disk_read_Bps = 1023.9 * (1 << 20);
+  r.disk_write_Bps = 999.9 * (1 << 30);
   r.rss_bytes = 123ull << 30;
   r.faults_per_s = 98765;
   r.rx_bps = 9.87e9;
@@ -123,10 +126,31 @@ TEST(TopTable, Width80KeepsEssentialColumnsAndFits) {
   for (const char* must : {"VM", "CPU%", "RSS", "FLT/s", "RXbit/s", "TXbit/s"})
     EXPECT_NE(std::find(hw.begin(), hw.end(), must), hw.end()) << must << " in: " << header;
   EXPECT_EQ(hw.size(), cols.size());
-  EXPECT_LT(cols.size(), kAllHeaders.size());  // 12 columns do not fit in 80
+  EXPECT_LT(cols.size(), kAllHeaders.size());  // 15 columns do not fit in 80
   std::string line = table_row(busy_row("web-1"), cols, 80);
   EXPECT_LE(line.size(), 80u) << line;
   EXPECT_EQ(line.size(), header.size());
+}
+
+// At 80 columns, what a VM uses and how long it waits stay; the rest comes back wider.
+TEST(TopTable, ColumnsAt80And90) {
+  auto headers = [](int width) {
+    std::vector<std::string> hw =
+        words(table_header(columns_for_width(width), width, SortKey::kName));
+    for (std::string& w : hw) std::erase(w, '*');
+    return hw;
+  };
+  EXPECT_EQ(headers(80), (std::vector<std::string>{"VM", "CPU%", "WAIT%", "RSS", "FLT/s", "DISKR/s",
+                                                   "DISKW/s", "RXbit/s", "TXbit/s"}));
+  EXPECT_EQ(headers(90), (std::vector<std::string>{"VM", "PID", "CPU%", "WAIT%", "RSS", "FLT/s",
+                                                   "DISKR/s", "DISKW/s", "RXbit/s", "TXbit/s"}));
+  // The disk pair goes as one: never a read column without its write column.
+  for (int width = 40; width <= 200; ++width) {
+    auto hw = headers(width);
+    EXPECT_EQ(std::count(hw.begin(), hw.end(), "DISKR/s"),
+              std::count(hw.begin(), hw.end(), "DISKW/s"))
+        << width;
+  }
 }
 
 TEST(TopTable, EssentialColumnsStayWhenVeryNarrow) {
@@ -150,7 +174,7 @@ TEST(TopTable, RowsAndHeaderFitEveryWidth) {
 
 TEST(TopTable, Width200ShowsAllColumnsInOrder) {
   auto cols = columns_for_width(200);
-  ASSERT_EQ(cols.size(), 12u);
+  ASSERT_EQ(cols.size(), 15u);
   std::vector<std::string> hw = words(table_header(cols, 200, SortKey::kName));
   for (std::string& w : hw) std::erase(w, '*');
   EXPECT_EQ(hw, kAllHeaders);
@@ -181,14 +205,29 @@ TEST_P(TopHeaderMark, MarksOnlyTheSortColumn) {
 INSTANTIATE_TEST_SUITE_P(
     Keys, TopHeaderMark,
     ::testing::Values(MarkCase{SortKey::kName, "VM*"}, MarkCase{SortKey::kPid, "*PID"},
-                      MarkCase{SortKey::kCpu, "*CPU%"}, MarkCase{SortKey::kMem, "*RSS"},
-                      MarkCase{SortKey::kFaults, "*FLT/s"}, MarkCase{SortKey::kRx, "*RXbit/s"},
-                      MarkCase{SortKey::kTx, "*TXbit/s"}, MarkCase{SortKey::kPkts, "*PKT/s"},
-                      MarkCase{SortKey::kConns, "*CONN/s"}, MarkCase{SortKey::kDrops, "*DROP/s"},
-                      MarkCase{SortKey::kUptime, "*UPTIME"}),
+                      MarkCase{SortKey::kCpu, "*CPU%"}, MarkCase{SortKey::kWait, "*WAIT%"},
+                      MarkCase{SortKey::kMem, "*RSS"}, MarkCase{SortKey::kFaults, "*FLT/s"},
+                      MarkCase{SortKey::kRx, "*RXbit/s"}, MarkCase{SortKey::kTx, "*TXbit/s"},
+                      MarkCase{SortKey::kPkts, "*PKT/s"}, MarkCase{SortKey::kConns, "*CONN/s"},
+                      MarkCase{SortKey::kDrops, "*DROP/s"}, MarkCase{SortKey::kUptime, "*UPTIME"}),
     [](const ::testing::TestParamInfo<MarkCase>& i) {
       return std::string(sort_key_name(i.param.key));
     });
+
+// Disk sorts by read + write: both its columns are marked, as RX and TX for network.
+TEST(TopTable, DiskSortMarksBothDiskColumns) {
+  for (SortKey key : {SortKey::kDisk, SortKey::kNet}) {
+    std::string header = table_header(columns_for_width(200), 200, key);
+    std::vector<std::string> hw = words(header);
+    std::vector<std::string> marked;
+    for (const std::string& w : hw)
+      if (w.find('*') != std::string::npos) marked.push_back(w);
+    const std::vector<std::string> want = key == SortKey::kDisk
+                                              ? std::vector<std::string>{"*DISKR/s", "*DISKW/s"}
+                                              : std::vector<std::string>{"*RXbit/s", "*TXbit/s"};
+    EXPECT_EQ(marked, want) << header;
+  }
+}
 
 TEST(TopTable, LongVmNameKeepsItsEnd) {
   auto cols = columns_for_width(80);
@@ -211,8 +250,9 @@ TEST(TopTable, UnknownFiguresAreDashes) {
   r.vm = "orphan";  // a tap nobody holds, first sample
   auto cols = columns_for_width(200);
   std::vector<std::string> w = words(table_row(r, cols, 200));
-  EXPECT_EQ(w, (std::vector<std::string>{"orphan", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
-                                         "-"}));
+  std::vector<std::string> want(15, "-");
+  want[0] = "orphan";
+  EXPECT_EQ(w, want);
 }
 
 TEST(TopTable, RowCells) {
@@ -223,8 +263,11 @@ TEST(TopTable, RowCells) {
   r.has_process = true;
   r.rates_known = true;
   r.cpu_pct = 25;
+  r.wait_pct = 12.34;
   r.rss_bytes = 512ull << 20;
   r.faults_per_s = 1500;
+  r.disk_read_Bps = 1536;
+  r.disk_write_Bps = 3 << 20;
   r.rx_bps = 8000;
   r.tx_bps = 4000;
   r.pps = 15;
@@ -232,9 +275,10 @@ TEST(TopTable, RowCells) {
   r.drops_per_s = 2;
   r.uptime_s = 3 * 3600 + 7 * 60;
   auto cols = columns_for_width(200);
-  EXPECT_EQ(words(table_row(r, cols, 200)),
-            (std::vector<std::string>{"web", "qemu", "1234", "25.0", "512M", "1.50k", "8.00k",
-                                      "4.00k", "15", "3", "2", "3h07m"}));
+  EXPECT_EQ(
+      words(table_row(r, cols, 200)),
+      (std::vector<std::string>{"web", "qemu", "1234", "25.0", "12.3", "512M", "1.50k", "1.50K",
+                                "3.00M", "8.00k", "4.00k", "15", "3", "2", "3h07m"}));
 }
 
 // Frames -----------------------------------------------------------------------------
@@ -282,8 +326,8 @@ TEST(TopBatch, SummaryHeaderAndOneLinePerRow) {
   EXPECT_EQ(lines[4], "Last event: -");
   EXPECT_EQ(lines[5], "");
   std::vector<std::string> hw = words(lines[6]);
-  ASSERT_EQ(hw.size(), 12u) << lines[6];
-  EXPECT_EQ(hw[4], "*RSS");
+  ASSERT_EQ(hw.size(), 15u) << lines[6];
+  EXPECT_EQ(hw[5], "*RSS");
   // Filtered to the web VMs, largest RSS first, full names.
   EXPECT_EQ(words(lines[7])[0], "web2-with-a-name-longer-than-the-column");
   EXPECT_EQ(words(lines[8])[0], "web1");
@@ -388,7 +432,7 @@ TopRow detail_row() {
     t.tx_pps = 5;
     t.rx = counters(2048, 1024, 0, 512);
     t.tx = counters(1536 * 1024, 0, 100, 0);
-    t.errors = {1, 2, 3, 4, 0};
+    t.errors = {.rx_errors = 1, .rx_dropped = 2, .tx_errors = 3, .tx_dropped = 4};
     t.drops_per_s = 2;
   }
   return r;
@@ -428,6 +472,150 @@ TEST(TopDetail, EveryTapWithProtocolFigures) {
   EXPECT_EQ(tx_rows, 2u);
   EXPECT_TRUE(contains(all, "errors rx 1 tx 3  dropped rx 2 tx 4  (2/s)")) << all;
   EXPECT_TRUE(contains(all, "none recorded")) << all;
+}
+
+// The lines from the one equal to `first` on (empty if there is none).
+std::vector<std::string> lines_from(const std::vector<std::string>& lines, const std::string& first,
+                                    size_t n) {
+  auto it = std::find(lines.begin(), lines.end(), first);
+  if (it == lines.end()) return {};
+  return std::vector<std::string>(it, it + std::min<ptrdiff_t>(lines.end() - it, n));
+}
+
+TEST(TopDetail, CpuWaitAndDisk) {
+  TopRow r = detail_row();
+  r.wait_pct = 12.5;
+  r.run_delay_s = 3.21;
+  r.run_count = 4567;
+  r.disk_read_Bps = 1.5 * (1 << 20);
+  r.disk_write_Bps = 512 * 1024;
+  r.read_bytes = static_cast<uint64_t>(1.2 * (1 << 30));
+  r.write_bytes = 300 << 20;
+  r.cancelled_write_bytes = 4096;
+  r.syscr_per_s = 120;
+  r.syscw_per_s = 30;
+  r.syscr = 5000;
+  r.syscw = 800;
+  r.rchar = 2ull << 30;
+  r.wchar = 400 << 20;
+  std::vector<std::string> lines = detail_lines(r, {});
+  EXPECT_EQ(
+      lines_from(lines, "  CPU wait 12.5%  (3.210s waited in all, 4567 timeslices)", 3),
+      (std::vector<std::string>{
+          "  CPU wait 12.5%  (3.210s waited in all, 4567 timeslices)",
+          "  disk read 1.50M/s  write 512K/s  (totals: read 1.20G, written 300M, cancelled "
+          "4.00K)",
+          "  I/O syscalls read 120/s  write 30/s  (totals: 5000 reads of 2.00G, 800 writes of "
+          "400M)"}));
+}
+
+vs_service_counters total_service() {
+  vs_service_counters c{};
+  c.tcp_syn_in = 1200;
+  c.tcp_accepted = 1100;
+  c.tcp_refused = 80;
+  c.tcp_unanswered = 20;
+  c.tcp_rst_out = 95;
+  c.handshake_count = 1100;
+  c.handshake_sum_us = 1100 * 380;
+  c.handshake_le_100us = 300;
+  c.handshake_le_1ms = 1000;
+  c.handshake_le_10ms = 1090;
+  c.handshake_le_100ms = 1100;
+  c.handshake_le_1s = 1100;
+  c.tcp_connect_out = 40;
+  c.tcp_connect_ok = 39;
+  c.tcp_connect_refused = 1;
+  c.connect_count = 39;
+  c.connect_sum_us = 39 * 1100;
+  c.dns_responses = 300;
+  c.dns_noerror = 280;
+  c.dns_nxdomain = 20;
+  c.dns_latency_count = 300;
+  c.dns_latency_sum_us = 300 * 250;
+  c.http_2xx = 900;
+  c.http_3xx = 10;
+  c.http_4xx = 40;
+  c.http_5xx = 1;
+  return c;
+}
+
+vs_service_counters last_service() {
+  vs_service_counters c{};
+  c.tcp_syn_in = 10;
+  c.tcp_accepted = 9;
+  c.tcp_refused = 1;
+  c.tcp_rst_out = 4;
+  c.handshake_count = 9;
+  c.handshake_sum_us = 9 * 420;
+  c.handshake_le_100us = 2;
+  c.handshake_le_1ms = 8;  // p50 (the 5th) within 1 ms
+  c.handshake_le_10ms = 8;
+  c.handshake_le_100ms = 9;  // p99 (the 9th) within 100 ms
+  c.handshake_le_1s = 9;
+  c.tcp_connect_out = 3;
+  c.tcp_connect_ok = 3;
+  c.connect_count = 3;
+  c.connect_sum_us = 3600;
+  c.dns_responses = 20;
+  c.dns_noerror = 18;
+  c.dns_nxdomain = 2;
+  c.dns_latency_count = 20;
+  c.dns_latency_sum_us = 4000;
+  c.http_2xx = 15;
+  c.http_4xx = 2;
+  return c;
+}
+
+TEST(TopDetail, ServiceHealthTables) {
+  TopRow r = detail_row();
+  r.service = total_service();
+  r.service_last = last_service();
+  r.service_interval_s = 2;
+  const std::string title =
+      "  services seen on its taps (last interval; total since counting started)";
+  EXPECT_EQ(lines_from(detail_lines(r, {}), title, 16),
+            (std::vector<std::string>{
+                title, "  TCP to it      attempts accepted  refused no reply RSTs out",
+                "    last 2.00s         10        9        1        0        4",
+                "    total           1.20k    1.10k       80       20       95",
+                "  handshake         timed      p50      p99     mean",
+                "    last 2.00s          9    <=1ms  <=100ms    420us",
+                "    total           1.10k    <=1ms   <=10ms    380us",
+                "  TCP from it    connects       ok  refused    timed     mean",
+                "    last 2.00s          3        3        0        3   1.20ms",
+                "    total              40       39        1       39   1.10ms",
+                "  DNS answers         all  NOERROR NXDOMAIN SERVFAIL  REFUSED    other     mean",
+                "    last 2.00s         20       18        2        0        0        0    200us",
+                "    total             300      280       20        0        0        0    250us",
+                "  HTTP answers        1xx      2xx      3xx      4xx      5xx",
+                "    last 2.00s          0       15        0        2        0",
+                "    total               0      900       10       40        1"}));
+}
+
+TEST(TopDetail, ServiceHealthBeforeAnIntervalAndWhenIdle) {
+  TopRow r = detail_row();
+  r.service = total_service();
+  std::vector<std::string> lines = detail_lines(r, {});
+  // First sample: the interval's counts are unknown, the totals are there.
+  auto http = lines_from(lines, "  HTTP answers        1xx      2xx      3xx      4xx      5xx", 3);
+  EXPECT_EQ(http, (std::vector<std::string>{
+                      "  HTTP answers        1xx      2xx      3xx      4xx      5xx",
+                      "    last -              -        -        -        -        -",
+                      "    total               0      900       10       40        1"}));
+  // Nothing seen on its taps: one line instead of empty tables.
+  r.service = {};
+  lines = detail_lines(r, {});
+  EXPECT_NE(std::find(lines.begin(), lines.end(),
+                      "  services: nothing seen on its taps yet (TCP to and from it, DNS, HTTP)"),
+            lines.end());
+  EXPECT_EQ(std::find(lines.begin(), lines.end(),
+                      "  TCP to it      attempts accepted  refused no reply RSTs out"),
+            lines.end());
+  // A VM without a tap has no service figures at all.
+  r.taps.clear();
+  lines = detail_lines(r, {});
+  for (const std::string& l : lines) EXPECT_EQ(l.find("services"), std::string::npos) << l;
 }
 
 TEST(TopDetail, OnlyTheVmsOwnEventsNewestFirst) {

@@ -7,8 +7,10 @@
 #include <cstdio>
 
 #include "agent/agent.h"
+#include "agent/host_check.h"
 #include "config/config.h"
 #include "top/top.h"
+#include "version.h"
 
 namespace {
 
@@ -46,6 +48,18 @@ int main(int argc, char** argv) {
   const vmscope::Config& config = parsed.cli->config;
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   libbpf_set_print(libbpf_to_spdlog);
+
+  if (parsed.cli->command == vmscope::Command::kVersion) {
+    std::printf("vmscope %s (%s), BPF types from kernel %s\n", VMSCOPE_VERSION,
+                VMSCOPE_GIT_DESCRIBE, VMSCOPE_VMLINUX_KERNEL);
+    return 0;
+  }
+
+  if (parsed.cli->command == vmscope::Command::kCheck) {
+    const auto lines = vmscope::check_host();
+    for (const auto& l : lines) std::printf("%s\n", vmscope::format_check_line(l).c_str());
+    return vmscope::first_failure(lines) ? 1 : 0;
+  }
 
   if (parsed.cli->command == vmscope::Command::kList) {
     if (auto st = vmscope::list_vms(config, stdout); !st) {

@@ -9,13 +9,16 @@
 // blob, plus a few points in the unikernel's own format (mirage-monitoring's gc, memory,
 // logs, http_response, as the mollymawk dashboard reads them). Every target query of
 // both dashboards (and every variable and annotation query) is then run with the
-// variables substituted as Grafana does; each must answer a non-empty series. The
-// throughput panel's bits are checked against the counters and the tap's own delta.
+// variables substituted as Grafana does; each must answer a non-empty series (the Health
+// rows' vm_service queries too: they need the agent's vm_service lines). The
+// throughput panel's bits are checked against the counters and the tap's own delta, the
+// Health row's HTTP 2xx and accepted-connection rates against the downloads.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -221,7 +224,47 @@ TEST(Dashboards, StructureIsImportableAndComplete) {
         "\"warnings\"", "FROM \"logs\"", "last(\"2xx\")", "last(\"3xx\")", "last(\"4xx\")",
         "last(\"5xx\")", "FROM \"http_response\""})
     EXPECT_NE(vmo.find(must), std::string::npos) << "vm-overview.json lacks " << must;
+  // Both have a Health row: CPU wait, disk, and how the VM's services answer.
+  const std::vector<std::string> health = {
+      "non_negative_derivative(last(\"run_delay\"), 1s) AS \"wait\" FROM \"vm_cpu\"",
+      "non_negative_derivative(last(\"read_bytes\"), 1s) AS \"read\" FROM \"vm_io\"",
+      "\"write_bytes\" - \"cancelled_write_bytes\" AS \"written\" FROM \"vm_io\"",
+      "last(\"tcp_accepted\")",
+      "last(\"tcp_refused\")",
+      "last(\"tcp_unanswered\")",
+      "non_negative_derivative(last(\"handshake_sum_us\"), 1s) AS \"s\"",
+      "non_negative_derivative(last(\"handshake_count\"), 1s) AS \"c\"",
+      "sum(\"s\") / sum(\"c\")",
+      "last(\"dns_noerror\")",
+      "last(\"dns_nxdomain\")",
+      "last(\"dns_servfail\")",
+      "last(\"dns_refused\")",
+      "last(\"dns_other\")",
+      "last(\"http_1xx\")",
+      "last(\"http_2xx\")",
+      "last(\"http_3xx\")",
+      "last(\"http_4xx\")",
+      "last(\"http_5xx\")",
+      "FROM \"vm_service\""};
+  for (const char* file : kFiles) {
+    const std::string all = queries_of(file);
+    for (const std::string& must : health)
+      EXPECT_NE(all.find(must), std::string::npos) << file << " lacks " << must;
+    const Json d = parse_file(dashboard_path(file));
+    std::vector<const Json*> panels;
+    collect_panels(*d.get("panels"), panels);
+    EXPECT_TRUE(std::any_of(panels.begin(), panels.end(),
+                            [](const Json* p) {
+                              return p->str("type") == "row" &&
+                                     p->str("title").rfind("Health", 0) == 0;
+                            }))
+        << file << " has no Health row";
+  }
   const std::string host = queries_of("host.json");
+  // The VMs that wait most for a CPU, the slowest to answer, the busiest disks.
+  for (const char* must :
+       {"top(\"wait\", \"vm\", 10)", "top(\"handshake\", \"vm\", 10)", "top(\"disk\", \"vm\", 10)"})
+    EXPECT_NE(host.find(must), std::string::npos) << "host.json lacks " << must;
   for (const char* must : {"top(",
                            "\"utime\" + \"stime\"",
                            "FROM \"resource_usage\"",
@@ -369,6 +412,16 @@ Throughput throughput(const Influx& influx, const std::string& panel_query,
   return t;
 }
 
+// The sum over every 1 s bucket of a rate panel's answer (per second): the count it shows.
+double bucket_sum(const Influx& influx, const std::string& panel_query) {
+  const Answer a = influx.query("vmscope", substitute(panel_query));
+  double sum = 0;
+  for (const Series& s : a.series)
+    for (const auto& row : s.values)
+      if (row.size() > 1 && row[1] != "null") sum += std::stod(row[1]);
+  return sum;
+}
+
 TEST(Dashboards, EveryQueryAnswersFromARealVmAndAgent) {
   const auto t_start = std::chrono::steady_clock::now();
   vm_image();
@@ -385,7 +438,8 @@ TEST(Dashboards, EveryQueryAnswersFromARealVmAndAgent) {
   auto agent = std::make_unique<Child>(
       vmscope_bin(),
       std::vector<std::string>{"run", "--interval", "0.5", "--output",
-                               influx.base() + "/write?db=vmscope", "--output", "-"},
+                               influx.base() + "/write?db=vmscope", "--output", "-", "--spool-dir",
+                               tmp.path + "/spool"},
       SpawnOptions{ns.name(), "", {}, false});
   // Attached: the first interface line of the guest.
   ASSERT_TRUE(agent->wait_line(
@@ -443,7 +497,7 @@ TEST(Dashboards, EveryQueryAnswersFromARealVmAndAgent) {
 
   // Every query of both dashboards.
   size_t ran = 0;
-  std::string throughput_in, throughput_out;
+  std::string throughput_in, throughput_out, http_2xx, accepted;
   for (const char* file : kFiles) {
     const Json d = parse_file(dashboard_path(file));
     for (const Query& q : all_queries(file, d)) {
@@ -469,9 +523,17 @@ TEST(Dashboards, EveryQueryAnswersFromARealVmAndAgent) {
       if (std::string(file) == "vm-overview.json" && q.panel_type == "timeseries" &&
           q.text.find("last(\"vm_to_host_bytes\"), 1s) * 8") != std::string::npos)
         throughput_out = q.text;
+      if (std::string(file) == "vm-overview.json" &&
+          q.text.find("FROM \"vm_service\"") != std::string::npos &&
+          q.text.find("last(\"http_2xx\")") != std::string::npos)
+        http_2xx = q.text;
+      if (std::string(file) == "vm-overview.json" &&
+          q.text.find("FROM \"vm_service\"") != std::string::npos &&
+          q.text.find("last(\"tcp_accepted\")") != std::string::npos)
+        accepted = q.text;
     }
   }
-  EXPECT_GE(ran, 50u);
+  EXPECT_GE(ran, 93u);
 
   // Throughput: the bits of the panel add up to 8 x the counters' delta over its buckets,
   // which lies within the tap's own delta; the blobs are in it.
@@ -502,6 +564,18 @@ TEST(Dashboards, EveryQueryAnswersFromARealVmAndAgent) {
   EXPECT_LE(in.counter_last, tap_tx + 4 * 1518);
   EXPECT_LE(out.bits, 8.0 * double(tap_rx) + 8 * 1500 * 4);
   EXPECT_LE(in.bits, 8.0 * double(tap_tx) + 8 * 1500 * 4);
+  // Health: each download is one accepted connection and one 200 answer; the rates per 1 s
+  // bucket add up to them (exact when every bucket holds a point, as for the throughput).
+  ASSERT_FALSE(http_2xx.empty());
+  ASSERT_FALSE(accepted.empty());
+  const std::vector<std::pair<std::string, std::string>> counted_panels = {
+      {"HTTP 2xx", http_2xx}, {"TCP accepted", accepted}};
+  for (const auto& [name, query] : counted_panels) {
+    const double counted = bucket_sum(influx, query);
+    std::printf("[ figures ] health panel %s: %.2f in all, %d downloads\n", name.c_str(), counted,
+                kDownloads);
+    EXPECT_NEAR(counted, kDownloads, 0.05) << name << ": " << substitute(query);
+  }
   std::printf("[ dashboards ] test body %.1f s\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
 }

@@ -133,6 +133,43 @@ TEST(TopBatch, RatesOfARealVmEqualItsTapCounters) {
   EXPECT_NE(snaps[0].title.find("own programs"), std::string::npos) << snaps[0].title;
 }
 
+// Two CPU-bound VMs pinned to one CPU: whenever one runs, the other waits. Whatever else
+// the shared machine runs there, each thread either runs or waits (it never sleeps), so
+// CPU% + WAIT% is 100 per VM, the two CPU% add up to at most one CPU, and each waits a
+// good part of the time.
+TEST(TopBatch, WaitOfTwoVmsSharingOneCpu) {
+  Netns ns;
+  const std::string cpu = "BUSY_CPU=" + std::to_string(sysconf(_SC_NPROCESSORS_ONLN) - 1);
+  auto a = busy_vm("topwait1", {"BUSY_MB=4", "BUSY_THREADS=1", "BUSY_NO_NAPS=1", cpu});
+  auto b = busy_vm("topwait2", {"BUSY_MB=4", "BUSY_THREADS=1", "BUSY_NO_NAPS=1", cpu});
+  Child top(vmscope_bin(), {"top", "-b", "-n", "3", "-d", "1", "--sort", "wait"},
+            SpawnOptions{ns.name(), "", {}, false});
+  ASSERT_EQ(top.wait(20s), 0) << top.stderr_text();
+  auto snaps = parse_batch(top.lines());
+  ASSERT_EQ(snaps.size(), 3u) << dump(top.lines());
+  for (size_t i = 0; i < snaps.size(); ++i) {
+    ASSERT_TRUE(snaps[i].rows.count("topwait1") && snaps[i].rows.count("topwait2"))
+        << dump(top.lines());
+    double cpu_sum = 0;
+    for (const char* vm : {"topwait1", "topwait2"}) {
+      const auto& row = snaps[i].rows.at(vm);
+      const double cpu_pct = std::stod(row.at("CPU%")), wait_pct = std::stod(row.at("WAIT%"));
+      std::printf("[ figures ] snapshot %zu %s: CPU%% %.1f WAIT%% %.1f (interval %.2f s)\n", i + 1,
+                  vm, cpu_pct, wait_pct, snaps[i].interval_s);
+      EXPECT_GE(wait_pct, 30) << vm << "\n" << dump(top.lines());
+      EXPECT_NEAR(cpu_pct + wait_pct, 100, 6) << vm << "\n" << dump(top.lines());
+      // Nothing read, nothing written after start: the disk columns are figures, zero.
+      EXPECT_EQ(row.at("DISKR/s"), "0") << vm;
+      EXPECT_EQ(row.at("DISKW/s"), "0") << vm;
+      cpu_sum += cpu_pct;
+    }
+    EXPECT_LE(cpu_sum, 102) << dump(top.lines());
+  }
+  // Sorted by wait: the header marks WAIT%.
+  EXPECT_NE(dump(top.lines()).find("*WAIT%"), std::string::npos) << dump(top.lines());
+  EXPECT_NE(snaps[0].title.find("own programs"), std::string::npos) << snaps[0].title;
+}
+
 // ---- interactive, through tmux ----
 
 class Tmux {
@@ -227,7 +264,8 @@ TEST(TopScreen, RowsSortFilterResizeAndQuitLeavesNothingAttached) {
   ASSERT_TRUE(rows_with_rates(s, ours)) << s;
 
   // 80x24: no line is wrapped, the essential columns are there, the optional ones not.
-  for (const char* col : {"VM", "CPU%", "RSS", "FLT/s", "RXbit/s", "TXbit/s"})
+  for (const char* col :
+       {"VM", "CPU%", "WAIT%", "RSS", "FLT/s", "DISKR/s", "DISKW/s", "RXbit/s", "TXbit/s"})
     EXPECT_NE(s.find(col), std::string::npos) << col << "\n" << s;
   EXPECT_EQ(s.find("LAUNCHER"), std::string::npos) << s;
   std::istringstream lines(s);
@@ -244,6 +282,13 @@ TEST(TopScreen, RowsSortFilterResizeAndQuitLeavesNothingAttached) {
     return !o.empty() && o.front() == "beta" && s.find("Sort: mem") != std::string::npos;
   });
   EXPECT_EQ(vm_order(s, ours).front(), "beta") << s;
+  // W: CPU wait, marked in the header; D: disk, both disk columns marked.
+  t.keys("W");
+  s = t.wait_for([&](const std::string& s) { return s.find("Sort: wait") != std::string::npos; });
+  EXPECT_NE(s.find("*WAIT%"), std::string::npos) << s;
+  t.keys("D");
+  s = t.wait_for([&](const std::string& s) { return s.find("Sort: disk") != std::string::npos; });
+  EXPECT_NE(s.find("*DISKR/s *DISKW/s"), std::string::npos) << s;
   // P: back to CPU.
   t.keys("P");
   s = t.wait_for([&](const std::string& s) { return s.find("Sort: cpu") != std::string::npos; });
@@ -307,7 +352,69 @@ TEST(TopScreen, RowsSortFilterResizeAndQuitLeavesNothingAttached) {
   EXPECT_EQ(attachments_after_exit(ns, programs), "");
 }
 
-// ---- next to a running agent ----
+// The words of the line after `title` whose first word is `first` (empty if none).
+std::vector<std::string> table_line(const std::string& screen, const std::string& title,
+                                    const std::string& first) {
+  std::istringstream in(screen);
+  bool in_table = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(title, 0) == 0) {
+      in_table = true;
+      continue;
+    }
+    std::istringstream ws(line);
+    std::vector<std::string> w;
+    for (std::string x; ws >> x;) w.push_back(x);
+    if (in_table && !w.empty() && w[0] == first) return w;
+  }
+  return {};
+}
+
+// The detail view of the real test VM: the connections, answers and handshakes seen on
+// its tap since top attached are exactly the client's (the vm_service counters).
+TEST(TopScreen, DetailShowsTheServiceHealthOfARealVm) {
+  vm_image();
+  TempDir tmp("vmscope-top-health");
+  Netns ns;
+  add_bridge_with_tap(ns, "vsbr0", "10.99.7.1/24", "vmmtap0");
+  Vm vm(ns, tmp.path, "vmmtap0", "svc1", "10.99.7.2/24");
+  Tmux t(ns.exec(vmscope_bin() + " top -d 0.5 --filter svc1") + "; sleep 60", 100, 60);
+  std::string s = t.wait_for([&](const std::string& s) { return rows_with_rates(s, {"svc1"}); });
+  ASSERT_TRUE(rows_with_rates(s, {"svc1"})) << s;
+  t.keys("Enter");
+  s = t.wait_for([&](const std::string& s) { return s.find("VM svc1") != std::string::npos; });
+
+  // Three HTTP 200s, one connection to a closed port (refused with a RST).
+  for (int i = 0; i < 3; ++i) ns.must("curl -sS -f -m 10 -o /dev/null http://10.99.7.2/blob");
+  EXPECT_NE(sh(ns.exec("curl -sS -m 5 -o /dev/null http://10.99.7.2:81/") + " 2>/dev/null"), 0);
+  s = t.wait_for([&](const std::string& s) {
+    auto http = table_line(s, "  HTTP answers", "total");
+    auto tcp = table_line(s, "  TCP to it", "total");
+    return http.size() == 6 && http[2] == "3" && tcp.size() == 6 && tcp[3] == "1";
+  });
+  std::printf("[ figures ] detail view:\n%s\n", s.c_str());
+  // total: attempts accepted refused no-reply RSTs-out
+  auto tcp = table_line(s, "  TCP to it", "total");
+  ASSERT_EQ(tcp.size(), 6u) << s;
+  EXPECT_EQ(tcp[1], "4") << s;
+  EXPECT_EQ(tcp[2], "3") << s;
+  EXPECT_EQ(tcp[3], "1") << s;
+  EXPECT_EQ(tcp[4], "0") << s;
+  EXPECT_GE(std::stoi(tcp[5]), 1) << s;
+  // total: timed p50 p99 mean; the percentiles are bucket bounds.
+  auto hs = table_line(s, "  handshake", "total");
+  ASSERT_EQ(hs.size(), 5u) << s;
+  EXPECT_EQ(hs[1], "3") << s;
+  for (const std::string& p : {hs[2], hs[3]})
+    EXPECT_TRUE(p.rfind("<=", 0) == 0 || p == ">1s") << p << "\n" << s;
+  EXPECT_NE(hs[4], "-") << s;
+  EXPECT_EQ(table_line(s, "  HTTP answers", "total"),
+            (std::vector<std::string>{"total", "0", "3", "0", "0", "0"}))
+      << s;
+  t.keys("q");
+}
+
+// ---- next to a running agent ----// ---- next to a running agent ----
 
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();

@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 
 #include "agent/engine.h"
+#include "agent/host_check.h"
 #include "agent/options.h"
 #include "common/event_fds.h"
 #include "output/net_lines.h"
@@ -30,8 +31,21 @@ struct LoopOptions {
 class Agent {
  public:
   Agent(const LoopOptions& opts, std::vector<std::unique_ptr<Sink>> sinks,
-        std::unique_ptr<Engine> engine)
-      : opts_(opts), output_(std::move(sinks)), engine_(std::move(engine)), host_(host_name()) {}
+        const SpoolOptions& spool, std::unique_ptr<Engine> engine)
+      : opts_(opts),
+        output_(std::move(sinks), spool),
+        engine_(std::move(engine)),
+        host_(host_name()),
+        kept_(running_kernel_task_counter_support()) {
+    if (!kept_.cpu_wait)
+      spdlog::warn(
+          "this kernel keeps no scheduler statistics (CONFIG_SCHED_INFO): vm_cpu (run_delay, "
+          "run_count) is not written");
+    if (!kept_.io)
+      spdlog::warn(
+          "this kernel keeps no task I/O accounting (CONFIG_TASK_XACCT, "
+          "CONFIG_TASK_IO_ACCOUNTING): vm_io is not written, inblock/outblock stay 0");
+  }
 
   Status run() {
     if (auto st = engine_->start(); !st) return st;
@@ -80,7 +94,7 @@ class Agent {
     std::vector<VmEvent> events = engine_->poll_events();
     if (events.empty()) return;
     batch_.clear();
-    for (const VmEvent& ev : events) encode_vm_event(ev, batch_);
+    for (const VmEvent& ev : events) encode_vm_event(ev, batch_, kept_);
     write_all(batch_);
   }
 
@@ -103,11 +117,11 @@ class Agent {
       taps = sample_.net->taps.size();
     }
     for (const VmEvent& ev : sample_.events) {
-      encode_vm_event(ev, batch_);
+      encode_vm_event(ev, batch_, kept_);
       ++lines;
     }
     if (sample_.vms) {
-      lines += encode_resources(*sample_.vms, now, batch_);
+      lines += encode_resources(*sample_.vms, now, batch_, kept_);
       vms = sample_.vms->size();
     }
     encode_self(self_metrics(started, lines, vms, taps), now, batch_);
@@ -123,6 +137,9 @@ class Agent {
     SinkStats out = output_.totals();
     m.lines_written = out.lines_written;
     m.lines_dropped = out.lines_dropped;
+    m.spool_bytes = out.spool_bytes;
+    m.spool_batches = out.spool_batches;
+    m.spool_dropped_batches = out.spool_dropped_batches;
     m.rss_bytes = own_rss_bytes();
     engine_->describe(m);
     m.tick_ns = static_cast<uint64_t>(boottime_ns() - started);
@@ -135,15 +152,23 @@ class Agent {
   TickSample sample_;
   std::string batch_;
   std::string host_;
+  TaskCounterSupport kept_;  // counters this kernel keeps (its config)
 };
 
 }  // namespace
 
 Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks) {
+  // What a host lacks is said in the words of `vmscope check`, before anything is loaded.
+  const std::vector<CheckLine> checks = check_prerequisites();
+  if (const CheckLine* failed = first_failure(checks))
+    return Error::msg(format_check_line(*failed) + " (`vmscope check` lists every requirement)");
+  for (const CheckLine& c : checks)
+    if (!c.ok) spdlog::warn("{}", format_check_line(c));
   if (auto st = block_stop_signals(); !st) return st;
   auto engine = Engine::create(engine_options(config), SourceChoice::kPublish);
   if (!engine) return engine.error();
-  Agent agent(LoopOptions{config.interval_s, config.count}, std::move(sinks), std::move(*engine));
+  Agent agent(LoopOptions{config.interval_s, config.count}, std::move(sinks),
+              SpoolOptions{config.spool_dir, config.spool_max_bytes}, std::move(*engine));
   return agent.run();
 }
 

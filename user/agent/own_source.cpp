@@ -39,19 +39,15 @@ class OwnSource final : public SampleSource {
 
   ProcTracker* procs() const override { return procs_.get(); }
 
-  void sync_devices(const Inventory& inv, Netlink& nl) override {
+  void sync_devices(const Inventory& inv, Netlink&) override {
     std::set<int> before;
     for (const auto& [ifindex, _] : attacher_.devices()) before.insert(ifindex);
     for (const Error& e : attacher_.sync(counted_devices(inv))) {
       if (failed_.insert(e.message).second) spdlog::error("{}", e.message);
     }
     for (const auto& [ifindex, dev] : attacher_.devices()) {
-      if (!before.erase(ifindex)) {
-        collector_.on_attached(ifindex, nl);
-        spdlog::info("monitoring {} (ifindex {})", dev.ifname, ifindex);
-      }
+      if (!before.erase(ifindex)) spdlog::info("monitoring {} (ifindex {})", dev.ifname, ifindex);
     }
-    for (int gone : before) collector_.on_detached(gone);
   }
 
   Result<NetSnapshot> collect_net(const Inventory& inv, Netlink& nl,

@@ -24,7 +24,7 @@ class SharedSource final : public SampleSource {
 
   Result<NetSnapshot> collect_net(const Inventory& inv, Netlink& nl,
                                   int64_t timestamp_ns) override {
-    read_slots(inv, nl);
+    read_slots(inv);
     return collector_.collect(inv, devices_, nl, slot_limit_, timestamp_ns);
   }
 
@@ -49,7 +49,7 @@ class SharedSource final : public SampleSource {
 
  private:
   // Which slot the agent gave each of our taps and bridges, read from its if_slot.
-  void read_slots(const Inventory& inv, Netlink& nl) {
+  void read_slots(const Inventory& inv) {
     SlotTable devices;
     uint32_t limit = 0;
     for (const auto& [ifindex, name] : counted_devices(inv)) {
@@ -61,11 +61,7 @@ class SharedSource final : public SampleSource {
       d.ifname = name;
       d.slot = value - 1;
       limit = std::max(limit, value);
-      auto old = devices_.find(ifindex);
-      if (old == devices_.end() || old->second.slot != d.slot) collector_.on_attached(ifindex, nl);
     }
-    for (const auto& [ifindex, _] : devices_)
-      if (!devices.count(ifindex)) collector_.on_detached(ifindex);
     devices_ = std::move(devices);
     slot_limit_ = limit;
   }

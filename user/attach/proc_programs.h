@@ -62,6 +62,8 @@ class ProcPrograms {
   // statistics.
   void program_fds(std::vector<int>& out) const;
   int tracked_fd() const;
+  // Whether the sampler is the task-list walk (kernel 6.7+), not the task iterator.
+  bool walks_task_list() const { return walk_ != nullptr; }
 
  private:
   struct Deleters {

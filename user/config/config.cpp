@@ -34,7 +34,38 @@ Status validate(const Config& c) {
   for (const auto& o : c.overrides)
     if (std::string err = validate_override(o); !err.empty())
       return Error::msg(fmt::format("override for \"{}\": {}", o.name, err));
+  if (c.spool_dir.empty() || c.spool_dir.front() != '/')
+    return Error::msg(fmt::format("spool dir \"{}\": must be an absolute path", c.spool_dir));
+  if (c.spool_max_bytes != 0 && c.spool_max_bytes < (uint64_t{1} << 20))
+    return Error::msg(fmt::format("spool max size {} bytes: must be 0 (no spool) or at least 1MiB",
+                                  c.spool_max_bytes));
   return {};
+}
+
+Result<uint64_t> parse_size(std::string_view text) {
+  const auto bad = [&] {
+    return Error::msg(fmt::format(
+        "size \"{}\": expected bytes with an optional K, KiB, M, MiB, G or GiB suffix", text));
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 15) return bad();  // 15 digits: no overflow below
+  uint64_t v = 0;
+  for (char ch : text.substr(0, digits)) v = v * 10 + static_cast<uint64_t>(ch - '0');
+  const std::string_view unit = text.substr(digits);
+  int shift = 0;
+  if (unit.empty() || unit == "B")
+    shift = 0;
+  else if (unit == "K" || unit == "KiB")
+    shift = 10;
+  else if (unit == "M" || unit == "MiB")
+    shift = 20;
+  else if (unit == "G" || unit == "GiB")
+    shift = 30;
+  else
+    return bad();
+  if (v > (uint64_t{1} << (62 - shift))) return bad();
+  return v << shift;
 }
 
 namespace {
@@ -60,9 +91,9 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
     const auto& b = e.source().begin;
     return Error::msg(fmt::format("{}:{}:{}: {}", source, b.line, b.column, e.description()));
   }
-  static const std::set<std::string_view> known = {"interval",  "count",     "outputs",
-                                                   "log_level", "drop_path", "attach",
-                                                   "net_slots", "http",      "override"};
+  static const std::set<std::string_view> known = {"interval",  "count",  "outputs",   "log_level",
+                                                   "drop_path", "attach", "net_slots", "http",
+                                                   "override",  "spool"};
   for (const auto& [k, _] : root)
     if (!known.count(k.str()))
       return Error::msg(fmt::format("{}: unknown key \"{}\"", source, k.str()));
@@ -107,6 +138,29 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
         return Error::msg(fmt::format("{}: unknown key \"http.{}\"", where, k.str()));
     if (auto st = read_key(*http, "username", where, c.http_username); !st) return st.error();
     if (auto st = read_key(*http, "password", where, c.http_password); !st) return st.error();
+  }
+  if (const toml::node* n = root.get("spool")) {
+    const toml::table* spool = n->as_table();
+    if (!spool) return Error::msg(fmt::format("{}: \"spool\" must be a table", where));
+    for (const auto& [k, _] : *spool)
+      if (k.str() != "dir" && k.str() != "max_size")
+        return Error::msg(fmt::format("{}: unknown key \"spool.{}\"", where, k.str()));
+    if (auto st = read_key(*spool, "dir", where, c.spool_dir); !st) return st.error();
+    if (const toml::node* m = spool->get("max_size")) {
+      // "512MiB" or a plain number of bytes.
+      if (auto bytes = m->value_exact<int64_t>()) {
+        if (*bytes < 0)
+          return Error::msg(fmt::format("{}: key \"spool.max_size\" must be >= 0", where));
+        c.spool_max_bytes = static_cast<uint64_t>(*bytes);
+      } else if (auto text = m->value_exact<std::string>()) {
+        auto size = parse_size(*text);
+        if (!size) return size.error().context(fmt::format("{}: key \"spool.max_size\"", where));
+        c.spool_max_bytes = *size;
+      } else {
+        return Error::msg(fmt::format(
+            "{}: key \"spool.max_size\" must be a size like \"512MiB\" or bytes", where));
+      }
+    }
   }
   if (const toml::node* n = root.get("override")) {
     const toml::array* arr = n->as_array();
@@ -157,6 +211,7 @@ struct Flags {
   double interval_s = 0;
   int64_t count = 0;
   std::vector<std::string> outputs;
+  std::string spool_dir, spool_max_size;
   // top
   bool batch = false, own = false;
   int64_t iterations = 0;
@@ -168,6 +223,7 @@ struct Subcommands {
   CLI::App* run;
   CLI::App* list;
   CLI::App* top;
+  CLI::App* check;
 };
 
 void add_naming_flags(CLI::App& sub, Flags& f) {
@@ -191,6 +247,11 @@ CLI::App* add_run(CLI::App& app, Flags& f) {
                   "(repeatable; default -)");
   run->add_option("--attach", f.attach, "how to attach tc programs: auto, tcx or clsact");
   add_net_slots_flag(*run, f);
+  run->add_option("--spool-dir", f.spool_dir,
+                  "where outputs spool lines while their destination is down "
+                  "(default /var/lib/vmscope/spool)");
+  run->add_option("--spool-max-size", f.spool_max_size,
+                  "bound of each output's spool, e.g. 512MiB (default); 0: no spool");
   add_naming_flags(*run, f);
   return run;
 }
@@ -215,6 +276,11 @@ CLI::App* add_top(CLI::App& app, Flags& f) {
   return top;
 }
 
+CLI::App* add_check(CLI::App& app) {
+  return app.add_subcommand(
+      "check", "check what vmscope needs of this host, one line each; exit 0 when all is there");
+}
+
 // The defaults, or the file given with --config over them.
 Result<Config> base_config(const Flags& f) {
   if (f.config_file.empty()) return Config{};
@@ -230,6 +296,12 @@ Status apply_run_flags(const Flags& f, const CLI::App& run, Config& c) {
     c.count = static_cast<uint64_t>(f.count);
   }
   if (run.count("--output")) c.outputs = f.outputs;
+  if (run.count("--spool-dir")) c.spool_dir = f.spool_dir;
+  if (run.count("--spool-max-size")) {
+    auto size = parse_size(f.spool_max_size);
+    if (!size) return size.error().context("--spool-max-size");
+    c.spool_max_bytes = *size;
+  }
   return {};
 }
 
@@ -273,9 +345,10 @@ Status apply_common_flags(const Flags& f, bool top, bool net_slots_given, Config
 // The command line from what was parsed: file, then flags over it, then the checks.
 Result<CommandLine> resolve(const Flags& f, const Subcommands& sub) {
   CommandLine cli;
-  cli.command = sub.list->parsed()  ? Command::kList
-                : sub.top->parsed() ? Command::kTop
-                                    : Command::kRun;
+  cli.command = sub.list->parsed()    ? Command::kList
+                : sub.top->parsed()   ? Command::kTop
+                : sub.check->parsed() ? Command::kCheck
+                                      : Command::kRun;
   auto c = base_config(f);
   if (!c) return c.error();
   if (auto st = apply_run_flags(f, *sub.run, *c); !st) return st.error();
@@ -305,11 +378,16 @@ ParseOutcome usage_error(std::string_view what) {
 
 ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   CLI::App app{"vmscope: host-side monitor for virtual machines", "vmscope"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);  // none only with --version (checked after parsing)
   app.fallthrough();  // `vmscope run --log-level debug` as well as `vmscope --log-level debug run`
   Flags flags;
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical, off");
-  const Subcommands sub{add_run(app, flags), add_list(app, flags), add_top(app, flags)};
+  bool version = false;
+  app.add_flag("--version", version,
+               "print the version, the git revision and the kernel the "
+               "BPF types (vmlinux.h) came from");
+  const Subcommands sub{add_run(app, flags), add_list(app, flags), add_top(app, flags),
+                        add_check(app)};
 
   std::vector<std::string> rev(args.rbegin(), args.rend());
   if (!rev.empty()) rev.pop_back();  // program name
@@ -324,6 +402,13 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   } catch (const CLI::ParseError& e) {
     return usage_error(e.what());
   }
+  if (version) {
+    ParseOutcome out;
+    out.cli = CommandLine{};
+    out.cli->command = Command::kVersion;
+    return out;
+  }
+  if (app.get_subcommands().empty()) return usage_error("A subcommand is required");
   auto cli = resolve(flags, sub);
   if (!cli) return usage_error(cli.error().message);
   ParseOutcome out;

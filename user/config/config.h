@@ -28,9 +28,14 @@ struct Config {
   uint32_t net_slots = 0;
   std::string http_username, http_password;
   std::vector<NameOverride> overrides;
+  // Each output's on-disk spool for outages: SPOOL_DIR/<hash of the output's URL>, at most
+  // spool_max_bytes each (0: no spool). 512 MiB holds a 5-minute outage at 1,000 VMs
+  // more than 4 times over even when no counter compresses (bench/RESULTS.md, outage).
+  std::string spool_dir = "/var/lib/vmscope/spool";
+  uint64_t spool_max_bytes = uint64_t{512} << 20;
 };
 
-enum class Command { kRun, kList, kTop };
+enum class Command { kRun, kList, kTop, kCheck, kVersion };
 
 // `vmscope top`: the interval is the config's; these are the view's own settings.
 struct TopOptions {
@@ -61,5 +66,8 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args);
 Result<Config> apply_toml(std::string_view toml_text, std::string_view source, Config base);
 
 Status validate(const Config& c);
+
+// "512MiB", "2G", "1048576", "0": bytes, with an optional binary suffix K/KiB, M/MiB, G/GiB.
+Result<uint64_t> parse_size(std::string_view text);
 
 }  // namespace vmscope

@@ -7,10 +7,11 @@ namespace {
 
 const std::vector<std::pair<SortKey, std::string_view>>& key_names() {
   static const std::vector<std::pair<SortKey, std::string_view>> names = {
-      {SortKey::kName, "name"},   {SortKey::kPid, "pid"},       {SortKey::kCpu, "cpu"},
-      {SortKey::kMem, "mem"},     {SortKey::kFaults, "faults"}, {SortKey::kNet, "net"},
-      {SortKey::kRx, "rx"},       {SortKey::kTx, "tx"},         {SortKey::kPkts, "pkts"},
-      {SortKey::kConns, "conns"}, {SortKey::kDrops, "drops"},   {SortKey::kUptime, "uptime"}};
+      {SortKey::kName, "name"},   {SortKey::kPid, "pid"},      {SortKey::kCpu, "cpu"},
+      {SortKey::kWait, "wait"},   {SortKey::kMem, "mem"},      {SortKey::kFaults, "faults"},
+      {SortKey::kDisk, "disk"},   {SortKey::kNet, "net"},      {SortKey::kRx, "rx"},
+      {SortKey::kTx, "tx"},       {SortKey::kPkts, "pkts"},    {SortKey::kConns, "conns"},
+      {SortKey::kDrops, "drops"}, {SortKey::kUptime, "uptime"}};
   return names;
 }
 

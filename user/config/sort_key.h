@@ -11,9 +11,11 @@ namespace vmscope {
 
 enum class SortKey {
   kCpu,
+  kWait,
   kMem,
   kNet,
   kFaults,
+  kDisk,
   kName,
   kPid,
   kRx,

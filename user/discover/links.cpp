@@ -166,31 +166,6 @@ Status Netlink::dump_stats(LinkStatsList& out) {
   return {};
 }
 
-Result<rtnl_link_stats64> Netlink::link_stats(int ifindex) {
-  char req[MNL_SOCKET_BUFFER_SIZE];
-  nlmsghdr* nlh = mnl_nlmsg_put_header(req);
-  nlh->nlmsg_type = RTM_GETSTATS;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  auto* ism = static_cast<if_stats_msg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(if_stats_msg)));
-  ism->family = AF_UNSPEC;
-  ism->ifindex = static_cast<uint32_t>(ifindex);
-  ism->filter_mask = IFLA_STATS_FILTER_BIT(IFLA_STATS_LINK_64);
-  rtnl_link_stats64 out{};
-  bool found = false;
-  auto st = request(
-      nlh,
-      [&](const nlmsghdr* m) {
-        int idx = 0;
-        if (m->nlmsg_type == RTM_NEWSTATS) found = parse_stats(m, idx, out);
-        return MNL_CB_STOP;
-      },
-      "read link statistics");
-  if (!st) return st.error().context(fmt::format("ifindex {}", ifindex));
-  if (!found)
-    return Error::msg(fmt::format("read link statistics of ifindex {}: no data", ifindex));
-  return out;
-}
-
 Status Netlink::read_events(const std::function<void(const LinkEvent&)>& on_event) {
   auto cb = [](const nlmsghdr* m, void* data) -> int {
     auto& fn = *static_cast<const std::function<void(const LinkEvent&)>*>(data);

@@ -54,8 +54,6 @@ class Netlink {
   Result<std::vector<LinkInfo>> dump_links();
   // Kernel statistics of every device (RTM_GETSTATS, 64-bit link stats only).
   Status dump_stats(LinkStatsList& out);
-  // Statistics of one device.
-  Result<rtnl_link_stats64> link_stats(int ifindex);
   // Reads all pending events without blocking. Returns an error on overrun (ENOBUFS):
   // the caller must then resynchronise with dump_links().
   Status read_events(const std::function<void(const LinkEvent&)>& on_event);

@@ -33,6 +33,8 @@ class NetDrain {
   void program_fds(std::vector<int>& out) const;
   // Slots of net_stats (its max_entries).
   uint32_t capacity() const { return capacity_; }
+  // Whether the CPUs are summed in the kernel (net_sum.bpf.o loaded), once read() ran.
+  bool sums_in_kernel() const { return summer_ != nullptr; }
 
  private:
   struct Deleter {

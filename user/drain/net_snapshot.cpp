@@ -1,22 +1,14 @@
 #include "drain/net_snapshot.h"
 
-#include <spdlog/spdlog.h>
-
 namespace vmscope {
 namespace {
 
-// Deltas clamp at zero: a driver that resets its counters must not produce huge values.
-uint64_t since(uint64_t now, uint64_t base) {
-  return now >= base ? now - base : 0;
+LinkCounters link_counters(const rtnl_link_stats64& s) {
+  return {s.rx_packets, s.rx_bytes, s.rx_errors, s.rx_dropped, s.multicast,
+          s.tx_packets, s.tx_bytes, s.tx_errors, s.tx_dropped, s.collisions};
 }
 
 }  // namespace
-
-void NetCollector::on_attached(int ifindex, Netlink& nl) {
-  auto s = nl.link_stats(ifindex);
-  base_[ifindex] = s ? *s : rtnl_link_stats64{};
-  if (!s) spdlog::debug("{}", s.error().message);
-}
 
 Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const SlotTable& devices,
                                           Netlink& nl, uint32_t slot_limit, int64_t timestamp_ns) {
@@ -27,7 +19,7 @@ Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const SlotTable&
   snap.timestamp_ns = timestamp_ns;
   snap.taps.reserve(inv.taps().size());
   const auto& taps = inv.taps();
-  // Taps, attached devices, kernel stats and their zero points are all ordered by
+  // Taps, attached devices and kernel stats are all ordered by
   // ifindex: one merge walk instead of a lookup per tap in each.
   // Attached devices that are not taps are their bridges (few).
   {
@@ -46,7 +38,6 @@ Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const SlotTable&
   }
   auto dev = devices.begin();
   auto stats = stats_.begin();
-  auto base = base_.begin();
   BridgeSample* bridge = nullptr;  // the last tap's: taps mostly share one
   for (const auto& [ifindex, tap] : taps) {
     while (dev != devices.end() && dev->first < ifindex) ++dev;
@@ -63,16 +54,8 @@ Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const SlotTable&
     t.host_to_vm = drain_.counters(dev->second.slot, VS_DIR_EGRESS);
     while (stats != stats_.end() && stats->ifindex < ifindex) ++stats;
     if (stats != stats_.end() && stats->ifindex == ifindex) {
-      while (base != base_.end() && base->first < ifindex) ++base;
-      static const rtnl_link_stats64 kZero{};
-      const rtnl_link_stats64& now = stats->stats;
-      const rtnl_link_stats64& zero =
-          base != base_.end() && base->first == ifindex ? base->second : kZero;
-      t.errors.rx_errors = since(now.rx_errors, zero.rx_errors);
-      t.errors.rx_dropped = since(now.rx_dropped, zero.rx_dropped);
-      t.errors.tx_errors = since(now.tx_errors, zero.tx_errors);
-      t.errors.tx_dropped = since(now.tx_dropped, zero.tx_dropped);
-      t.errors.collisions = since(now.collisions, zero.collisions);
+      t.kernel = link_counters(stats->stats);
+      t.kernel_known = true;
     }
     const int master = tap.link.master;
     if (!bridge || bridge->ifindex != master) {

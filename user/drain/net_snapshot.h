@@ -16,9 +16,13 @@
 
 namespace vmscope {
 
-// Kernel link statistics that BPF cannot see (errors and drops), since attach.
-struct LinkErrors {
-  uint64_t rx_errors = 0, rx_dropped = 0, tx_errors = 0, tx_dropped = 0, collisions = 0;
+// A device's own counters as the kernel keeps them (`ip -s link`, RTM_GETSTATS),
+// cumulative since the device was created: what albatross reports as `interface`, and what
+// BPF cannot see (errors, drops). Read every tick, never rebased, so they agree with the
+// kernel whenever the device was created and however often vmscope restarted.
+struct LinkCounters {
+  uint64_t rx_packets = 0, rx_bytes = 0, rx_errors = 0, rx_dropped = 0, rx_multicast = 0;
+  uint64_t tx_packets = 0, tx_bytes = 0, tx_errors = 0, tx_dropped = 0, collisions = 0;
 };
 
 // Names are views into the Inventory the sample was collected from: valid until it
@@ -31,7 +35,8 @@ struct TapSample {
   vs_net_counters vm_to_host{};   // the tap's ingress (its RX)
   vs_net_counters host_to_vm{};   // the tap's egress (its TX)
   vs_service_counters service{};  // how the VM's services answer (vm_service)
-  LinkErrors errors;
+  LinkCounters kernel;            // the tap's own counters (RX = vm_to_host)
+  bool kernel_known = false;      // false: the tap was missing from this tick's statistics dump
 };
 
 struct BridgeSample {
@@ -54,9 +59,6 @@ class NetCollector {
  public:
   explicit NetCollector(int net_stats_fd) : drain_(net_stats_fd) {}
 
-  // Remembers the kernel's error/drop counters of a newly attached device as zero point.
-  void on_attached(int ifindex, Netlink& nl);
-  void on_detached(int ifindex) { base_.erase(ifindex); }
   void program_fds(std::vector<int>& out) const { drain_.program_fds(out); }
   // Devices net_stats can count (its slots).
   uint32_t slot_capacity() const { return drain_.capacity(); }
@@ -67,8 +69,7 @@ class NetCollector {
 
  private:
   NetDrain drain_;
-  LinkStatsList stats_;                    // reused every tick
-  std::map<int, rtnl_link_stats64> base_;  // ordered by ifindex, as the taps
+  LinkStatsList stats_;  // reused every tick
 };
 
 }  // namespace vmscope

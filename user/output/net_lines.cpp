@@ -45,25 +45,30 @@ size_t encode_net(const NetSnapshot& snap, std::string& out) {
   LineWriter w(out);
   const int64_t ts = snap.timestamp_ns;
   for (const TapSample& t : snap.taps) {
-    // Field order and meaning exactly as albatross writes them (schema reference): the
-    // tap's RX is vm_to_host, its TX host_to_vm; queue fields do not exist on Linux.
+    // The tap's own counters, as albatross writes them on Linux (schema reference): field
+    // order and names exactly, the tap's RX is vm_to_host, its TX host_to_vm, cumulative
+    // since the tap was created. Linux counts no TX multicast and has no queue fields:
+    // albatross writes 0 for those. A tap missing from this tick's statistics dump (it
+    // was just removed) gets no line rather than zeros that would break derivatives.
+    if (!t.kernel_known) continue;
+    const LinkCounters& k = t.kernel;
     w.begin("interface")
         .tag("vm", t.vm)
         .tag("bridge", t.bridge)
-        .field_uint("vm_to_host_packets", t.vm_to_host.packets)
-        .field_uint("vm_to_host_errors", t.errors.rx_errors)
-        .field_uint("vm_to_host_bytes", t.vm_to_host.bytes)
-        .field_uint("vm_to_host_mcast", t.vm_to_host.mcast_packets)
-        .field_uint("vm_to_host_dropped", t.errors.rx_dropped)
-        .field_uint("host_to_vm_packets", t.host_to_vm.packets)
-        .field_uint("host_to_vm_errors", t.errors.tx_errors)
-        .field_uint("host_to_vm_bytes", t.host_to_vm.bytes)
-        .field_uint("host_to_vm_mcast", t.host_to_vm.mcast_packets)
-        .field_uint("host_to_vm_dropped", t.errors.tx_dropped)
+        .field_uint("vm_to_host_packets", k.rx_packets)
+        .field_uint("vm_to_host_errors", k.rx_errors)
+        .field_uint("vm_to_host_bytes", k.rx_bytes)
+        .field_uint("vm_to_host_mcast", k.rx_multicast)
+        .field_uint("vm_to_host_dropped", k.rx_dropped)
+        .field_uint("host_to_vm_packets", k.tx_packets)
+        .field_uint("host_to_vm_errors", k.tx_errors)
+        .field_uint("host_to_vm_bytes", k.tx_bytes)
+        .fields(Fields::literal("host_to_vm_mcast=0i"))
+        .field_uint("host_to_vm_dropped", k.tx_dropped)
         .field_uint("mtu", t.mtu)
         .fields(Fields::literal(
             "send_queue_length=0i,max_send_queue_length=0i,send_queue_drops=0i,baudrate=0i"))
-        .field_uint("collisions", t.errors.collisions)
+        .field_uint("collisions", k.collisions)
         .end(ts);
   }
   for (const BridgeSample& b : snap.bridges) {

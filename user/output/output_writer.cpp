@@ -1,12 +1,41 @@
 #include "output/output_writer.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 namespace vmscope {
+namespace {
+
+// A round handed to a sink stays well under its in-memory backlog (8 MiB by default),
+// which would otherwise drop lines before the spool could take them back.
+constexpr size_t kMaxRound = 4 << 20;
+// While the destination is down, how often the oldest spooled record is tried again
+// between batches.
+constexpr auto kRetry = std::chrono::seconds(1);
+
+}  // namespace
 
 OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, size_t max_queued_bytes) {
   for (auto& s : sinks)
-    workers_.push_back(std::make_unique<Worker>(std::move(s), max_queued_bytes));
+    workers_.push_back(std::make_unique<Worker>(std::move(s), nullptr, max_queued_bytes));
+}
+
+OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
+                           size_t max_queued_bytes) {
+  for (auto& s : sinks) {
+    std::unique_ptr<Spool> sp;
+    // stdout never queues: nothing to spool.
+    if (!spool.dir.empty() && spool.max_bytes > 0 && s->url() != "-") {
+      auto opened = Spool::open(spool.dir + "/" + spool_id(s->url()), spool.max_bytes, s->url());
+      if (opened)
+        sp = std::move(*opened);
+      else
+        spdlog::warn("output {}: no spool, an outage loses what exceeds the memory backlog: {}",
+                     s->url(), opened.error().message);
+    }
+    workers_.push_back(std::make_unique<Worker>(std::move(s), std::move(sp), max_queued_bytes));
+  }
 }
 
 OutputWriter::~OutputWriter() {
@@ -33,12 +62,16 @@ SinkStats OutputWriter::totals() const {
     t.lines_written += s.lines_written;
     t.lines_dropped += s.lines_dropped;
     t.bytes_written += s.bytes_written;
+    t.spool_bytes += s.spool_bytes;
+    t.spool_batches += s.spool_batches;
+    t.spool_dropped_batches += s.spool_dropped_batches;
   }
   return t;
 }
 
-OutputWriter::Worker::Worker(std::unique_ptr<Sink> sink, size_t max_queued_bytes)
-    : sink_(std::move(sink)), max_queued_bytes_(max_queued_bytes) {
+OutputWriter::Worker::Worker(std::unique_ptr<Sink> sink, std::unique_ptr<Spool> spool,
+                             size_t max_queued_bytes)
+    : sink_(std::move(sink)), spool_(std::move(spool)), max_queued_bytes_(max_queued_bytes) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -89,32 +122,106 @@ void OutputWriter::Worker::run() {
     Batch single;  // the only queued batch: written as it is, not copied
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return closing_ || !queue_.empty(); });
+      const auto ready = [&] { return closing_ || !queue_.empty(); };
+      if (spool_ && !spool_->empty()) {
+        // Behind: replay without waiting while the destination takes it; when it is down,
+        // try again with the next batch or after kRetry.
+        if (down_) cv_.wait_for(lk, kRetry, ready);
+      } else {
+        cv_.wait(lk, ready);
+      }
       // Everything queued goes out in one write: a slow destination costs one timeout
-      // per round, not one per batch.
+      // per round, not one per batch. With a spool, rounds stay under kMaxRound.
       round.clear();
-      if (queue_.size() == 1)
+      if (queue_.size() == 1) {
         single = std::move(queue_.front());
-      else
-        for (const Batch& b : queue_) round += *b;
-      queue_.clear();
-      queued_bytes_ = 0;
-      last = closing_;
+        queued_bytes_ -= single->size();
+        queue_.pop_front();
+      }
+      while (!queue_.empty() && (!spool_ || round.empty() || round.size() < kMaxRound)) {
+        round += *queue_.front();
+        queued_bytes_ -= queue_.front()->size();
+        queue_.pop_front();
+      }
+      last = closing_ && queue_.empty();
     }
-    if (single && !single->empty()) sink_->write(*single);
+    const std::string& out = single ? *single : round;
+    if (spool_) {
+      deliver_spooling(out, last);
+    } else {
+      if (!out.empty()) sink_->write(out);
+      if (last) sink_->flush();
+    }
     single.reset();
-    if (!round.empty()) sink_->write(round);
     // A batch is ~800 bytes per VM (8 MB at 10,000 VMs): keeping the largest round ever
     // joined would hold that much for good.
     if (round.capacity() > kKeptRoundBytes) std::string().swap(round);
-    if (last) sink_->flush();
     SinkStats s = sink_->stats();
+    if (spool_) {
+      const SpoolStats sp = spool_->stats();
+      s.lines_dropped += sp.dropped_lines;
+      s.spool_bytes = sp.bytes;
+      s.spool_batches = sp.batches;
+      s.spool_dropped_batches = sp.dropped_batches;
+    }
     {
       std::lock_guard lk(mu_);
       sink_stats_ = s;
     }
     if (last) return;
   }
+}
+
+void OutputWriter::Worker::deliver_spooling(const std::string& round, bool last) {
+  if (spool_->empty() && !down_) {
+    if (!round.empty()) sink_->write(round);
+    if (last) sink_->flush();
+    spill();
+    return;
+  }
+  // New lines queue behind the spooled ones, on disk.
+  spool_->append(round);
+  if (last) {
+    // The next agent replays the spool; only a line half written to a stream is finished.
+    sink_->flush();
+    spill();
+    return;
+  }
+  replay_one();
+}
+
+void OutputWriter::Worker::replay_one() {
+  std::optional<std::string> lines = spool_->front();
+  if (!lines) {
+    set_down(false);
+    return;
+  }
+  sink_->write(*lines);
+  const std::string rest = sink_->take_unsent();
+  if (rest.empty()) {
+    spool_->pop_front();
+  } else if (rest.size() < lines->size()) {
+    spool_->replace_front(rest);
+  }
+  // A line half written to a stream stays in the sink until the stream takes the rest.
+  set_down(!rest.empty() || sink_->pending_bytes() > 0);
+  if (spool_->empty()) spdlog::info("output {}: spool replayed, sending live again", sink_->url());
+}
+
+void OutputWriter::Worker::spill() {
+  const std::string rest = sink_->take_unsent();
+  spool_->append(rest);
+  set_down(!rest.empty() || sink_->pending_bytes() > 0);
+}
+
+void OutputWriter::Worker::set_down(bool down) {
+  if (down && !down_ && spool_->empty() == false && !spooling_logged_) {
+    spdlog::info("output {}: spooling to {} until the destination takes lines again", sink_->url(),
+                 spool_->dir());
+    spooling_logged_ = true;
+  }
+  if (spool_->empty()) spooling_logged_ = false;
+  down_ = down;
 }
 
 }  // namespace vmscope

@@ -1,6 +1,11 @@
 // Delivers every batch to every sink, each sink on a thread of its own: a slow or
 // unreachable destination (an HTTP attempt may take its full timeout) must delay
 // neither the ticks, nor the handling of link and process events, nor the other outputs.
+//
+// With a spool (output/spool.h), what a sink cannot deliver goes to disk, and every later
+// batch goes behind it until the spool has been replayed, oldest first: the destination
+// receives the lines in the order they were made, also across an agent restart (the
+// previous agent's spool is replayed before this agent's first lines).
 #pragma once
 
 #include <condition_variable>
@@ -12,8 +17,14 @@
 #include <vector>
 
 #include "output/sink.h"
+#include "output/spool.h"
 
 namespace vmscope {
+
+struct SpoolOptions {
+  std::string dir;         // each output spools to DIR/<spool_id(url)>; empty: no spool
+  uint64_t max_bytes = 0;  // bound per output; 0: no spool
+};
 
 class OutputWriter {
  public:
@@ -21,6 +32,10 @@ class OutputWriter {
   // own bounded backlog while its destination is down.
   explicit OutputWriter(std::vector<std::unique_ptr<Sink>> sinks,
                         size_t max_queued_bytes = 16 << 20);
+  // Each output but stdout spools to disk; an output whose spool cannot be opened runs
+  // without one (one warning).
+  OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
+               size_t max_queued_bytes = 16 << 20);
   ~OutputWriter();  // close()
   OutputWriter(const OutputWriter&) = delete;
   OutputWriter& operator=(const OutputWriter&) = delete;
@@ -40,7 +55,7 @@ class OutputWriter {
 
   class Worker {
    public:
-    Worker(std::unique_ptr<Sink> sink, size_t max_queued_bytes);
+    Worker(std::unique_ptr<Sink> sink, std::unique_ptr<Spool> spool, size_t max_queued_bytes);
     ~Worker();
     void push(const Batch& b);
     void close();
@@ -48,7 +63,16 @@ class OutputWriter {
 
    private:
     void run();
-    std::unique_ptr<Sink> sink_;  // used by this worker's thread only
+    void deliver_spooling(const std::string& round, bool last);
+    // Hands the oldest spooled record to the sink; keeps what it could not deliver.
+    void replay_one();
+    // Moves what the sink could not deliver to the end of the spool.
+    void spill();
+    void set_down(bool down);       // logs the start of spooling once per outage
+    std::unique_ptr<Sink> sink_;    // used by this worker's thread only
+    std::unique_ptr<Spool> spool_;  // likewise; null: none
+    bool down_ = false;             // the last attempt left lines undelivered
+    bool spooling_logged_ = false;  // "spooling to" was logged since the spool was empty
     const size_t max_queued_bytes_;
     mutable std::mutex mu_;
     std::condition_variable cv_;

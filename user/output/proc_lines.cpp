@@ -39,7 +39,8 @@ uint64_t outblock(const vs_task_counters& c) {
 
 }  // namespace
 
-size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::string& out) {
+size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::string& out,
+                        const TaskCounterSupport& kept) {
   LineWriter w(out);
   for (const VmResources& v : vms) {
     const vs_task_counters& c = v.counters;
@@ -72,19 +73,23 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
         .fields(Fields::literal("cow_faults=0i"))
         .field_float("uptime", v.uptime_s)
         .end(ts);
-    w.begin("vm_cpu")
-        .tag("vm", v.vm)
-        .field_fixed("run_delay", seconds(c.run_delay_ns), 6)
-        .field_uint("run_count", c.run_count)
-        .end(ts);
-    w.begin("vm_io").tag("vm", v.vm);
-    io_fields(w, c);
-    w.end(ts);
+    if (kept.cpu_wait) {
+      w.begin("vm_cpu")
+          .tag("vm", v.vm)
+          .field_fixed("run_delay", seconds(c.run_delay_ns), 6)
+          .field_uint("run_count", c.run_count)
+          .end(ts);
+    }
+    if (kept.io) {
+      w.begin("vm_io").tag("vm", v.vm);
+      io_fields(w, c);
+      w.end(ts);
+    }
   }
   return w.lines();
 }
 
-void encode_vm_event(const VmEvent& ev, std::string& out) {
+void encode_vm_event(const VmEvent& ev, std::string& out, const TaskCounterSupport& kept) {
   LineWriter w(out);
   bool exit = ev.kind == VmEvent::Kind::kExit;
   w.begin("vm_event").tag("event", exit ? "exit" : "start").tag("vm", ev.vm);
@@ -99,8 +104,9 @@ void encode_vm_event(const VmEvent& ev, std::string& out) {
       const vs_task_counters& c = ev.final;
       w.field_fixed("utime", seconds(c.utime_ns), 6).field_fixed("stime", seconds(c.stime_ns), 6);
       w.field_uint("minflt", c.min_flt).field_uint("maxflt", c.maj_flt);
-      w.field_fixed("run_delay", seconds(c.run_delay_ns), 6).field_uint("run_count", c.run_count);
-      io_fields(w, c);
+      if (kept.cpu_wait)
+        w.field_fixed("run_delay", seconds(c.run_delay_ns), 6).field_uint("run_count", c.run_count);
+      if (kept.io) io_fields(w, c);
       text = ev.signal ? fmt::format("{} killed by signal {} after {:.1f} s", ev.vm, ev.signal,
                                      ev.lifetime_s)
                        : fmt::format("{} exited with status {} after {:.1f} s", ev.vm, ev.exit_code,

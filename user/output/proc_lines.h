@@ -10,12 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "discover/task_counter_support.h"
 #include "drain/vm_resources.h"
 
 namespace vmscope {
 
-size_t encode_resources(const std::vector<VmResources>& vms, int64_t timestamp_ns,
-                        std::string& out);
-void encode_vm_event(const VmEvent& ev, std::string& out);
+// `kept`: what the kernel keeps of the counters that depend on its configuration; the
+// others are left out (vm_cpu, vm_io and their exit-event fields), not written as 0.
+size_t encode_resources(const std::vector<VmResources>& vms, int64_t timestamp_ns, std::string& out,
+                        const TaskCounterSupport& kept = {});
+void encode_vm_event(const VmEvent& ev, std::string& out, const TaskCounterSupport& kept = {});
 
 }  // namespace vmscope

@@ -17,6 +17,8 @@ struct SelfMetrics {
   uint64_t tick_ns = 0;                           // drain + encode of this tick, until this line
   uint64_t lines = 0;                             // lines of this tick, before this one
   uint64_t lines_written = 0, lines_dropped = 0;  // all sinks, since start
+  // All outputs' on-disk spools: now, and batches dropped from them since start.
+  uint64_t spool_bytes = 0, spool_batches = 0, spool_dropped_batches = 0;
   uint64_t vms = 0, taps = 0;
   uint64_t net_slots = 0, net_slots_max = 0;          // net_stats (and if_slot) entries in use
   uint64_t net_far_slots = 0, net_far_slots_max = 0;  // if_slot_far hash

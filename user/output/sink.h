@@ -26,6 +26,9 @@ struct SinkOptions {
 
 struct SinkStats {
   uint64_t lines_written = 0, lines_dropped = 0, bytes_written = 0;
+  // The output's on-disk spool (output/spool.h): now, and dropped from it since start
+  // (those lines are in lines_dropped too).
+  uint64_t spool_bytes = 0, spool_batches = 0, spool_dropped_batches = 0;
 };
 
 class Sink {
@@ -39,6 +42,11 @@ class Sink {
   // Last attempt to deliver the backlog before exit (bounded by timeout).
   virtual void flush() = 0;
   virtual SinkStats stats() const = 0;
+  // Bytes queued and not yet delivered (the output writer spools instead of queueing more).
+  virtual size_t pending_bytes() const { return 0; }
+  // Takes back the queued whole lines not yet started, for the spool; a line partly written
+  // to a stream stays (that stream must finish it).
+  virtual std::string take_unsent() { return {}; }
 };
 
 // "-" stdout;
@@ -46,7 +54,7 @@ class Sink {
 // "udp://HOST[:PORT]" (default 8094; one datagram per group of whole lines, at most 1400 bytes
 //   each unless a single line is longer);
 // "http://HOST[:PORT]/write?db=NAME[&rp=RP][&precision=ns]" and https (InfluxDB 1.x /write via
-//   libcurl, POST, expects 204; db is required).
+//   libcurl, POST with Content-Encoding: gzip, expects 204; db is required).
 // HOST is a name, an IPv4 address or a bracketed IPv6 address; names are resolved when
 // connecting, not here, so a sink can be made while DNS or the destination is down.
 // Bad URL -> Error with one-line message like: output "tcp://": missing host

@@ -65,6 +65,21 @@ uint64_t Backlog::drop(size_t n) {
   return lines;
 }
 
+std::string Backlog::take_unsent() {
+  size_t start = head_;
+  if (partial_) {
+    const size_t nl = buf_.find('\n', head_);
+    start = nl == std::string::npos ? buf_.size() : nl + 1;
+  }
+  std::string out = buf_.substr(start);
+  buf_.erase(start);
+  if (head_ == buf_.size()) {
+    buf_.clear();
+    head_ = 0;
+  }
+  return out;
+}
+
 uint64_t Backlog::drop_partial() {
   if (!partial_) return 0;
   const size_t nl = buf_.find('\n', head_);

@@ -29,6 +29,9 @@ class Backlog {
   uint64_t push(std::string_view lines);
   std::string_view pending() const { return std::string_view(buf_).substr(head_); }
   bool empty() const { return head_ == buf_.size(); }
+  size_t size() const { return buf_.size() - head_; }
+  // Removes and returns the pending whole lines after a partly written one (which stays).
+  std::string take_unsent();
   // The first n pending bytes were delivered; returns how many lines that completed.
   uint64_t consume(size_t n);
   // The first n pending bytes (whole lines) will never be delivered; returns the lines dropped.
@@ -92,6 +95,8 @@ class SocketSink : public Sink {
   }
   void flush() override { deliver(/*force=*/true); }
   SinkStats stats() const override { return stats_; }
+  size_t pending_bytes() const override { return backlog_.size(); }
+  std::string take_unsent() override { return backlog_.take_unsent(); }
 
  protected:
   // Sends what the deadline allows; force: try now even within reconnect_interval of a

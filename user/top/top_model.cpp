@@ -14,7 +14,28 @@ uint64_t delta(uint64_t now, uint64_t before) {
   return now >= before ? now - before : 0;
 }
 
-uint64_t drops_of(const LinkErrors& e) {
+// Field by field over the one list of service counters (bpf/vmscope.h).
+void add_service(vs_service_counters& sum, const vs_service_counters& c) {
+#define VS_ADD_(f) sum.f += c.f;
+  VS_SERVICE_COUNTERS(VS_ADD_)
+#undef VS_ADD_
+}
+
+vs_service_counters service_delta(const vs_service_counters& now,
+                                  const vs_service_counters& before) {
+  vs_service_counters d{};
+#define VS_DELTA_(f) d.f = delta(now.f, before.f);
+  VS_SERVICE_COUNTERS(VS_DELTA_)
+#undef VS_DELTA_
+  return d;
+}
+
+// Bytes written to storage, net of those cancelled (truncated before writeback).
+uint64_t written(const vs_task_counters& c) {
+  return c.write_bytes >= c.cancelled_write_bytes ? c.write_bytes - c.cancelled_write_bytes : 0;
+}
+
+uint64_t drops_of(const LinkCounters& e) {
   return e.rx_errors + e.rx_dropped + e.tx_errors + e.tx_dropped;
 }
 
@@ -26,8 +47,12 @@ double sort_value(const TopRow& r, SortKey k) {
       return static_cast<double>(r.rss_bytes);
     case SortKey::kNet:
       return r.rx_bps + r.tx_bps;
+    case SortKey::kWait:
+      return r.wait_pct;
     case SortKey::kFaults:
       return r.faults_per_s;
+    case SortKey::kDisk:
+      return r.disk_read_Bps + r.disk_write_Bps;
     case SortKey::kPid:
       return r.pid;
     case SortKey::kRx:
@@ -108,7 +133,19 @@ const TopFrame& TopModel::update(const TickSample& s) {
       r.utime_s = static_cast<double>(c.utime_ns) / 1e9;
       r.stime_s = static_cast<double>(c.stime_ns) / 1e9;
       r.uptime_s = v.uptime_s;
-      VmPrev now{c.runtime_ns, c.min_flt + c.maj_flt, c.maj_flt};
+      r.run_delay_s = static_cast<double>(c.run_delay_ns) / 1e9;
+      r.run_count = c.run_count;
+      r.read_bytes = c.read_bytes;
+      r.write_bytes = c.write_bytes;
+      r.cancelled_write_bytes = c.cancelled_write_bytes;
+      r.rchar = c.rchar;
+      r.wchar = c.wchar;
+      r.syscr = c.syscr;
+      r.syscw = c.syscw;
+      VmPrev now{c.runtime_ns, c.min_flt + c.maj_flt,
+                 c.maj_flt,    c.run_delay_ns,
+                 c.read_bytes, written(c),
+                 c.syscr,      c.syscw};
       const bool rates = proc_dt > 0;
       auto rate = [&](uint64_t d) { return static_cast<double>(d) / proc_dt; };
       if (auto p = prev_vms_.find(v.vm); p != prev_vms_.end() && rates) {
@@ -116,6 +153,12 @@ const TopFrame& TopModel::update(const TickSample& s) {
         r.cpu_pct = rate(delta(now.runtime_ns, p->second.runtime_ns)) / 1e9 * 100;
         r.faults_per_s = rate(delta(now.faults, p->second.faults));
         r.maj_faults_per_s = rate(delta(now.maj_faults, p->second.maj_faults));
+        const VmPrev& b = p->second;
+        r.wait_pct = rate(delta(now.run_delay_ns, b.run_delay_ns)) / 1e9 * 100;
+        r.disk_read_Bps = rate(delta(now.read_bytes, b.read_bytes));
+        r.disk_write_Bps = rate(delta(now.written_bytes, b.written_bytes));
+        r.syscr_per_s = rate(delta(now.syscr, b.syscr));
+        r.syscw_per_s = rate(delta(now.syscw, b.syscw));
       }
       vms_now[std::string(v.vm)] = now;
     }
@@ -138,8 +181,9 @@ const TopFrame& TopModel::update(const TickSample& s) {
       tap.mtu = t.mtu;
       tap.rx = t.host_to_vm;
       tap.tx = t.vm_to_host;
-      tap.errors = t.errors;
-      TapPrev now{t.host_to_vm, t.vm_to_host, drops_of(t.errors)};
+      tap.errors = t.kernel;
+      add_service(r.service, t.service);
+      TapPrev now{t.host_to_vm, t.vm_to_host, drops_of(t.kernel), t.service};
       if (auto p = prev_taps_.find(t.ifindex); p != prev_taps_.end() && rates) {
         const TapPrev& b = p->second;
         tap.rx_bps = rate(delta(now.rx.bytes, b.rx.bytes)) * 8;
@@ -153,6 +197,8 @@ const TopFrame& TopModel::update(const TickSample& s) {
         r.drops_per_s += tap.drops_per_s;
         r.conns_per_s += rate(delta(now.rx.tcp_syns, b.rx.tcp_syns)) +
                          rate(delta(now.tx.tcp_syns, b.tx.tcp_syns));
+        add_service(r.service_last, service_delta(now.service, b.service));
+        r.service_interval_s = net_dt;
         r.rates_known = true;
       }
       taps_now[t.ifindex] = now;
@@ -184,6 +230,22 @@ const TopFrame& TopModel::update(const TickSample& s) {
   if (s.vms) prev_proc_boottime_ns_ = s.boottime_ns;
   frame_ = std::move(f);
   return frame_;
+}
+
+std::optional<uint64_t> handshake_percentile_bound_us(const vs_service_counters& c,
+                                                      unsigned percent) {
+  if (c.handshake_count == 0) return std::nullopt;
+  // The rank of the percentile among the handshakes (1-based, rounded up): the first
+  // bucket holding at least that many has it.
+  const uint64_t rank = std::max<uint64_t>(1, (c.handshake_count * percent + 99) / 100);
+  const std::pair<uint64_t, uint64_t> buckets[] = {{100, c.handshake_le_100us},
+                                                   {1'000, c.handshake_le_1ms},
+                                                   {10'000, c.handshake_le_10ms},
+                                                   {100'000, c.handshake_le_100ms},
+                                                   {1'000'000, c.handshake_le_1s}};
+  for (const auto& [bound_us, count] : buckets)
+    if (count >= rank) return bound_us;
+  return kAboveLastBucket;
 }
 
 std::vector<const TopRow*> select_rows(const TopFrame& f, SortKey key, bool reverse,

@@ -24,7 +24,7 @@ struct TopTap {
   uint32_t mtu = 0;
   double rx_bps = 0, tx_bps = 0, rx_pps = 0, tx_pps = 0;
   vs_net_counters rx{}, tx{};  // totals since counting started
-  LinkErrors errors;           // totals since counting started
+  LinkCounters errors;         // the tap's own totals (errors, drops), since its creation
   double drops_per_s = 0;
 };
 
@@ -38,6 +38,16 @@ struct TopRow {
   double faults_per_s = 0, maj_faults_per_s = 0;
   uint64_t min_flt = 0, maj_flt = 0, nvcsw = 0, nivcsw = 0;
   double utime_s = 0, stime_s = 0;
+  // CPU wait (vm_cpu): seconds its threads were runnable but waited for a CPU, per
+  // second, as a percent like CPU% (100 = one thread waiting all the time).
+  double wait_pct = 0;
+  double run_delay_s = 0;  // totals (all threads, exited ones included)
+  uint64_t run_count = 0;
+  // Disk (vm_io): bytes/s read from and written to storage (writes net of cancelled
+  // ones, as getrusage's outblock), read/write-like syscalls per second, and the totals.
+  double disk_read_Bps = 0, disk_write_Bps = 0, syscr_per_s = 0, syscw_per_s = 0;
+  uint64_t read_bytes = 0, write_bytes = 0, cancelled_write_bytes = 0, rchar = 0, wchar = 0,
+           syscr = 0, syscw = 0;
   double rx_bps = 0, tx_bps = 0;  // bit/s, VM's point of view
   double pps = 0;                 // packets/s, both directions
   double conns_per_s = 0;         // TCP SYNs (without ACK) per second, both directions
@@ -45,6 +55,12 @@ struct TopRow {
   double uptime_s = 0;
   bool rates_known = false;  // false in the first sample that shows it
   std::vector<TopTap> taps;
+  // How its services answer (vm_service), summed over its taps: totals since counting
+  // started, and what happened in the last network interval (counts, not rates: a
+  // handful of refusals or 5xx is clearer as "3" than as "1.5/s").
+  vs_service_counters service{};
+  vs_service_counters service_last{};
+  double service_interval_s = 0;  // 0: no interval yet (service_last unknown)
 };
 
 struct TopBridge {
@@ -78,9 +94,11 @@ class TopModel {
   struct TapPrev {
     vs_net_counters rx{}, tx{};
     uint64_t drops = 0;
+    vs_service_counters service{};
   };
   struct VmPrev {
-    uint64_t runtime_ns = 0, faults = 0, maj_faults = 0;
+    uint64_t runtime_ns = 0, faults = 0, maj_faults = 0, run_delay_ns = 0, read_bytes = 0,
+             written_bytes = 0, syscr = 0, syscw = 0;
   };
   TopFrame frame_;
   std::optional<int64_t> prev_boottime_ns_;       // the last sample
@@ -91,6 +109,14 @@ class TopModel {
   std::map<std::string, std::pair<vs_net_counters, vs_net_counters>, std::less<>> prev_bridges_;
   std::deque<VmEvent> events_;
 };
+
+// The handshake-latency bucket that holds the given percentile (1-100) of the handshakes
+// in `c`, from its cumulative buckets: the bucket's upper bound in microseconds (100,
+// 1000, ..., 1000000), kAboveLastBucket when it lies past 1 s, nullopt without
+// handshakes. Only the bound is known, not where in the bucket the percentile lies.
+inline constexpr uint64_t kAboveLastBucket = UINT64_MAX;
+std::optional<uint64_t> handshake_percentile_bound_us(const vs_service_counters& c,
+                                                      unsigned percent);
 
 // Rows matching the filter (case-insensitive substring of the VM name; empty: all),
 // ordered by key (descending for figures, ascending for name and pid; `reverse` flips).

@@ -28,8 +28,10 @@ void put_line(int y, const std::string& s, int width) {
 const char* const kHelp[] = {
     "vmscope top: one row per VM; rates over the last interval.",
     "RX/TX are from the VM's point of view (RX = host to VM).",
+    "WAIT%: runnable but waiting for a CPU (as CPU%). DISKR/s DISKW/s: storage B/s.",
     "",
     "  P  sort by CPU          M  sort by memory (RSS)",
+    "  W  sort by CPU wait     D  sort by disk (read + write)",
     "  N  sort by network      F  sort by faults/s",
     "  <  >  previous / next sort column     R  reverse the order",
     "  /  filter by name (empty clears)      Esc  clear the filter",
@@ -124,6 +126,12 @@ TopScreen::Action TopScreen::handle_key(int ch, TopView& view, const TopModel& m
       break;
     case 'M':
       view.sort = SortKey::kMem;
+      break;
+    case 'W':
+      view.sort = SortKey::kWait;
+      break;
+    case 'D':
+      view.sort = SortKey::kDisk;
       break;
     case 'N':
       view.sort = SortKey::kNet;

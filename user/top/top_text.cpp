@@ -14,8 +14,8 @@ struct TopColumn {
   std::string_view header;
   int width;       // minimum; the name column takes what is left
   bool left;       // left-aligned text
-  int drop_order;  // 0: always shown; higher go first when narrow (at 80 columns:
-                   // LAUNCHER, DROP/s, CONN/s; the detail view shows them all)
+  int drop_order;  // 0: always shown; higher go first when narrow (the detail view
+                   // shows them all)
   SortKey key;
   std::function<std::string(const TopRow&)> cell;
 };
@@ -30,20 +30,32 @@ std::string proc_or_dash(const TopRow& r, const std::string& s) {
   return r.has_process ? s : "-";
 }
 
+// CPU% and WAIT%: 100 per CPU (or per waiting thread); one decimal below 1000.
+std::string proc_percent(const TopRow& r, double pct) {
+  if (!r.has_process || !r.rates_known) return "-";
+  return pct < 1000 ? fmt::format("{:.1f}", pct) : fmt::format("{:.0f}", pct);
+}
+
+// Disk rates: bytes per second in 1024-based units, like RSS.
+std::string proc_bytes_rate(const TopRow& r, double bytes_per_s) {
+  return r.has_process && r.rates_known ? human_bytes(bytes_per_s) : "-";
+}
+
 // Column order is the display order; `<` and `>` walk the sort keys in this order.
 const std::vector<TopColumn>& all_columns() {
+  // Narrow terminals drop LAUNCHER, DROP/s, CONN/s, UPTIME, PKT/s, PID in this order (at
+  // 80 columns all of them, at 90 all but PID): what a VM uses and how long it waits
+  // for a CPU stay. Columns of one drop order go together (the disk pair).
   static const std::vector<TopColumn> cols = {
       {"VM", 12, true, 0, SortKey::kName, [](const TopRow& r) { return r.vm; }},
-      {"LAUNCHER", 11, true, 6, SortKey::kName,
+      {"LAUNCHER", 11, true, 9, SortKey::kName,
        [](const TopRow& r) { return r.launcher.empty() ? std::string("-") : r.launcher; }},
-      {"PID", 7, false, 3, SortKey::kPid,
+      {"PID", 7, false, 4, SortKey::kPid,
        [](const TopRow& r) { return r.pid ? std::to_string(r.pid) : std::string("-"); }},
       {"CPU%", 6, false, 0, SortKey::kCpu,
-       [](const TopRow& r) {
-         if (!r.has_process || !r.rates_known) return std::string("-");
-         return r.cpu_pct < 1000 ? fmt::format("{:.1f}", r.cpu_pct)
-                                 : fmt::format("{:.0f}", r.cpu_pct);
-       }},
+       [](const TopRow& r) { return proc_percent(r, r.cpu_pct); }},
+      {"WAIT%", 6, false, 1, SortKey::kWait,
+       [](const TopRow& r) { return proc_percent(r, r.wait_pct); }},
       {"RSS", 6, false, 0, SortKey::kMem,
        [](const TopRow& r) {
          return proc_or_dash(r, human_bytes(static_cast<double>(r.rss_bytes)));
@@ -52,17 +64,21 @@ const std::vector<TopColumn>& all_columns() {
        [](const TopRow& r) {
          return r.has_process ? rate_or_dash(r, r.faults_per_s) : std::string("-");
        }},
+      {"DISKR/s", 8, false, 2, SortKey::kDisk,
+       [](const TopRow& r) { return proc_bytes_rate(r, r.disk_read_Bps); }},
+      {"DISKW/s", 8, false, 2, SortKey::kDisk,
+       [](const TopRow& r) { return proc_bytes_rate(r, r.disk_write_Bps); }},
       {"RXbit/s", 8, false, 0, SortKey::kRx,
        [](const TopRow& r) { return rate_or_dash(r, r.rx_bps); }},
       {"TXbit/s", 8, false, 0, SortKey::kTx,
        [](const TopRow& r) { return rate_or_dash(r, r.tx_bps); }},
-      {"PKT/s", 6, false, 1, SortKey::kPkts,
+      {"PKT/s", 6, false, 5, SortKey::kPkts,
        [](const TopRow& r) { return rate_or_dash(r, r.pps); }},
-      {"CONN/s", 7, false, 4, SortKey::kConns,
+      {"CONN/s", 7, false, 7, SortKey::kConns,
        [](const TopRow& r) { return rate_or_dash(r, r.conns_per_s); }},
-      {"DROP/s", 7, false, 5, SortKey::kDrops,
+      {"DROP/s", 7, false, 8, SortKey::kDrops,
        [](const TopRow& r) { return rate_or_dash(r, r.drops_per_s); }},
-      {"UPTIME", 7, false, 2, SortKey::kUptime,
+      {"UPTIME", 7, false, 6, SortKey::kUptime,
        [](const TopRow& r) { return proc_or_dash(r, human_duration(r.uptime_s)); }},
   };
   return cols;
@@ -107,6 +123,99 @@ std::string bits(double bps) {
   return human_si(bps) + "bit/s";
 }
 
+// 3 significant digits: 1.20, 12.0, 120.
+std::string sig3(double v) {
+  return v < 9.995   ? fmt::format("{:.2f}", v)
+         : v < 99.95 ? fmt::format("{:.1f}", v)
+                     : fmt::format("{:.0f}", v);
+}
+
+// A latency from microseconds: 420us, 1.20ms, 2.50s.
+std::string latency(double us) {
+  if (us < 999.5) return fmt::format("{:.0f}us", us);
+  if (us < 999'500) return sig3(us / 1e3) + "ms";
+  return sig3(us / 1e6) + "s";
+}
+
+std::string mean_latency(uint64_t sum_us, uint64_t count) {
+  return count ? latency(static_cast<double>(sum_us) / static_cast<double>(count)) : "-";
+}
+
+// The handshake bucket of a percentile, said as the bucket's bound: "<=1ms", ">1s".
+std::string percentile_text(const vs_service_counters& c, unsigned percent) {
+  auto bound = handshake_percentile_bound_us(c, percent);
+  if (!bound) return "-";
+  if (*bound == kAboveLastBucket) return ">1s";
+  return "<=" + (*bound >= 1'000'000 ? std::to_string(*bound / 1'000'000) + "s"
+                 : *bound >= 1'000   ? std::to_string(*bound / 1'000) + "ms"
+                                     : std::to_string(*bound) + "us");
+}
+
+bool any_service(const vs_service_counters& c) {
+  bool any = false;
+#define VS_ANY_(f) any |= c.f != 0;
+  VS_SERVICE_COUNTERS(VS_ANY_)
+#undef VS_ANY_
+  return any;
+}
+
+// The service figures as small tables: a header, then the last interval's counts and the
+// totals since counting started (counts, not rates; latencies as bucket bounds or means).
+void service_lines(const TopRow& r, std::vector<std::string>& out) {
+  if (!any_service(r.service)) {
+    out.push_back("  services: nothing seen on its taps yet (TCP to and from it, DNS, HTTP)");
+    return;
+  }
+  out.push_back("  services seen on its taps (last interval; total since counting started)");
+  const bool last_known = r.service_interval_s > 0;
+  const std::string last_label =
+      last_known ? fmt::format("    last {:.2f}s", r.service_interval_s) : "    last -";
+  auto line = [](std::string_view label, const std::vector<std::string>& cells) {
+    std::string l = fmt::format("{:<16}", label);
+    for (const std::string& c : cells) l += fmt::format("{:>9}", c);
+    return l;
+  };
+  // One table: its header cells, and the cells of one set of counters.
+  auto table =
+      [&](std::string_view title, const std::vector<std::string>& header,
+          const std::function<std::vector<std::string>(const vs_service_counters&)>& cells) {
+        out.push_back(line(fmt::format("  {}", title), header));
+        out.push_back(line(last_label, last_known ? cells(r.service_last)
+                                                  : std::vector<std::string>(header.size(), "-")));
+        out.push_back(line("    total", cells(r.service)));
+      };
+  auto n = [](uint64_t v) { return human_si(static_cast<double>(v)); };
+  table("TCP to it", {"attempts", "accepted", "refused", "no reply", "RSTs out"},
+        [&](const vs_service_counters& c) -> std::vector<std::string> {
+          return {n(c.tcp_syn_in), n(c.tcp_accepted), n(c.tcp_refused), n(c.tcp_unanswered),
+                  n(c.tcp_rst_out)};
+        });
+  table("handshake", {"timed", "p50", "p99", "mean"},
+        [&](const vs_service_counters& c) -> std::vector<std::string> {
+          return {n(c.handshake_count), percentile_text(c, 50), percentile_text(c, 99),
+                  mean_latency(c.handshake_sum_us, c.handshake_count)};
+        });
+  table("TCP from it", {"connects", "ok", "refused", "timed", "mean"},
+        [&](const vs_service_counters& c) -> std::vector<std::string> {
+          return {n(c.tcp_connect_out), n(c.tcp_connect_ok), n(c.tcp_connect_refused),
+                  n(c.connect_count), mean_latency(c.connect_sum_us, c.connect_count)};
+        });
+  table("DNS answers", {"all", "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "other", "mean"},
+        [&](const vs_service_counters& c) -> std::vector<std::string> {
+          return {n(c.dns_responses),
+                  n(c.dns_noerror),
+                  n(c.dns_nxdomain),
+                  n(c.dns_servfail),
+                  n(c.dns_refused),
+                  n(c.dns_other),
+                  mean_latency(c.dns_latency_sum_us, c.dns_latency_count)};
+        });
+  table("HTTP answers", {"1xx", "2xx", "3xx", "4xx", "5xx"},
+        [&](const vs_service_counters& c) -> std::vector<std::string> {
+          return {n(c.http_1xx), n(c.http_2xx), n(c.http_3xx), n(c.http_4xx), n(c.http_5xx)};
+        });
+}
+
 }  // namespace
 
 std::vector<const TopColumn*> columns_for_width(int width) {
@@ -116,8 +225,9 @@ std::vector<const TopColumn*> columns_for_width(int width) {
     auto worst = std::max_element(
         cols.begin(), cols.end(),
         [](const TopColumn* a, const TopColumn* b) { return a->drop_order < b->drop_order; });
-    if ((*worst)->drop_order == 0) break;
-    cols.erase(worst);
+    const int order = (*worst)->drop_order;
+    if (order == 0) break;
+    std::erase_if(cols, [&](const TopColumn* c) { return c->drop_order == order; });
   }
   return cols;
 }
@@ -128,7 +238,8 @@ std::string table_header(const std::vector<const TopColumn*>& cols, int width, S
     int w = i == 0 ? name_width(cols, width) : cols[i]->width;
     // The sort column is marked with a star right before its header (after it for the
     // left-aligned ones), in a space of its own, so that no column gets wider. Network sorts
-    // by RX + TX: both are marked.
+    // by RX + TX: both are marked; disk by read + write (its two columns
+    // share the key).
     const SortKey key = cols[i]->key;
     bool marked = (key == sort && (i == 0 || sort != SortKey::kName)) ||
                   (sort == SortKey::kNet && (key == SortKey::kRx || key == SortKey::kTx));
@@ -215,6 +326,18 @@ std::vector<std::string> detail_lines(const TopRow& r, const std::deque<VmEvent>
         human_bytes(static_cast<double>(r.rss_bytes)),
         human_bytes(static_cast<double>(r.vsize_bytes)), r.faults_per_s, r.maj_faults_per_s,
         r.min_flt, r.maj_flt));
+    out.push_back(fmt::format("  CPU wait {:.1f}%  ({:.3f}s waited in all, {} timeslices)",
+                              r.wait_pct, r.run_delay_s, r.run_count));
+    out.push_back(
+        fmt::format("  disk read {}/s  write {}/s  (totals: read {}, written {}, cancelled {})",
+                    human_bytes(r.disk_read_Bps), human_bytes(r.disk_write_Bps),
+                    human_bytes(static_cast<double>(r.read_bytes)),
+                    human_bytes(static_cast<double>(r.write_bytes)),
+                    human_bytes(static_cast<double>(r.cancelled_write_bytes))));
+    out.push_back(fmt::format(
+        "  I/O syscalls read {:.0f}/s  write {:.0f}/s  (totals: {} reads of {}, {} writes of {})",
+        r.syscr_per_s, r.syscw_per_s, r.syscr, human_bytes(static_cast<double>(r.rchar)), r.syscw,
+        human_bytes(static_cast<double>(r.wchar))));
   } else {
     out.push_back("  no process (a tap nobody holds, or process metrics unavailable)");
   }
@@ -240,6 +363,10 @@ std::vector<std::string> detail_lines(const TopRow& r, const std::deque<VmEvent>
     out.push_back(fmt::format("    errors rx {} tx {}  dropped rx {} tx {}  ({:.0f}/s)",
                               t.errors.rx_errors, t.errors.tx_errors, t.errors.rx_dropped,
                               t.errors.tx_dropped, t.drops_per_s));
+  }
+  if (!r.taps.empty()) {
+    out.push_back("");
+    service_lines(r, out);
   }
   out.push_back("");
   out.push_back("  recent events:");
