@@ -143,7 +143,6 @@ Status setup(const EnvOptions& opts) {
   if (!errors.empty())
     return errors.front().context(
         fmt::format("attach ({} of {} devices failed)", errors.size(), wanted.size()));
-  for (const auto& [ifindex, _] : e.attacher->devices()) e.collector->on_attached(ifindex, *e.nl);
   e.tracked_ifindex = e.taps.front().ifindex;
 
   return fill_realistic_counters(e.programs->net_stats_fd(), e.programs->slot_limit());

@@ -1,16 +1,23 @@
 # Sourced by run.sh and rss.sh: a throwaway network namespace holding N persistent taps,
-# all enslaved to one bridge (as albatross puts VM taps on a bridge), IPv6 off so that
-# nothing sends traffic on its own. Created in one `ip -batch` (about 0.3 s for 1000).
+# enslaved to bridges (as albatross puts VM taps on a bridge), IPv6 off so that nothing
+# sends traffic on its own. Created in one `ip -batch` (about 0.3 s for 1000).
+#
+# A Linux bridge holds at most 1024 ports (BR_MAX_PORTS; the next one fails with "Exchange
+# full"), so the taps are spread over bridges of at most BENCH_TAPS_PER_BRIDGE (1000)
+# ports: vsbr0 holds vbt00000..vbt00999, vsbr1 the next thousand, and so on.
+BENCH_TAPS_PER_BRIDGE=${BENCH_TAPS_PER_BRIDGE:-1000}
 
 # bench_netns_create NAME NTAPS
 bench_netns_create() {
-  local ns=$1 n=$2 batch
+  local ns=$1 n=$2 batch br
   batch=$(mktemp /tmp/vmscope-bench-taps.XXXXXX)
   {
-    echo "link add vsbr0 type bridge"
-    echo "link set vsbr0 up"
     for ((i = 0; i < n; i++)); do
-      printf 'tuntap add mode tap name vbt%04d\nlink set vbt%04d master vsbr0 up\n' "$i" "$i"
+      br=vsbr$((i / BENCH_TAPS_PER_BRIDGE))
+      if ((i % BENCH_TAPS_PER_BRIDGE == 0)); then
+        printf 'link add %s type bridge\nlink set %s up\n' "$br" "$br"
+      fi
+      printf 'tuntap add mode tap name vbt%05d\nlink set vbt%05d master %s up\n' "$i" "$i" "$br"
     done
   } >"$batch"
   ip netns add "$ns" || { rm -f "$batch"; return 1; }

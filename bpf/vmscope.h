@@ -11,8 +11,17 @@
 
 /* Interfaces are counted in slots: user space gives each monitored device a slot and
  * writes slot+1 into if_slot[ifindex] (0 = not monitored). Slot indirection keeps the
- * datapath on two inlined array lookups instead of a hash lookup per packet. */
-#define VS_MAX_SLOTS 8192 /* monitored devices (taps + bridges) */
+ * datapath on two inlined array lookups instead of a hash lookup per packet.
+ *
+ * How many slots there are is chosen at run time, once, before the objects load: from
+ * the host's link count and possible CPUs, or the net_slots option (user/drain/
+ * slot_table.h). A map declared with max_entries VS_MAX_SLOTS is slot-indexed: user
+ * space sets every such map of an object to that one value before loading it
+ * (size_slot_maps), so a new per-slot map needs nothing but this declaration.
+ * VS_MAX_SLOTS itself is only the upper bound of the choice; the declared size is never
+ * loaded. VS_MIN_SLOTS is the lower bound. */
+#define VS_MAX_SLOTS 1048576
+#define VS_MIN_SLOTS 64
 #define VS_IFINDEX_DIRECT_MAX \
 	262144 /* ifindex below this: array if_slot; above: hash if_slot_far */
 

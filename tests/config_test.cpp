@@ -27,6 +27,33 @@ TEST(ConfigCli, RunDefaults) {
   EXPECT_EQ(c.outputs, std::vector<std::string>{"-"});
   EXPECT_TRUE(c.drop_path);
   EXPECT_EQ(c.attach_mode, AttachMode::kAuto);
+  EXPECT_EQ(c.net_slots, 0u);  // from the host
+}
+
+TEST(ConfigCli, NetSlotsFlag) {
+  auto out = parse({"run", "--net-slots", "20480"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.net_slots, 20480u);
+  out = parse({"top", "--net-slots", "64"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.net_slots, 64u);
+}
+
+// The default follows the links (twice, in steps of 1024) above a floor that keeps the
+// per-CPU net_stats within 32 MiB: 8192 slots on small hosts, 1024 on very large ones.
+TEST(SlotCapacity, DefaultFromLinksAndCpus) {
+  EXPECT_EQ(default_slot_capacity(10, 2), 8192u);
+  EXPECT_EQ(default_slot_capacity(4095, 2), 8192u);
+  EXPECT_EQ(default_slot_capacity(10011, 2), 20480u);  // 10,000 taps on 10 bridges and lo
+  EXPECT_EQ(default_slot_capacity(10, 28), 8192u);
+  EXPECT_EQ(default_slot_capacity(10, 64), 3072u);
+  EXPECT_EQ(default_slot_capacity(10, 256), 1024u);
+  EXPECT_EQ(default_slot_capacity(10, 4096), 1024u);
+  EXPECT_EQ(default_slot_capacity(10011, 256), 20480u);
+  EXPECT_EQ(default_slot_capacity(4'000'000, 2), kMaxSlots);
+  for (uint32_t cpus : {1u, 2u, 28u, 64u, 200u})  // the floor's per-CPU counters: <= 32 MiB
+    EXPECT_LE(uint64_t{default_slot_capacity(0, cpus)} * cpus * sizeof(vs_dev_counters),
+              32ull << 20);
 }
 
 TEST(ConfigCli, RunFlags) {
@@ -86,6 +113,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgs{{"run", "--log-level", "loud"},
                 "vmscope: log level \"loud\": expected trace, debug, info, warn, error, "
                 "critical or off"},
+        BadArgs{{"run", "--net-slots", "10"},
+                "vmscope: --net-slots 10: must be 0 (from the host) or between 64 and 1048576"},
+        BadArgs{{"top", "--net-slots", "2000000"},
+                "vmscope: --net-slots 2000000: must be 0 (from the host) or between 64 and "
+                "1048576"},
+        BadArgs{{"run", "--net-slots", "-5"},
+                "vmscope: --net-slots -5: must be 0 (from the host) or between 64 and 1048576"},
+        BadArgs{{"run", "--net-slots", "many"}, "vmscope: Could not convert: --net-slots = many"},
         BadArgs{{"run", "--config", "/nonexistent/vmscope.toml"},
                 "vmscope: --config: File does not exist: /nonexistent/vmscope.toml"},
         BadArgs{{"run", "--spool-max-size", "12X"},
@@ -227,6 +262,7 @@ outputs = ["tcp://127.0.0.1:8094", "-"]
 log_level = "warn"
 drop_path = false
 attach = "tcx"
+net_slots = 30000
 [http]
 username = "u"
 password = "p"
@@ -249,6 +285,7 @@ name = "other"
   EXPECT_EQ(c->log_level, "warn");
   EXPECT_FALSE(c->drop_path);
   EXPECT_EQ(c->attach_mode, AttachMode::kTcx);
+  EXPECT_EQ(c->net_slots, 30000u);
   EXPECT_EQ(c->http_username, "u");
   EXPECT_EQ(c->http_password, "p");
   EXPECT_EQ(c->spool_dir, "/srv/vmscope");
@@ -283,6 +320,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadToml{"outputs = \"-\"", "f.toml: key \"outputs\" must be an array of URLs"},
         BadToml{"outputs = [1]", "f.toml: key \"outputs\" must hold strings"},
         BadToml{"attach = \"xdp\"", "f.toml: attach mode \"xdp\": expected auto, tcx or clsact"},
+        BadToml{"net_slots = 8",
+                "f.toml: key \"net_slots\" 8: must be 0 (from the host) or between 64 and "
+                "1048576"},
+        BadToml{"net_slots = 5000000",
+                "f.toml: key \"net_slots\" 5000000: must be 0 (from the host) or between 64 "
+                "and 1048576"},
+        BadToml{"net_slots = \"auto\"", "f.toml: key \"net_slots\" has the wrong type"},
         BadToml{"[http]\nuser = \"x\"", "f.toml: unknown key \"http.user\""},
         BadToml{"[[override]]\nname = \"x\"\ntaps = \"y\"",
                 "f.toml: unknown key \"override.taps\""},

@@ -25,7 +25,8 @@ void raise_fd_limit() {
 
 Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options, SourceChoice choice) {
   raise_fd_limit();
-  auto source = open_sample_source(choice, options.attach_mode, options.processes);
+  auto source =
+      open_sample_source(choice, options.attach_mode, options.net_slots, options.processes);
   if (!source) return source.error();
   // Subscribe before the first dump so that no change falls between the two.
   auto events = Netlink::open(RTMGRP_LINK);
@@ -127,8 +128,6 @@ void Engine::sample(TickSample& out) {
 }
 
 void Engine::describe(SelfMetrics& m) const {
-  m.net_slots_max = VS_MAX_SLOTS;
-  m.net_far_slots_max = VS_MAX_SLOTS;
   m.tracked_procs_max = VS_MAX_PROCS;
   m.bpf_stats = bpf_stats_enabled();
   // Every program this engine loaded, from their owners' objects.

@@ -22,6 +22,7 @@ namespace vmscope {
 // What the engine needs of the configuration (built once by each front end).
 struct EngineOptions {
   AttachMode attach_mode = AttachMode::kAuto;  // when it attaches its own programs
+  uint32_t net_slots = 0;                      // devices its own programs can count; 0: auto
   InventoryOptions inventory;                  // naming taps and their VMs
   VmProcessOptions processes;                  // naming VM processes
 };

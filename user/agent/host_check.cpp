@@ -146,7 +146,7 @@ std::vector<CheckLine> check_host() {
     out.push_back(line(false, true, "network programs", net.error().message));
   } else {
     out.push_back(line(true, true, "network programs", "net.bpf.o loads"));
-    NetDrain drain(net->net_stats_fd());
+    NetDrain drain(NetMapFds{net->net_stats_fd(), net->service_stats_fd(), -1});
     if (auto st = drain.read(0); !st)
       out.push_back(line(false, true, "in-kernel summing", st.error().message));
     else if (drain.sums_in_kernel())

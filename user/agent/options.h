@@ -11,6 +11,7 @@ namespace vmscope {
 inline EngineOptions engine_options(const Config& c) {
   EngineOptions o;
   o.attach_mode = c.attach_mode;
+  o.net_slots = c.net_slots;
   o.inventory.naming.drop_path = c.drop_path;
   o.inventory.overrides = c.overrides;
   o.processes.naming.drop_path = c.drop_path;

@@ -71,11 +71,13 @@ class OwnSource final : public SampleSource {
 
   void describe(SelfMetrics& m, std::vector<int>& prog_fds) const override {
     m.net_slots = programs_.slot_limit();
+    m.net_slots_max = programs_.capacity();
     m.net_far_slots = programs_.far_entries();
     if (auto pending = collector_.pending_entries()) {
       m.service_pending = *pending;
       m.service_pending_max = VS_SERVICE_PENDING_MAX;
     }
+    m.net_far_slots_max = programs_.capacity();
     programs_.program_fds(prog_fds);
     collector_.program_fds(prog_fds);
   }
@@ -96,9 +98,9 @@ class OwnSource final : public SampleSource {
 
 }  // namespace
 
-Result<std::unique_ptr<SampleSource>> open_own_source(AttachMode mode,
+Result<std::unique_ptr<SampleSource>> open_own_source(AttachMode mode, uint32_t net_slots,
                                                       const VmProcessOptions& procs, bool publish) {
-  auto programs = NetPrograms::load();
+  auto programs = NetPrograms::load(net_slots);
   if (!programs) return programs.error();
   auto source = std::make_unique<OwnSource>(std::move(*programs), mode,
                                             tracker_or_none(ProcTracker::create(procs)));

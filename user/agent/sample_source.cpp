@@ -5,14 +5,15 @@
 namespace vmscope {
 
 Result<std::unique_ptr<SampleSource>> open_sample_source(SourceChoice choice, AttachMode mode,
+                                                         uint32_t net_slots,
                                                          const VmProcessOptions& procs) {
   if (choice != SourceChoice::kViewer)
-    return open_own_source(mode, procs, choice == SourceChoice::kPublish);
+    return open_own_source(mode, net_slots, procs, choice == SourceChoice::kPublish);
   auto paths = shared_map_paths();
   if (!paths) return paths.error();
   auto found = SharedMaps::open(*paths);
   if (!found) return found.error();
-  if (!*found) return open_own_source(mode, procs, false);  // no agent runs here
+  if (!*found) return open_own_source(mode, net_slots, procs, false);  // no agent runs here
   return open_shared_source(std::move(**found), procs);
 }
 

@@ -57,11 +57,13 @@ enum class SourceChoice {
   kViewer,   // the running agent's maps when there is one, else kOwn (vmscope top)
 };
 
+// net_slots: the slot capacity of its own programs (0: from the host).
 Result<std::unique_ptr<SampleSource>> open_sample_source(SourceChoice choice, AttachMode mode,
+                                                         uint32_t net_slots,
                                                          const VmProcessOptions& procs);
 
 // The two implementations, for open_sample_source.
-Result<std::unique_ptr<SampleSource>> open_own_source(AttachMode mode,
+Result<std::unique_ptr<SampleSource>> open_own_source(AttachMode mode, uint32_t net_slots,
                                                       const VmProcessOptions& procs, bool publish);
 std::unique_ptr<SampleSource> open_shared_source(SharedMaps maps, const VmProcessOptions& procs);
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "drain/slot_capacity.h"
+
 namespace vmscope {
 
 NetAttacher::~NetAttacher() {
@@ -37,6 +39,22 @@ Result<NetAttacher::Hooks> NetAttacher::attach_one(int ifindex, const std::strin
   return hooks;
 }
 
+// One line when devices go unmonitored for want of slots (not one per device: at 10,000
+// VMs that would be thousands), again only after all fitted once more.
+void NetAttacher::report_capacity(uint32_t unmonitored, size_t wanted) {
+  if (unmonitored == 0) {
+    if (capacity_reported_) spdlog::info("every VM tap and bridge is monitored again");
+    capacity_reported_ = false;
+    return;
+  }
+  if (capacity_reported_) return;
+  capacity_reported_ = true;
+  spdlog::error(
+      "{} of {} VM taps and bridges are not monitored: all {} network counter slots are in use; "
+      "restart vmscope with net_slots = {} (or --net-slots) or more",
+      unmonitored, wanted, programs_.capacity(), default_slot_capacity(wanted, 1));
+}
+
 std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
   // Detach what is no longer wanted, or was renamed (a new device on a reused ifindex).
   for (auto it = devices_.begin(); it != devices_.end();) {
@@ -52,8 +70,13 @@ std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
     }
   }
   std::vector<Error> errors;
+  uint32_t unmonitored = 0;  // for want of a slot
   for (const auto& [ifindex, ifname] : wanted) {
     if (devices_.count(ifindex)) continue;
+    if (programs_.slots_used() >= programs_.capacity()) {
+      ++unmonitored;
+      continue;
+    }
     auto slot = programs_.assign_slot(ifindex);
     if (!slot) {
       errors.push_back(slot.error());
@@ -69,6 +92,7 @@ std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
     hooks_.emplace(ifindex, std::move(*hooks));
     devices_.emplace(ifindex, CountedDevice{ifname, *slot});
   }
+  report_capacity(unmonitored, wanted.size());
   return errors;
 }
 

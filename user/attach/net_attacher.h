@@ -33,12 +33,14 @@ class NetAttacher {
   };
   Result<Hooks> attach_one(int ifindex, const std::string& ifname);
   void detach(int ifindex, Hooks& hooks);
+  void report_capacity(uint32_t unmonitored, size_t wanted);
 
   NetPrograms& programs_;
   AttachMode mode_;
   bool mode_logged_ = false;
-  SlotTable devices_;           // by ifindex
-  std::map<int, Hooks> hooks_;  // the same keys
+  bool capacity_reported_ = false;  // the "not monitored" line is out
+  SlotTable devices_;               // by ifindex
+  std::map<int, Hooks> hooks_;      // the same keys
 };
 
 }  // namespace vmscope

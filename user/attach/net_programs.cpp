@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -13,6 +14,7 @@
 #include "common/bpf_programs.h"
 #include "common/unique_fd.h"
 #include "drain/cpu_limit.h"
+#include "drain/slot_capacity.h"
 #include "net.skel.h"
 
 namespace vmscope {
@@ -38,7 +40,7 @@ void NetPrograms::Deleter::operator()(net_bpf* skel) const {
   net_bpf__destroy(skel);
 }
 
-NetPrograms::NetPrograms(net_bpf* skel) : skel_(skel) {
+NetPrograms::NetPrograms(net_bpf* skel, uint32_t capacity) : skel_(skel), capacity_(capacity) {
   zeros_.resize(static_cast<size_t>(libbpf_num_possible_cpus()));
   service_zeros_.resize(zeros_.size());
 }
@@ -46,13 +48,21 @@ NetPrograms::NetPrograms(NetPrograms&&) noexcept = default;
 NetPrograms& NetPrograms::operator=(NetPrograms&&) noexcept = default;
 NetPrograms::~NetPrograms() = default;
 
-Result<NetPrograms> NetPrograms::load() {
+Result<NetPrograms> NetPrograms::load(uint32_t net_slots) {
   // The drain sums net_stats over the CPUs up to VS_MAX_CPUS: refuse a larger host here,
   // at start, rather than at the first drain.
-  if (auto cpus = possible_cpus(); !cpus) return cpus.error().context("load BPF network programs");
-  net_bpf* skel = net_bpf__open_and_load();
-  if (!skel) return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
-  return NetPrograms(skel);
+  auto cpus = possible_cpus();
+  if (!cpus) return cpus.error().context("load BPF network programs");
+  std::unique_ptr<net_bpf, Deleter> skel(net_bpf__open());
+  if (!skel) return Error::from_errno("open BPF network programs (net.bpf.o)", errno);
+  // One capacity for every slot-indexed map (those declared with VS_MAX_SLOTS entries).
+  SlotCapacity cap = choose_slot_capacity(net_slots, *cpus);
+  if (auto st = size_slot_maps(skel->obj, cap.slots); !st) return st.error();
+  if (net_bpf__load(skel.get()))
+    return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
+  spdlog::info("network counters for {} devices ({}): {:.1f} MiB of kernel memory", cap.slots,
+               cap.why, static_cast<double>(slot_memory_bytes(cap.slots, *cpus)) / (1 << 20));
+  return NetPrograms(skel.release(), cap.slots);
 }
 
 int NetPrograms::ingress_prog_fd() const {
@@ -104,17 +114,17 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
   if (auto it = slot_of_.find(ifindex); it != slot_of_.end()) return it->second;
   uint32_t slot;
   if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else if (next_slot_ < VS_MAX_SLOTS) {
+    slot = *free_slots_.begin();  // the lowest: keeps the drain range short
+    free_slots_.erase(free_slots_.begin());
+  } else if (next_slot_ < capacity_) {
     slot = next_slot_++;
   } else {
-    return Error::msg(fmt::format("assign counter slot to ifindex {}: all {} slots in use", ifindex,
-                                  VS_MAX_SLOTS));
+    return Error::msg(
+        fmt::format("assign counter slot to ifindex {}: all {} slots in use", ifindex, capacity_));
   }
   // Zero before publishing: the previous owner's counts must not leak into the new device.
   if (bpf_map_update_elem(net_stats_fd(), &slot, zeros_.data(), BPF_ANY)) {
-    free_slots_.push_back(slot);
+    free_slots_.insert(slot);
     return Error::from_errno(fmt::format("zero net_stats slot {}", slot), errno);
   }
   uint32_t vm_tap = is_bridge(ifindex) ? 0 : 1;
@@ -124,7 +134,7 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
     return Error::from_errno(fmt::format("zero service_stats slot {}", slot), errno);
   }
   if (auto st = write_if_slot(ifindex, slot + 1); !st) {
-    free_slots_.push_back(slot);
+    free_slots_.insert(slot);
     return st.error();
   }
   slot_of_[ifindex] = slot;
@@ -135,15 +145,14 @@ void NetPrograms::release_slot(int ifindex) {
   auto it = slot_of_.find(ifindex);
   if (it == slot_of_.end()) return;
   (void)write_if_slot(ifindex, 0);  // the device may be gone already; nothing to undo then
-  free_slots_.push_back(it->second);
+  free_slots_.insert(it->second);
   slot_of_.erase(it);
-  // Shrink the drain range when the top slots are free.
-  std::sort(free_slots_.begin(), free_slots_.end());
-  while (!free_slots_.empty() && free_slots_.back() + 1 == next_slot_) {
-    free_slots_.pop_back();
+  // Shrink the drain range when the top slots are free (ordered: no sort per release,
+  // which cost seconds when 10,000 devices go).
+  while (!free_slots_.empty() && *free_slots_.rbegin() + 1 == next_slot_) {
+    free_slots_.erase(std::prev(free_slots_.end()));
     --next_slot_;
   }
-  std::sort(free_slots_.begin(), free_slots_.end(), std::greater<>());
 }
 
 uint32_t NetPrograms::far_entries() const {

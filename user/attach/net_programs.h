@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -15,7 +16,8 @@ namespace vmscope {
 
 class NetPrograms {
  public:
-  static Result<NetPrograms> load();
+  // net_slots: the slot capacity option, 0 = from the host (drain/slot_capacity.h).
+  static Result<NetPrograms> load(uint32_t net_slots = 0);
   NetPrograms(NetPrograms&&) noexcept;
   NetPrograms& operator=(NetPrograms&&) noexcept;
   ~NetPrograms();
@@ -41,6 +43,9 @@ class NetPrograms {
   void release_slot(int ifindex);
   // Highest slot in use + 1: how far a drain has to read.
   uint32_t slot_limit() const;
+  // Slots there are (every slot-indexed map's max_entries) and slots in use.
+  uint32_t capacity() const { return capacity_; }
+  uint32_t slots_used() const { return static_cast<uint32_t>(slot_of_.size()); }
   // Devices whose ifindex is beyond the if_slot array: entries of the if_slot_far hash.
   uint32_t far_entries() const;
 
@@ -48,14 +53,15 @@ class NetPrograms {
   struct Deleter {
     void operator()(net_bpf* skel) const;
   };
-  explicit NetPrograms(net_bpf* skel);
+  NetPrograms(net_bpf* skel, uint32_t capacity);
   Status write_if_slot(int ifindex, uint32_t value);
 
   std::unique_ptr<net_bpf, Deleter> skel_;
   std::unordered_map<int, uint32_t> slot_of_;  // ifindex -> slot
-  std::vector<uint32_t> free_slots_;           // released slots, reused first
+  std::set<uint32_t> free_slots_;              // released slots, reused first
   uint32_t next_slot_ = 0;                     // never-used slots start here
-  std::vector<vs_dev_counters> zeros_;         // one slot's worth of per-CPU zeros
+  uint32_t capacity_ = 0;
+  std::vector<vs_dev_counters> zeros_;  // one slot's worth of per-CPU zeros
   std::vector<vs_service_counters> service_zeros_;
 };
 

@@ -11,6 +11,17 @@
 
 namespace vmscope {
 
+namespace {
+
+// what: how the user wrote it ("net_slots", "--net-slots"), for the one error line.
+Status check_net_slots(int64_t v, std::string_view what) {
+  if (v == 0 || (v >= kMinSlots && v <= kMaxSlots)) return {};
+  return Error::msg(fmt::format("{} {}: must be 0 (from the host) or between {} and {}", what, v,
+                                kMinSlots, kMaxSlots));
+}
+
+}  // namespace
+
 Status validate(const Config& c) {
   if (!(c.interval_s >= 0.01 && c.interval_s <= 3600))
     return Error::msg(
@@ -19,6 +30,7 @@ Status validate(const Config& c) {
     return Error::msg(
         fmt::format("log level \"{}\": expected trace, debug, info, warn, error, critical or off",
                     c.log_level));
+  if (auto st = check_net_slots(c.net_slots, "net_slots"); !st) return st;
   for (const auto& o : c.overrides)
     if (std::string err = validate_override(o); !err.empty())
       return Error::msg(fmt::format("override for \"{}\": {}", o.name, err));
@@ -79,9 +91,9 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
     const auto& b = e.source().begin;
     return Error::msg(fmt::format("{}:{}:{}: {}", source, b.line, b.column, e.description()));
   }
-  static const std::set<std::string_view> known = {"interval",  "count",     "outputs",
-                                                   "log_level", "drop_path", "attach",
-                                                   "http",      "override",  "spool"};
+  static const std::set<std::string_view> known = {"interval",  "count",  "outputs",   "log_level",
+                                                   "drop_path", "attach", "net_slots", "http",
+                                                   "override",  "spool"};
   for (const auto& [k, _] : root)
     if (!known.count(k.str()))
       return Error::msg(fmt::format("{}: unknown key \"{}\"", source, k.str()));
@@ -103,6 +115,10 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
   auto mode = parse_attach_mode(attach);
   if (!mode) return mode.error().context(where);
   c.attach_mode = *mode;
+  int64_t slots = c.net_slots;
+  if (auto st = read_key(root, "net_slots", where, slots); !st) return st.error();
+  if (auto st = check_net_slots(slots, "key \"net_slots\""); !st) return st.error().context(where);
+  c.net_slots = static_cast<uint32_t>(slots);
 
   if (const toml::node* n = root.get("outputs")) {
     const toml::array* arr = n->as_array();
@@ -189,6 +205,7 @@ Result<std::string> read_file(const std::string& path) {
 // the subcommand (count()), so that only given flags win over the file.
 struct Flags {
   std::string log_level, config_file, attach;
+  int64_t net_slots = 0;
   bool no_drop_path = false;
   // run
   double interval_s = 0;
@@ -215,6 +232,12 @@ void add_naming_flags(CLI::App& sub, Flags& f) {
   sub.add_option("--config", f.config_file, "TOML configuration file")->check(CLI::ExistingFile);
 }
 
+void add_net_slots_flag(CLI::App& sub, Flags& f) {
+  sub.add_option("--net-slots", f.net_slots,
+                 "VM taps and bridges the network counters hold, fixed at start (default 0: "
+                 "twice the host's links, at least 1024-8192 by CPU count)");
+}
+
 CLI::App* add_run(CLI::App& app, Flags& f) {
   CLI::App* run = app.add_subcommand("run", "collect and emit metrics every interval");
   run->add_option("--interval", f.interval_s, "seconds between ticks (default 1)");
@@ -223,6 +246,7 @@ CLI::App* add_run(CLI::App& app, Flags& f) {
                   "-, tcp://HOST[:PORT], udp://HOST[:PORT], http://HOST:PORT/write?db=NAME "
                   "(repeatable; default -)");
   run->add_option("--attach", f.attach, "how to attach tc programs: auto, tcx or clsact");
+  add_net_slots_flag(*run, f);
   run->add_option("--spool-dir", f.spool_dir,
                   "where outputs spool lines while their destination is down "
                   "(default /var/lib/vmscope/spool)");
@@ -247,6 +271,7 @@ CLI::App* add_top(CLI::App& app, Flags& f) {
   top->add_option("--filter", f.filter, "show only VMs whose name contains this");
   top->add_option("--attach", f.attach, "when attaching its own programs: auto, tcx or clsact");
   top->add_flag("--own", f.own, "attach own programs even when a vmscope run is active");
+  add_net_slots_flag(*top, f);
   add_naming_flags(*top, f);
   return top;
 }
@@ -299,7 +324,7 @@ Result<TopOptions> top_options(const Flags& f, const CLI::App& top, Config& c) {
   return t;
 }
 
-Status apply_common_flags(const Flags& f, bool top, Config& c) {
+Status apply_common_flags(const Flags& f, bool top, bool net_slots_given, Config& c) {
   if (!f.log_level.empty())
     c.log_level = f.log_level;
   else if (top)
@@ -309,6 +334,10 @@ Status apply_common_flags(const Flags& f, bool top, Config& c) {
     auto mode = parse_attach_mode(f.attach);
     if (!mode) return mode.error().context("--attach");
     c.attach_mode = *mode;
+  }
+  if (net_slots_given) {
+    if (auto st = check_net_slots(f.net_slots, "--net-slots"); !st) return st;
+    c.net_slots = static_cast<uint32_t>(f.net_slots);
   }
   return {};
 }
@@ -328,7 +357,9 @@ Result<CommandLine> resolve(const Flags& f, const Subcommands& sub) {
     if (!top) return top.error();
     cli.top = *top;
   }
-  if (auto st = apply_common_flags(f, sub.top->parsed(), *c); !st) return st.error();
+  bool net_slots_given = sub.run->count("--net-slots") + sub.top->count("--net-slots") > 0;
+  if (auto st = apply_common_flags(f, sub.top->parsed(), net_slots_given, *c); !st)
+    return st.error();
   if (auto st = validate(*c); !st) return st.error();
   if (c->outputs.empty()) c->outputs.push_back("-");
   cli.config = std::move(*c);

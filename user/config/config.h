@@ -12,6 +12,7 @@
 #include "common/result.h"
 #include "config/sort_key.h"
 #include "discover/naming.h"
+#include "drain/slot_capacity.h"
 
 namespace vmscope {
 
@@ -22,6 +23,9 @@ struct Config {
   std::string log_level = "info";
   bool drop_path = true;  // albatross default; --no-drop-path keeps "a:b"
   AttachMode attach_mode = AttachMode::kAuto;
+  // VM taps and bridges the network counters can hold (the slot capacity), fixed at start;
+  // 0 = from the host (twice its links, at least 1024-8192 by CPU count).
+  uint32_t net_slots = 0;
   std::string http_username, http_password;
   std::vector<NameOverride> overrides;
   // Each output's on-disk spool for outages: SPOOL_DIR/<hash of the output's URL>, at most

@@ -10,6 +10,7 @@
 #include "common/bpf_programs.h"
 #include "drain/contract_check.h"
 #include "drain/cpu_limit.h"
+#include "drain/slot_capacity.h"
 #include "net_sum.skel.h"
 
 namespace vmscope {
@@ -58,6 +59,11 @@ NetDrain::NetDrain(const NetMapFds& maps) : maps_(maps) {
     ncpus_ = *cpus;
   else
     cpu_error_ = cpus.error().context("drain net_stats");
+  // net_sums and the reads follow net_stats' size, whoever created it (own or the agent's).
+  if (auto cap = slot_capacity_of(maps_.net_stats); cap)
+    capacity_ = *cap;
+  else
+    cpu_error_ = cap.error();
 }
 NetDrain::~NetDrain() = default;
 NetDrain::NetDrain(NetDrain&&) noexcept = default;
@@ -79,6 +85,7 @@ bool NetDrain::load_summer() {
     bpf_map__set_autocreate(skel->maps.service_pending, false);
   }
   if (bpf_map__reuse_fd(skel->maps.net_stats, maps_.net_stats) ||
+      !size_slot_maps(skel->obj, capacity_) ||
       bpf_map__reuse_fd(skel->maps.service_stats, maps_.service_stats) ||
       (sweep && bpf_map__reuse_fd(skel->maps.service_pending, maps_.service_pending)) ||
       net_sum_bpf__load(skel.get())) {
@@ -96,7 +103,7 @@ void NetDrain::program_fds(std::vector<int>& out) const {
 
 Status NetDrain::read(uint32_t slot_limit) {
   if (cpu_error_) return *cpu_error_;
-  if (slot_limit > VS_MAX_SLOTS) slot_limit = VS_MAX_SLOTS;
+  if (slot_limit > capacity_) slot_limit = capacity_;
   if (!tried_summer_) load_summer();
   return summer_ ? read_summed(slot_limit) : read_batch(slot_limit);
 }
@@ -122,7 +129,7 @@ Status NetDrain::read_summed(uint32_t slot_limit) {
   if (slot_limit > mapped_) {
     uint32_t want = std::max<uint32_t>(mapped_ * 2, 256);
     while (want < slot_limit) want *= 2;
-    want = std::min<uint32_t>(want, VS_MAX_SLOTS);
+    want = std::min<uint32_t>(want, capacity_);
     sums_map_.reset();
     service_map_.reset();
     mapped_ = 0;

@@ -45,6 +45,8 @@ class NetDrain {
   // Appends the summing program's fd once it is loaded (first read()), for run-time
   // statistics.
   void program_fds(std::vector<int>& out) const;
+  // Slots of net_stats (its max_entries).
+  uint32_t capacity() const { return capacity_; }
   // Whether the CPUs are summed in the kernel (net_sum.bpf.o loaded), once read() ran.
   bool sums_in_kernel() const { return summer_ != nullptr; }
 
@@ -60,7 +62,8 @@ class NetDrain {
 
   NetMapFds maps_;
   size_t ncpus_ = 0;
-  std::optional<Error> cpu_error_;  // more possible CPUs than the contract supports
+  std::optional<Error> cpu_error_;  // too many possible CPUs, or net_stats unreadable
+  uint32_t capacity_ = 0;           // net_stats' slots
   bool tried_summer_ = false;
   std::unique_ptr<net_sum_bpf, Deleter> summer_;
   Mapping<vs_dev_counters> sums_map_;         // net_sums, the first mapped_ slots

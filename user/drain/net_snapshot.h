@@ -63,6 +63,8 @@ class NetCollector {
   // Open handshakes and DNS queries after the last tick's sweep (self-metrics); nullopt
   // where this collector does not sweep.
   std::optional<uint32_t> pending_entries() const { return drain_.pending_entries(); }
+  // Devices net_stats can count (its slots).
+  uint32_t slot_capacity() const { return drain_.capacity(); }
 
   // devices: the counted ones and their slots (attached by us, or by the agent we read).
   Result<NetSnapshot> collect(const Inventory& inv, const SlotTable& devices, Netlink& nl,
