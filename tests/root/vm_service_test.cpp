@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -397,7 +398,13 @@ TEST_F(VmService, CountsEveryAnswerExactlyAndHandshakesWithinConnectTimes) {
     EXPECT_LE(d(field), d("handshake_count")) << field;
     prev = d(field);
   }
-  EXPECT_EQ(d("handshake_le_1s"), d("handshake_count")) << "every handshake under 1 s";
+  // Under TCG on a busy machine a guest may take over 1 s to answer a SYN; then the
+  // bound above is all that holds. Otherwise every handshake is in the last bucket.
+  int64_t slowest = 0;
+  for (int64_t us : seen.accepted_connects) slowest = std::max(slowest, us);
+  if (slowest <= 1000000) {
+    EXPECT_EQ(d("handshake_le_1s"), d("handshake_count")) << "every connect took under 1 s";
+  }
 
   // The guest as a client.
   EXPECT_EQ(d("tcp_connect_out"), seen.out_ok + seen.out_refused);
@@ -421,9 +428,10 @@ TEST_F(VmService, CountsEveryAnswerExactlyAndHandshakesWithinConnectTimes) {
 
   std::printf(
       "[ figures ] clients: %d accepted (%d HTTP 2xx, %d 4xx), %d refused, connect times "
-      "%lld us in all; DNS %d answers, RTT %lld us in all; guest out %d ok / %d refused\n",
+      "%lld us in all (slowest %lld us); DNS %d answers, RTT %lld us in all; guest out %d ok "
+      "/ %d refused\n",
       accepted, seen.http_2xx, seen.http_4xx, seen.refused, (long long)seen.accepted_connect_us,
-      answers, (long long)seen.dns_rtt_us, seen.out_ok, seen.out_refused);
+      (long long)slowest, answers, (long long)seen.dns_rtt_us, seen.out_ok, seen.out_refused);
   std::printf("[ figures ] vm_service deltas:");
   for (const auto& [k, v] : last->fields)
     if (base->fields.count(k)) std::printf(" %s=%lld", k.c_str(), (long long)d(k.c_str()));
