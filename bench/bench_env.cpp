@@ -131,7 +131,9 @@ Status setup(const EnvOptions& opts) {
   e.inventory->reset(*links);
   e.inventory->resolve_owners();
   e.attacher = std::make_unique<NetAttacher>(*e.programs, opts.attach_mode);
-  e.collector = std::make_unique<NetCollector>(e.programs->net_stats_fd());
+  e.collector = std::make_unique<NetCollector>(NetMapFds{e.programs->net_stats_fd(),
+                                                         e.programs->service_stats_fd(),
+                                                         e.programs->service_pending_fd()});
   std::map<int, std::string> wanted;
   for (const auto& [ifindex, tap] : e.inventory->taps()) wanted[ifindex] = tap.link.name;
   for (const auto& [ifindex, br] : e.inventory->vm_bridges()) wanted[ifindex] = br.name;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Network accounting: tc programs on the ingress and egress of VM taps and bridges.
  * Counts bytes, packets, L2 multicast/broadcast, bytes per L4 protocol and TCP SYNs
- * per device and direction. Always returns "continue" (TCX_NEXT / TC_ACT_UNSPEC, both
- * -1) so later programs and filters on the device still run. */
+ * per device and direction; on VM taps also how the VM's services answer (service.h:
+ * handshakes, DNS, HTTP status lines). Always returns "continue" (TCX_NEXT /
+ * TC_ACT_UNSPEC, both -1) so later programs and filters on the device still run. */
 #include "vmlinux.h"
 
 #include <bpf/bpf_endian.h>
@@ -54,6 +55,46 @@ struct {
 	__type(key, __u32);
 	__type(value, struct vs_dev_counters);
 } net_stats SEC(".maps");
+
+#include "service.h"
+
+/* Service hooks, called where a classification path knows the L4 header. Cheap tests
+ * first, inline: only SYN and RST segments, segments from the VM that may begin an HTTP
+ * response, and DNS datagrams (to port 53 towards the VM, from it out of the VM) call
+ * the out-of-line vs_service(), which checks that the slot is a VM tap. Every other
+ * frame pays these compares only. p/end: the linear data, or null where the caller
+ * copies headers (classify_slow: the payload's first byte is then not looked at). */
+static __always_inline void service_tcp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
+					__u32 l3, __u32 l4, __u8 flags, __u8 doff, __u8 *p,
+					void *end, __u32 len)
+{
+	__u32 what = (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
+		     IPPROTO_TCP << 8;
+	if (!(flags & (TCP_FLAG_SYN | TCP_FLAG_RST))) {
+		if (dir == VS_DIR_EGRESS)
+			return;
+		/* From the VM with at least "HTTP/1.x N" of payload, whose first byte, when
+		 * it is in the linear data, is 'H'. */
+		__u32 payoff = l4 + (doff >> 4) * 4;
+		if (len < payoff + 10)
+			return;
+		if (p && (void *)(p + payoff + 1) <= end && p[payoff] != 'H')
+			return;
+	}
+	vs_service(skb, slot, what, l3, l4);
+}
+
+static __always_inline void service_udp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
+					__u32 l3, __u32 l4, __u8 port_hi, __u8 port_lo)
+{
+	/* port: the destination port towards the VM, the source port from it */
+	if (port_hi != 0 || port_lo != 53)
+		return;
+	vs_service(skb, slot,
+		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
+			   IPPROTO_UDP << 8,
+		   l3, l4);
+}
 
 /* Header bytes at off: straight from the linear data when it is there (fast path),
  * else copied out of a paged skb (or from beyond the bound, e.g. behind long IPv6
@@ -129,7 +170,7 @@ __noinline __u64 vs_ipv6_skip_ext(struct __sk_buff *skb, __u32 l4off, __u32 l4pr
 }
 
 static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_counters *c,
-					  __u32 len)
+					  __u32 len, __u32 slot, __u32 dir)
 {
 	__u8 buf[40];
 	__u8 *eth = header(skb, 0, buf, ETH_HLEN);
@@ -184,8 +225,17 @@ static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_c
 
 	int syn = 0;
 	if (l4proto == IPPROTO_TCP) {
-		__u8 *tcp = header(skb, l4off + 13, buf, 1);
-		syn = tcp && (tcp[0] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+		__u8 *tcp = header(skb, l4off + 12, buf, 2);
+		syn = tcp && (tcp[1] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+		if (tcp)
+			service_tcp(skb, slot, dir, proto == ETH_P_IPV6, off, l4off, tcp[1], tcp[0],
+				    0, 0, len);
+	} else if (l4proto == IPPROTO_UDP) {
+		__u8 *udp = header(skb, l4off, buf, 4);
+		if (udp)
+			service_udp(skb, slot, dir, proto == ETH_P_IPV6, off, l4off,
+				    udp[dir == VS_DIR_EGRESS ? 2 : 0],
+				    udp[dir == VS_DIR_EGRESS ? 3 : 1]);
 	}
 	count_l4(c, l4proto, len, syn);
 	return;
@@ -198,7 +248,9 @@ other:
  * extension headers. Returns 0, having counted nothing, for every other frame (and for
  * fragments or headers beyond the linear data): classify_slow() decides those. Same
  * rules as classify_slow(), without its byte copies and header walks. */
-static __always_inline int classify_medium(__u8 *p, void *end, struct vs_net_counters *c, __u32 len)
+static __always_inline int classify_medium(struct __sk_buff *skb, __u8 *p, void *end,
+					   struct vs_net_counters *c, __u32 len, __u32 slot,
+					   __u32 dir)
 {
 	if ((void *)(p + ETH_HLEN) > end)
 		return 0;
@@ -238,6 +290,14 @@ static __always_inline int classify_medium(__u8 *p, void *end, struct vs_net_cou
 		if ((void *)(tcp + 14) > end)
 			return 0;
 		syn = (tcp[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+		service_tcp(skb, slot, dir, proto == ETH_P_IPV6, l3, l4off, tcp[13], tcp[12], p,
+			    end, len);
+	} else if (l4proto == IPPROTO_UDP) {
+		__u8 *udp = p + l4off;
+		if ((void *)(udp + 4) > end)
+			return 0;
+		service_udp(skb, slot, dir, proto == ETH_P_IPV6, l3, l4off,
+			    udp[dir == VS_DIR_EGRESS ? 2 : 0], udp[dir == VS_DIR_EGRESS ? 3 : 1]);
 	}
 	if (p[0] & 1)
 		count_l2_group(c, p);
@@ -256,7 +316,8 @@ static __noinline __u32 *far_slot(__u32 ifindex)
  * check; IPv4 with options or VLAN tags and plain IPv6 by classify_medium(); everything
  * else (extension headers, fragments, short, malformed or paged frames) takes the
  * general path. */
-static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len)
+static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len,
+				     __u32 slot, __u32 dir)
 {
 	__u8 *p = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -267,8 +328,8 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 			c->l4_bytes[VS_L4_OTHER] += len;
 			return;
 		}
-		if (!classify_medium(p, end, c, len))
-			classify_slow(skb, c, len);
+		if (!classify_medium(skb, p, end, c, len, slot, dir))
+			classify_slow(skb, c, len, slot, dir);
 		return;
 	}
 	if (p[0] & 1)
@@ -277,12 +338,18 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 	case IPPROTO_TCP:
 		c->l4_bytes[VS_L4_TCP] += len;
 		/* flags at 14 + 20 + 13; only the first fragment carries the TCP header */
-		if ((p[47] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
-		    ((p[20] & 0x1f) | p[21]) == 0)
-			c->tcp_syns++;
+		if (((p[20] & 0x1f) | p[21]) == 0) {
+			if ((p[47] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+				c->tcp_syns++;
+			service_tcp(skb, slot, dir, 0, ETH_HLEN, 34, p[47], p[46], p, end, len);
+		}
 		return;
 	case IPPROTO_UDP:
 		c->l4_bytes[VS_L4_UDP] += len;
+		if (((p[20] & 0x1f) | p[21]) == 0)
+			service_udp(skb, slot, dir, 0, ETH_HLEN, 34,
+				    p[dir == VS_DIR_EGRESS ? 36 : 34],
+				    p[dir == VS_DIR_EGRESS ? 37 : 35]);
 		return;
 	case IPPROTO_ICMP:
 		c->l4_bytes[VS_L4_ICMP] += len;
@@ -309,7 +376,7 @@ static __always_inline int count(struct __sk_buff *skb, __u32 dir)
 	__u32 len = skb->len;
 	c->bytes += len;
 	c->packets++;
-	classify(skb, c, len);
+	classify(skb, c, len, idx, dir);
 	return VS_CONTINUE;
 }
 

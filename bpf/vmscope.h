@@ -129,6 +129,38 @@ struct vs_service_counters {
 };
 enum { VS_SERVICE_COUNTER_COUNT = 0 VS_SERVICE_COUNTERS(VS_COUNT_ONE_) };
 
+/* service_pending: what the datapath remembers between a request and its answer, in an
+ * LRU hash (bounded: a SYN flood evicts the oldest entries instead of failing inserts).
+ * The per-tick sweep (net_sum.bpf.c) deletes entries older than its age (3 s), counting
+ * a server handshake's as tcp_unanswered; the others just expire. */
+#define VS_SERVICE_PENDING_MAX 16384
+#define VS_SERVICE_UNANSWERED_NS 3000000000ULL /* the sweep's default age: 3 s */
+
+enum vs_pending_role {
+	VS_ROLE_SERVER = 1, /* a SYN to the VM, waiting for its SYN-ACK or RST */
+	VS_ROLE_CLIENT = 2, /* a SYN from the VM, waiting for the peer's SYN-ACK or RST */
+	VS_ROLE_DNS = 3, /* a DNS query to the VM, waiting for its response */
+};
+
+/* Key of service_pending. Addresses are IPv4 (first 4 bytes, rest zero) or IPv6, ports
+ * and the DNS id as on the wire (network order). "client" is the side that opened: for
+ * VS_ROLE_SERVER the peer, for VS_ROLE_CLIENT the VM. A DNS query is matched by client
+ * address, port and id only (server_addr zero, server_port the DNS id). */
+struct vs_pending_key {
+	__u32 slot;
+	__u8 role; /* enum vs_pending_role */
+	__u8 family; /* 4 or 6 */
+	__u16 pad;
+	__u8 client_addr[16];
+	__u8 server_addr[16];
+	__u16 client_port;
+	__u16 server_port;
+};
+
+struct vs_pending {
+	__u64 first_ns; /* bpf_ktime_get_ns() of the first SYN or query (retransmits keep it) */
+};
+
 /* ---- processes: lifecycle (proc.bpf.c) and per-tick sampling (tasks.bpf.c) ---- */
 
 #define VS_MAX_PROCS 16384 /* tracked VM processes (LRU hash: a leak can never block new VMs) */

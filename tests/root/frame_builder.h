@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "test_env.h"
@@ -117,6 +118,7 @@ class FrameBuilder {
     f_[at + 13] = flags;
     put16(at + 14, 64240);
     for (size_t i = at + 20; i < f_.size(); ++i) f_[i] = 1;  // NOP options
+    l4_at_ = at;
     return *this;
   }
   FrameBuilder& udp() {
@@ -125,6 +127,34 @@ class FrameBuilder {
     put16(at, 53001);
     put16(at + 2, 53);
     udp_at_ = at;
+    l4_at_ = at;
+    return *this;
+  }
+  // The TCP or UDP ports (after tcp() or udp()).
+  FrameBuilder& ports(uint16_t src, uint16_t dst) {
+    put16(l4_at_, src);
+    put16(l4_at_ + 2, dst);
+    return *this;
+  }
+  // Source and destination IP addresses swapped: the frame goes the other way.
+  FrameBuilder& swap_addrs() {
+    const size_t a = ip_at_ + (ip_v6_ ? 8 : 12), n = ip_v6_ ? 16 : 4;
+    std::swap_ranges(f_.begin() + static_cast<long>(a), f_.begin() + static_cast<long>(a + n),
+                     f_.begin() + static_cast<long>(a + n));
+    return *this;
+  }
+  // A DNS header (after udp()): id, flags (QR 0x8000, RCODE the low 4 bits), one question.
+  FrameBuilder& dns(uint16_t id, uint16_t flags) {
+    size_t at = grow(12);
+    put16(at, id);
+    put16(at + 2, flags);
+    put16(at + 4, 1);
+    return *this;
+  }
+  // Payload bytes as given (an HTTP status line, ...).
+  FrameBuilder& text(std::string_view s) {
+    size_t at = grow(s.size());
+    if (!s.empty()) std::memcpy(&f_[at], s.data(), s.size());
     return *this;
   }
   // ICMP echo request, ICMPv6 over IPv6 (or another ICMPv6 type, as MLD's 143).
@@ -210,6 +240,7 @@ class FrameBuilder {
   bool ip_v6_ = false;
   size_t ip_end_ = 0;  // end of the IP datagram when padded; 0: the frame's end
   size_t udp_at_ = 0;
+  size_t l4_at_ = 0;  // TCP or UDP header
 };
 
 }  // namespace vmscope::test

@@ -17,7 +17,8 @@ class OwnSource final : public SampleSource {
   OwnSource(NetPrograms programs, AttachMode mode, std::unique_ptr<ProcTracker> procs)
       : programs_(std::move(programs)),
         attacher_(programs_, mode),
-        collector_(programs_.net_stats_fd()),
+        collector_(NetMapFds{programs_.net_stats_fd(), programs_.service_stats_fd(),
+                             programs_.service_pending_fd()}),
         procs_(std::move(procs)) {}
   OwnSource(const OwnSource&) = delete;
   OwnSource& operator=(const OwnSource&) = delete;
@@ -33,6 +34,7 @@ class OwnSource final : public SampleSource {
     maps.net_stats = programs_.net_stats_fd();
     maps.if_slot = programs_.if_slot_fd();
     maps.if_slot_far = programs_.if_slot_far_fd();
+    maps.service_stats = programs_.service_stats_fd();
     if (procs_) maps.tracked = procs_->programs().tracked_fd();
     if (auto pub = SharedMapPublisher::create(*paths, maps)) publisher_.emplace(std::move(*pub));
   }
@@ -74,6 +76,10 @@ class OwnSource final : public SampleSource {
   void describe(SelfMetrics& m, std::vector<int>& prog_fds) const override {
     m.net_slots = programs_.slot_limit();
     m.net_far_slots = programs_.far_entries();
+    if (auto pending = collector_.pending_entries()) {
+      m.service_pending = *pending;
+      m.service_pending_max = VS_SERVICE_PENDING_MAX;
+    }
     programs_.program_fds(prog_fds);
     collector_.program_fds(prog_fds);
   }

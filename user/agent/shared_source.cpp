@@ -13,7 +13,10 @@ namespace {
 class SharedSource final : public SampleSource {
  public:
   SharedSource(SharedMaps maps, std::unique_ptr<ProcTracker> procs)
-      : maps_(std::move(maps)), collector_(maps_.net_stats.get()), procs_(std::move(procs)) {}
+      : maps_(std::move(maps)),
+        // no service_pending: the agent sweeps it
+        collector_(NetMapFds{maps_.net_stats.get(), maps_.service_stats.get()}),
+        procs_(std::move(procs)) {}
   SharedSource(const SharedSource&) = delete;
   SharedSource& operator=(const SharedSource&) = delete;
 

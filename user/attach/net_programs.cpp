@@ -2,14 +2,37 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
 #include "common/bpf_programs.h"
+#include "common/unique_fd.h"
 #include "drain/cpu_limit.h"
 #include "net.skel.h"
 
 namespace vmscope {
+namespace {
+
+// Whether ifindex (in this thread's network namespace) is a Linux bridge: its ethtool
+// driver is "bridge". The devices vmscope counts are VM taps and their bridges, so
+// everything else is a tap (also when ethtool cannot tell, e.g. the device just went).
+bool is_bridge(int ifindex) {
+  UniqueFd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq ifr{};
+  if (!sock.valid() || !if_indextoname(static_cast<unsigned>(ifindex), ifr.ifr_name)) return false;
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  ifr.ifr_data = reinterpret_cast<char*>(&info);
+  if (ioctl(sock.get(), SIOCETHTOOL, &ifr) != 0) return false;
+  return std::string_view(info.driver) == "bridge";
+}
+
+}  // namespace
 
 void NetPrograms::Deleter::operator()(net_bpf* skel) const {
   net_bpf__destroy(skel);
@@ -17,6 +40,7 @@ void NetPrograms::Deleter::operator()(net_bpf* skel) const {
 
 NetPrograms::NetPrograms(net_bpf* skel) : skel_(skel) {
   zeros_.resize(static_cast<size_t>(libbpf_num_possible_cpus()));
+  service_zeros_.resize(zeros_.size());
 }
 NetPrograms::NetPrograms(NetPrograms&&) noexcept = default;
 NetPrograms& NetPrograms::operator=(NetPrograms&&) noexcept = default;
@@ -42,6 +66,16 @@ void NetPrograms::program_fds(std::vector<int>& out) const {
 }
 int NetPrograms::net_stats_fd() const {
   return bpf_map__fd(skel_->maps.net_stats);
+}
+
+int NetPrograms::service_stats_fd() const {
+  return bpf_map__fd(skel_->maps.service_stats);
+}
+int NetPrograms::service_slots_fd() const {
+  return bpf_map__fd(skel_->maps.service_slots);
+}
+int NetPrograms::service_pending_fd() const {
+  return bpf_map__fd(skel_->maps.service_pending);
 }
 
 int NetPrograms::if_slot_fd() const {
@@ -82,6 +116,12 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
   if (bpf_map_update_elem(net_stats_fd(), &slot, zeros_.data(), BPF_ANY)) {
     free_slots_.push_back(slot);
     return Error::from_errno(fmt::format("zero net_stats slot {}", slot), errno);
+  }
+  uint32_t vm_tap = is_bridge(ifindex) ? 0 : 1;
+  if (bpf_map_update_elem(service_stats_fd(), &slot, service_zeros_.data(), BPF_ANY) ||
+      bpf_map_update_elem(service_slots_fd(), &slot, &vm_tap, BPF_ANY)) {
+    free_slots_.push_back(slot);
+    return Error::from_errno(fmt::format("zero service_stats slot {}", slot), errno);
   }
   if (auto st = write_if_slot(ifindex, slot + 1); !st) {
     free_slots_.push_back(slot);

@@ -1,5 +1,5 @@
 // Owner of the loaded network accounting object (bpf/net.bpf.c) and of its slot table:
-// which device counts into which net_stats slot.
+// which device counts into which net_stats (and service_stats) slot.
 #pragma once
 
 #include <memory>
@@ -27,8 +27,15 @@ class NetPrograms {
   int net_stats_fd() const;
   int if_slot_fd() const;
   int if_slot_far_fd() const;
+  // Service health (bpf/service.h): per-slot counters, the VM-tap flag per slot and the
+  // table of open handshakes and DNS queries.
+  int service_stats_fd() const;
+  int service_slots_fd() const;
+  int service_pending_fd() const;
 
   // Gives ifindex a zeroed slot and points if_slot at it; the same slot if it has one.
+  // The slot counts service health unless the device is a bridge (its traffic is the
+  // host's, not a VM's).
   Result<uint32_t> assign_slot(int ifindex);
   // Stops counting ifindex and frees its slot.
   void release_slot(int ifindex);
@@ -49,6 +56,7 @@ class NetPrograms {
   std::vector<uint32_t> free_slots_;           // released slots, reused first
   uint32_t next_slot_ = 0;                     // never-used slots start here
   std::vector<vs_dev_counters> zeros_;         // one slot's worth of per-CPU zeros
+  std::vector<vs_service_counters> service_zeros_;
 };
 
 }  // namespace vmscope

@@ -16,8 +16,8 @@
 namespace vmscope {
 namespace {
 
-constexpr const char* kMapNames[] = {"net_stats", "if_slot", "if_slot_far", "tracked",
-                                     "recent_events"};
+constexpr const char* kMapNames[] = {"net_stats",     "if_slot", "if_slot_far",
+                                     "service_stats", "tracked", "recent_events"};
 
 std::string parent_of(const std::string& path) {
   return path.substr(0, path.rfind('/'));
@@ -80,8 +80,10 @@ constexpr MapShape kMapShapes[] = {
     {BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(struct vs_dev_counters)},  // net_stats
     {BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(uint32_t)},                       // if_slot
     {BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(uint32_t)},                        // if_slot_far
-    {BPF_MAP_TYPE_LRU_HASH, sizeof(uint32_t), sizeof(struct vs_tracked)},           // tracked
-    {BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(SharedVmEvent)},                  // recent_events
+    {BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t),
+     sizeof(struct vs_service_counters)},                                  // service_stats
+    {BPF_MAP_TYPE_LRU_HASH, sizeof(uint32_t), sizeof(struct vs_tracked)},  // tracked
+    {BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(SharedVmEvent)},         // recent_events
 };
 static_assert(std::size(kMapShapes) == std::size(kMapNames));
 
@@ -170,7 +172,8 @@ std::optional<SharedMapPublisher> SharedMapPublisher::create(const SharedMapPath
     spdlog::warn("maps not shared with vmscope top: create recent_events map: {}", strerror(errno));
     return std::nullopt;
   }
-  const int fds[] = {maps.net_stats, maps.if_slot, maps.if_slot_far, maps.tracked, p.events_.get()};
+  const int fds[] = {maps.net_stats,     maps.if_slot, maps.if_slot_far,
+                     maps.service_stats, maps.tracked, p.events_.get()};
   for (size_t i = 0; i < std::size(fds); ++i) {
     if (fds[i] < 0) continue;
     std::string path = paths.pin_dir + "/" + kMapNames[i];
@@ -241,7 +244,8 @@ Result<std::optional<SharedMaps>> SharedMaps::open(const SharedMapPaths& paths) 
   struct bpf_obj_get_opts ro {};
   ro.sz = sizeof(ro);
   ro.file_flags = BPF_F_RDONLY;
-  UniqueFd* fds[] = {&m.net_stats, &m.if_slot, &m.if_slot_far, &m.tracked, &m.events};
+  UniqueFd* fds[] = {&m.net_stats,     &m.if_slot, &m.if_slot_far,
+                     &m.service_stats, &m.tracked, &m.events};
   for (size_t i = 0; i < std::size(fds); ++i) {
     std::string path = paths.pin_dir + "/" + kMapNames[i];
     fds[i]->reset(bpf_obj_get_opts(path.c_str(), &ro));

@@ -39,7 +39,8 @@ constexpr uint32_t kSharedEventSlots = 64;
 // Version of what an agent shares (the structs of bpf/vmscope.h in the pinned maps and
 // SharedVmEvent), written into the lock file. Bump it whenever any of them changes
 // meaning, also without a size change: a top of another layout refuses to read.
-constexpr uint32_t kSharedLayoutVersion = 2;  // 2: vs_tracked's dead_run_*, I/O counters
+// 2: vs_tracked's dead_run_*, I/O counters; 3: service_stats (vs_service_counters)
+constexpr uint32_t kSharedLayoutVersion = 3;
 
 struct SharedMapPaths {
   std::string pin_dir;    // /sys/fs/bpf/vmscope/net-<ino>
@@ -53,7 +54,8 @@ Result<SharedMapPaths> shared_map_paths(const std::string& bpffs_root = "/sys/fs
 class SharedMapPublisher {
  public:
   struct Maps {
-    int net_stats = -1, if_slot = -1, if_slot_far = -1, tracked = -1;  // tracked: -1 if none
+    int net_stats = -1, if_slot = -1, if_slot_far = -1, service_stats = -1;
+    int tracked = -1;  // -1 if none
   };
   // nullopt (with the reason logged) when publishing is impossible or another agent of
   // this namespace already publishes: the agent runs on either way.
@@ -78,7 +80,8 @@ class SharedMapPublisher {
 // top's side: the maps of the agent running in this namespace, read-only.
 struct SharedMaps {
   int agent_pid = 0;
-  UniqueFd net_stats, if_slot, if_slot_far, tracked, events;  // tracked may be invalid
+  UniqueFd net_stats, if_slot, if_slot_far, service_stats, tracked,
+      events;  // tracked may be invalid
 
   // nullopt when no agent runs here (the lock is free); an error when one runs but its
   // maps cannot be opened.

@@ -13,12 +13,47 @@
 #include "net_sum.skel.h"
 
 namespace vmscope {
+namespace {
+
+// a += b, counter by counter.
+void add_service(vs_service_counters& a, const vs_service_counters& b) {
+#define VS_ADD_(field) a.field += b.field;
+  VS_SERVICE_COUNTERS(VS_ADD_)
+#undef VS_ADD_
+}
+
+// One batch lookup of slots [0, entries) of the per-CPU array fd: per_slot(slot, cpus)
+// for each slot read (cpus: ncpus values).
+template <typename V, typename F>
+Status batch_read(int fd, uint32_t entries, size_t ncpus, std::vector<uint32_t>& keys,
+                  std::vector<V>& percpu, const char* what, F per_slot) {
+  keys.resize(entries);
+  percpu.resize(static_cast<size_t>(entries) * ncpus);
+  uint32_t done = 0;
+  uint32_t next = 0;
+  while (done < entries) {
+    uint32_t count = entries - done;
+    DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int err =
+        bpf_map_lookup_batch(fd, done == 0 ? nullptr : &next, &next, keys.data() + done,
+                             percpu.data() + static_cast<size_t>(done) * ncpus, &count, &opts);
+    if (err && errno != ENOENT)
+      return Error::from_errno(fmt::format("batch lookup of {}", what), errno);
+    done += count;
+    if (err || count == 0) break;  // ENOENT: reached the end of the map
+  }
+  for (uint32_t i = 0; i < done; ++i)
+    if (keys[i] < entries) per_slot(keys[i], percpu.data() + static_cast<size_t>(i) * ncpus);
+  return {};
+}
+
+}  // namespace
 
 void NetDrain::Deleter::operator()(net_sum_bpf* s) const {
   net_sum_bpf__destroy(s);
 }
 
-NetDrain::NetDrain(int net_stats_fd) : fd_(net_stats_fd) {
+NetDrain::NetDrain(const NetMapFds& maps) : maps_(maps) {
   if (auto cpus = possible_cpus(); cpus)
     ncpus_ = *cpus;
   else
@@ -36,7 +71,17 @@ bool NetDrain::load_summer() {
     return false;
   }
   skel->rodata->nr_cpus = static_cast<uint32_t>(ncpus_);
-  if (bpf_map__reuse_fd(skel->maps.net_stats, fd_) || net_sum_bpf__load(skel.get())) {
+  skel->rodata->sweep_age_ns = maps_.sweep_age_ns;
+  const bool sweep = maps_.service_pending >= 0;
+  if (!sweep) {
+    // top: the agent sweeps; no table of our own either
+    bpf_program__set_autoload(skel->progs.vs_service_sweep, false);
+    bpf_map__set_autocreate(skel->maps.service_pending, false);
+  }
+  if (bpf_map__reuse_fd(skel->maps.net_stats, maps_.net_stats) ||
+      bpf_map__reuse_fd(skel->maps.service_stats, maps_.service_stats) ||
+      (sweep && bpf_map__reuse_fd(skel->maps.service_pending, maps_.service_pending)) ||
+      net_sum_bpf__load(skel.get())) {
     spdlog::info("net drain by batch lookup (load net_sum.bpf.o, kernel 5.19+: {})",
                  std::strerror(errno));
     return false;
@@ -56,7 +101,18 @@ Status NetDrain::read(uint32_t slot_limit) {
   return summer_ ? read_summed(slot_limit) : read_batch(slot_limit);
 }
 
+std::optional<uint32_t> NetDrain::pending_entries() const {
+  if (!summer_ || maps_.service_pending < 0) return std::nullopt;
+  return summer_->bss->pending_entries;
+}
+
 Status NetDrain::read_summed(uint32_t slot_limit) {
+  // Sweep first: what expires now is counted in this tick's sums.
+  if (maps_.service_pending >= 0) {
+    LIBBPF_OPTS(bpf_test_run_opts, sweep);
+    if (bpf_prog_test_run_opts(bpf_program__fd(summer_->progs.vs_service_sweep), &sweep))
+      return Error::from_errno("run the service_pending sweep", errno);
+  }
   summer_->bss->sum_slots = slot_limit;
   LIBBPF_OPTS(bpf_test_run_opts, opts);
   if (bpf_prog_test_run_opts(bpf_program__fd(summer_->progs.vs_net_sum), &opts))
@@ -68,44 +124,39 @@ Status NetDrain::read_summed(uint32_t slot_limit) {
     while (want < slot_limit) want *= 2;
     want = std::min<uint32_t>(want, VS_MAX_SLOTS);
     sums_map_.reset();
+    service_map_.reset();
+    mapped_ = 0;
     auto m = map_readonly<vs_dev_counters>(bpf_map__fd(summer_->maps.net_sums), want, "net_sums");
-    if (!m) {
-      mapped_ = 0;
-      return m.error();
-    }
+    if (!m) return m.error();
+    auto sm = map_readonly<vs_service_counters>(bpf_map__fd(summer_->maps.service_sums), want,
+                                                "service_sums");
+    if (!sm) return sm.error();
     sums_map_ = std::move(*m);
+    service_map_ = std::move(*sm);
     mapped_ = want;
   }
   sums_ = sums_map_.get();
+  service_sums_ = service_map_.get();
   return {};
 }
 
 Status NetDrain::read_batch(uint32_t slot_limit) {
-  uint32_t entries = slot_limit;
-  keys_.resize(entries);
-  percpu_.resize(static_cast<size_t>(entries) * ncpus_);
-  batch_sums_.assign(entries, vs_dev_counters{});
+  batch_sums_.assign(slot_limit, vs_dev_counters{});
+  batch_service_.assign(slot_limit, vs_service_counters{});
   sums_ = batch_sums_.data();
-  uint32_t done = 0;
-  uint32_t next = 0;
-  while (done < entries) {
-    uint32_t count = entries - done;
-    DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    int err =
-        bpf_map_lookup_batch(fd_, done == 0 ? nullptr : &next, &next, keys_.data() + done,
-                             percpu_.data() + static_cast<size_t>(done) * ncpus_, &count, &opts);
-    if (err && errno != ENOENT) return Error::from_errno("batch lookup of net_stats", errno);
-    done += count;
-    if (err || count == 0) break;  // ENOENT: reached the end of the map
-  }
-  for (uint32_t i = 0; i < done; ++i) {
-    if (keys_[i] >= entries) continue;
-    const vs_dev_counters* cpu = percpu_.data() + static_cast<size_t>(i) * ncpus_;
-    vs_dev_counters& sum = batch_sums_[keys_[i]];
-    for (size_t c = 0; c < ncpus_; ++c)
-      for (int d = 0; d < VS_DIR_COUNT; ++d) add_counters(sum.dir[d], cpu[c].dir[d]);
-  }
-  return {};
+  service_sums_ = batch_service_.data();
+  const size_t ncpus = ncpus_;
+  auto st = batch_read(maps_.net_stats, slot_limit, ncpus, keys_, percpu_, "net_stats",
+                       [&](uint32_t slot, const vs_dev_counters* cpu) {
+                         for (size_t c = 0; c < ncpus; ++c)
+                           for (int d = 0; d < VS_DIR_COUNT; ++d)
+                             add_counters(batch_sums_[slot].dir[d], cpu[c].dir[d]);
+                       });
+  if (!st) return st;
+  return batch_read(maps_.service_stats, slot_limit, ncpus, keys_, percpu_service_, "service_stats",
+                    [&](uint32_t slot, const vs_service_counters* cpu) {
+                      for (size_t c = 0; c < ncpus; ++c) add_service(batch_service_[slot], cpu[c]);
+                    });
 }
 
 }  // namespace vmscope

@@ -1,6 +1,7 @@
-// Reads net_stats (per-CPU) once per tick and sums the CPUs: in the kernel by one run of
-// bpf/net_sum.bpf.c into a mapped array (kernel 5.19+), else by one batch lookup that
-// copies every CPU's value out.
+// Reads net_stats and service_stats (per-CPU) once per tick and sums the CPUs: in the
+// kernel by one run of bpf/net_sum.bpf.c into mapped arrays (kernel 5.19+), else by batch
+// lookups that copy every CPU's value out. The agent's drain also sweeps service_pending
+// (unanswered handshakes, expired DNS queries) each tick, before summing.
 #pragma once
 
 #include <cstddef>
@@ -18,9 +19,19 @@ struct net_sum_bpf;
 
 namespace vmscope {
 
+// The maps a drain reads (net.bpf.o's, or the pins of the agent that `vmscope top` reads).
+struct NetMapFds {
+  int net_stats = -1;
+  int service_stats = -1;
+  // -1: do not sweep (top: the agent sweeps its own table).
+  int service_pending = -1;
+  // Age at which an open handshake counts as unanswered (tests shorten it).
+  uint64_t sweep_age_ns = VS_SERVICE_UNANSWERED_NS;
+};
+
 class NetDrain {
  public:
-  explicit NetDrain(int net_stats_fd);
+  explicit NetDrain(const NetMapFds& maps);
   ~NetDrain();
   NetDrain(NetDrain&&) noexcept;
   NetDrain& operator=(NetDrain&&) noexcept;
@@ -28,6 +39,9 @@ class NetDrain {
   // Reads slots [0, slot_limit); afterwards counters(slot, dir) holds the CPU sums.
   Status read(uint32_t slot_limit);
   const vs_net_counters& counters(uint32_t slot, vs_dir dir) const { return sums_[slot].dir[dir]; }
+  const vs_service_counters& service(uint32_t slot) const { return service_sums_[slot]; }
+  // Entries the last sweep left in service_pending; nullopt where nothing sweeps.
+  std::optional<uint32_t> pending_entries() const;
   // Appends the summing program's fd once it is loaded (first read()), for run-time
   // statistics.
   void program_fds(std::vector<int>& out) const;
@@ -42,17 +56,21 @@ class NetDrain {
   Status read_summed(uint32_t slot_limit);
   Status read_batch(uint32_t slot_limit);
 
-  int fd_;
+  NetMapFds maps_;
   size_t ncpus_ = 0;
   std::optional<Error> cpu_error_;  // more possible CPUs than the contract supports
   bool tried_summer_ = false;
   std::unique_ptr<net_sum_bpf, Deleter> summer_;
-  Mapping<vs_dev_counters> sums_map_;  // net_sums, the first mapped_ slots
+  Mapping<vs_dev_counters> sums_map_;         // net_sums, the first mapped_ slots
+  Mapping<vs_service_counters> service_map_;  // service_sums, as many
   uint32_t mapped_ = 0;
-  const vs_dev_counters* sums_ = nullptr;  // into sums_map_ or batch_sums_
+  const vs_dev_counters* sums_ = nullptr;              // into sums_map_ or batch_sums_
+  const vs_service_counters* service_sums_ = nullptr;  // into service_map_ or batch_service_
   std::vector<uint32_t> keys_;
   std::vector<vs_dev_counters> percpu_;      // [slot][cpu]
   std::vector<vs_dev_counters> batch_sums_;  // [slot]
+  std::vector<vs_service_counters> percpu_service_;
+  std::vector<vs_service_counters> batch_service_;
 };
 
 }  // namespace vmscope

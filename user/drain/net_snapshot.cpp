@@ -61,6 +61,7 @@ Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const SlotTable&
     t.mtu = tap.link.mtu;
     t.vm_to_host = drain_.counters(dev->second.slot, VS_DIR_INGRESS);
     t.host_to_vm = drain_.counters(dev->second.slot, VS_DIR_EGRESS);
+    t.service = drain_.service(dev->second.slot);
     while (stats != stats_.end() && stats->ifindex < ifindex) ++stats;
     if (stats != stats_.end() && stats->ifindex == ifindex) {
       while (base != base_.end() && base->first < ifindex) ++base;

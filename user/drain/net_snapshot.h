@@ -52,12 +52,15 @@ struct NetSnapshot {
 
 class NetCollector {
  public:
-  explicit NetCollector(int net_stats_fd) : drain_(net_stats_fd) {}
+  explicit NetCollector(const NetMapFds& maps) : drain_(maps) {}
 
   // Remembers the kernel's error/drop counters of a newly attached device as zero point.
   void on_attached(int ifindex, Netlink& nl);
   void on_detached(int ifindex) { base_.erase(ifindex); }
   void program_fds(std::vector<int>& out) const { drain_.program_fds(out); }
+  // Open handshakes and DNS queries after the last tick's sweep (self-metrics); nullopt
+  // where this collector does not sweep.
+  std::optional<uint32_t> pending_entries() const { return drain_.pending_entries(); }
 
   // devices: the counted ones and their slots (attached by us, or by the agent we read).
   Result<NetSnapshot> collect(const Inventory& inv, const SlotTable& devices, Netlink& nl,

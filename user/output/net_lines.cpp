@@ -80,6 +80,14 @@ size_t encode_net(const NetSnapshot& snap, std::string& out) {
     vm_net_fields(w, kHostToVm, t.host_to_vm);
     w.end(ts);
   }
+  for (const TapSample& t : snap.taps) {
+    // Fields named as the contract's list (bpf/vmscope.h, VS_SERVICE_COUNTERS), in its order.
+    w.begin("vm_service").tag("vm", t.vm).tag("bridge", t.bridge).tag("tap", t.ifname);
+#define VS_SERVICE_FIELD_(field) w.field_uint(#field, t.service.field);
+    VS_SERVICE_COUNTERS(VS_SERVICE_FIELD_)
+#undef VS_SERVICE_FIELD_
+    w.end(ts);
+  }
   return w.lines();
 }
 

@@ -2,6 +2,8 @@
 //   interface  albatross' exact schema (one line per VM tap)
 //   bridge     per bridge: totals over its VM taps and the bridge device's own traffic
 //   vm_net     what albatross lacks: bytes per L4 protocol, new connections, mcast/bcast
+//   vm_service how the VM's services answer, seen on its tap (issue 12): handshakes,
+//              refusals, DNS RCODEs and latency, HTTP status classes
 #pragma once
 
 #include <string>

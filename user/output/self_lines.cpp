@@ -25,6 +25,8 @@ void encode_self(const SelfMetrics& m, int64_t ts, std::string& out) {
       .field_uint("net_far_slots_max", m.net_far_slots_max)
       .field_uint("tracked_procs", m.tracked_procs)
       .field_uint("tracked_procs_max", m.tracked_procs_max)
+      .field_uint("service_pending", m.service_pending)
+      .field_uint("service_pending_max", m.service_pending_max)
       .field_uint("proc_events_lost", m.proc_events_lost)
       .field_uint("rss_bytes", m.rss_bytes);
   if (m.bpf_stats)

@@ -21,6 +21,9 @@ struct SelfMetrics {
   uint64_t net_slots = 0, net_slots_max = 0;          // net_stats (and if_slot) entries in use
   uint64_t net_far_slots = 0, net_far_slots_max = 0;  // if_slot_far hash
   uint64_t tracked_procs = 0, tracked_procs_max = 0;
+  // service_pending (open handshakes and DNS queries) after the tick's sweep; 0/0 where
+  // this process does not sweep (top reading an agent)
+  uint64_t service_pending = 0, service_pending_max = 0;
   uint64_t proc_events_lost = 0;
   uint64_t rss_bytes = 0;
   bool bpf_stats = false;  // kernel.bpf_stats_enabled: run counts/times are real
