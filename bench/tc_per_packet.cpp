@@ -18,6 +18,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bench_env.h"
@@ -162,6 +163,66 @@ Frame ipv6_tcp_frame() {
   return f;
 }
 
+// The service classes (bpf/service.h): the frames that do more than count. The VM is
+// 10.0.0.2, serving on port 80; "to the VM" frames run through vs_tc_egress (the tap's
+// egress), "from the VM" ones through vs_tc_ingress. Repeated 10M times, a SYN finds its
+// entry after the first run (a retransmit: one failed BPF_NOEXIST insert), a SYN-ACK, RST
+// or DNS response finds none to match after the first (one hash lookup miss).
+
+// A TCP segment without payload: 74 B with a SYN's 20 bytes of options, else 54 B.
+Frame tcp_control_frame(uint8_t flags, bool to_vm) {
+  const bool syn = flags & 0x02;
+  Frame f = ethernet(syn ? 74 : 54, kHostMac, 0x0800);
+  ipv4(f, 6);
+  const size_t t = 34;
+  put16(f, t, to_vm ? 43210 : 80);
+  put16(f, t + 2, to_vm ? 80 : 43210);
+  put32(f, t + 4, 0x12345678);
+  f[t + 12] = static_cast<uint8_t>((syn ? 40 : 20) / 4 << 4);
+  f[t + 13] = flags;
+  put16(f, t + 14, 64240);
+  if (to_vm) {  // swap the addresses: peer -> VM
+    put32(f, 26, kHostIp);
+    put32(f, 30, kVmIp);
+  }
+  return f;
+}
+
+// A DNS query for www.example.com to the VM (71 B), or its response from the VM with one
+// A record (87 B).
+Frame dns_frame(bool response) {
+  const uint8_t question[] = {3,   'w', 'w', 'w', 7,   'e', 'x', 'a', 'm', 'p', 'l',
+                              'e', 3,   'c', 'o', 'm', 0,   0,   1,   0,   1};
+  const uint8_t answer[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 93, 184, 216, 34};
+  const size_t len = 42 + 12 + sizeof(question) + (response ? sizeof(answer) : 0);
+  Frame f = ethernet(len, kHostMac, 0x0800);
+  ipv4(f, 17);
+  const size_t u = 34;
+  put16(f, u, response ? 53 : 53001);
+  put16(f, u + 2, response ? 53001 : 53);
+  put16(f, u + 4, static_cast<uint16_t>(len - u));
+  put16(f, u + 8, 0x4242);                       // id
+  put16(f, u + 10, response ? 0x8180 : 0x0100);  // QR RD RA / RD
+  put16(f, u + 12, 1);                           // one question
+  put16(f, u + 14, response ? 1 : 0);            // answers
+  std::memcpy(&f[u + 20], question, sizeof(question));
+  if (response) std::memcpy(&f[u + 20 + sizeof(question)], answer, sizeof(answer));
+  if (!response) {
+    put32(f, 26, kHostIp);
+    put32(f, 30, kVmIp);
+  }
+  return f;
+}
+
+// tcp_frame() from the VM's port 80 carrying the start of an HTTP response (106 B).
+Frame http_response_frame() {
+  Frame f = tcp_frame();
+  put16(f, 34, 80);
+  put16(f, 36, 43210);
+  std::memcpy(&f[34 + 32], "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n", 40);
+  return f;
+}
+
 double thread_cpu_ns() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -234,6 +295,23 @@ void register_tc_benchmarks() {
   for (const auto& [fname, frame] : frames) {
     add(std::string(kTcEmpty) + "/" + fname, empty_fd, frame, tracked);
     add(std::string(kTcVmscope) + "/" + fname, vs_fd, frame, tracked);
+  }
+  // The service classes, to the VM through the egress program, from it through ingress.
+  const std::string egress_name = "tc_per_packet/vs_tc_egress";
+  int vs_egress_fd = env().programs->egress_prog_fd();
+  const std::tuple<const char*, Frame, bool> service_frames[] = {
+      {"syn74_to_vm", tcp_control_frame(0x02, true), true},
+      {"synack74_from_vm", tcp_control_frame(0x12, false), false},
+      {"rst54_from_vm", tcp_control_frame(0x14, false), false},
+      {"dns_query71_to_vm", dns_frame(false), true},
+      {"dns_response87_from_vm", dns_frame(true), false},
+      {"http_response106_from_vm", http_response_frame(), false},
+      {"tcp106_to_vm", tcp_frame(), true},
+  };
+  for (const auto& [fname, frame, to_vm] : service_frames) {
+    add(std::string(kTcEmpty) + "/" + fname, empty_fd, frame, tracked);
+    add((to_vm ? egress_name : std::string(kTcVmscope)) + "/" + fname, to_vm ? vs_egress_fd : vs_fd,
+        frame, tracked);
   }
   // Not monitored (if_slot[lo] == 0): lookup and early exit.
   add(std::string(kTcUntracked) + "/tcp106", vs_fd, tcp_frame(), 1);

@@ -65,7 +65,8 @@ void vmscope_tick(benchmark::State& state) {
 
 void part_drain_read(benchmark::State& state) {
   Env& e = env();
-  NetDrain drain(e.programs->net_stats_fd());
+  NetDrain drain(NetMapFds{e.programs->net_stats_fd(), e.programs->service_stats_fd(),
+                           e.programs->service_pending_fd()});
   for (auto _ : state) {
     if (auto st = drain.read(e.programs->slot_limit()); !st) {
       state.SkipWithError(st.error().message.c_str());

@@ -58,44 +58,6 @@ struct {
 
 #include "service.h"
 
-/* Service hooks, called where a classification path knows the L4 header. Cheap tests
- * first, inline: only SYN and RST segments, segments from the VM that may begin an HTTP
- * response, and DNS datagrams (to port 53 towards the VM, from it out of the VM) call
- * the out-of-line vs_service(), which checks that the slot is a VM tap. Every other
- * frame pays these compares only. p/end: the linear data, or null where the caller
- * copies headers (classify_slow: the payload's first byte is then not looked at). */
-static __always_inline void service_tcp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
-					__u32 l3, __u32 l4, __u8 flags, __u8 doff, __u8 *p,
-					void *end, __u32 len)
-{
-	__u32 what = (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
-		     IPPROTO_TCP << 8;
-	if (!(flags & (TCP_FLAG_SYN | TCP_FLAG_RST))) {
-		if (dir == VS_DIR_EGRESS)
-			return;
-		/* From the VM with at least "HTTP/1.x N" of payload, whose first byte, when
-		 * it is in the linear data, is 'H'. */
-		__u32 payoff = l4 + (doff >> 4) * 4;
-		if (len < payoff + 10)
-			return;
-		if (p && (void *)(p + payoff + 1) <= end && p[payoff] != 'H')
-			return;
-	}
-	vs_service(skb, slot, what, l3, l4);
-}
-
-static __always_inline void service_udp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
-					__u32 l3, __u32 l4, __u8 port_hi, __u8 port_lo)
-{
-	/* port: the destination port towards the VM, the source port from it */
-	if (port_hi != 0 || port_lo != 53)
-		return;
-	vs_service(skb, slot,
-		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
-			   IPPROTO_UDP << 8,
-		   l3, l4);
-}
-
 /* Header bytes at off: straight from the linear data when it is there (fast path),
  * else copied out of a paged skb (or from beyond the bound, e.g. behind long IPv6
  * extension headers). */
@@ -109,6 +71,53 @@ static __always_inline void *header(struct __sk_buff *skb, __u32 off, void *buf,
 	if (bpf_skb_load_bytes(skb, off, buf, len))
 		return 0;
 	return buf;
+}
+
+/* Service hooks, called where a classification path knows the L4 header. Cheap tests
+ * first, inline: only SYN and RST segments, segments from the VM that begin with an HTTP
+ * status line ("HTTP/1.x N", read from the linear data, else copied) and DNS datagrams
+ * (to port 53 towards the VM, from port 53 out of it) call the out-of-line vs_service(),
+ * which checks that the slot is a VM tap. Every other frame pays these compares only
+ * (a TCP segment from the VM whose payload is paged: one 10-byte copy). p: the linear
+ * data, or null where the caller copies headers (classify_slow). */
+static __always_inline void service_tcp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
+					__u32 l3, __u32 l4, __u8 flags, __u8 doff, __u8 *p,
+					void *end, __u32 len)
+{
+	if (flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) {
+		vs_service(skb, slot,
+			   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
+				   IPPROTO_TCP << 8,
+			   l3, l4);
+		return;
+	}
+	if (dir == VS_DIR_EGRESS)
+		return;
+	__u32 payoff = l4 + (doff >> 4) * 4;
+	if (len < payoff + 10)
+		return;
+	__u8 buf[10];
+	__u8 *h;
+	if (p && (void *)(p + payoff + 10) <= end)
+		h = p + payoff;
+	else if (!bpf_skb_load_bytes(skb, payoff, buf, sizeof(buf)))
+		h = buf;
+	else
+		return;
+	if (is_http_status(h))
+		vs_service(skb, slot, VS_SVC_HTTP | (__u32)h[9] << 16, l3, l4);
+}
+
+static __always_inline void service_udp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
+					__u32 l3, __u32 l4, __u8 port_hi, __u8 port_lo)
+{
+	/* port: the destination port towards the VM, the source port from it */
+	if (port_hi != 0 || port_lo != 53)
+		return;
+	vs_service(skb, slot,
+		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
+			   IPPROTO_UDP << 8,
+		   l3, l4);
 }
 
 /* L2 multicast or broadcast (the group bit is set). */

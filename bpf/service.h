@@ -39,7 +39,8 @@ struct {
 } service_pending SEC(".maps");
 
 #define VS_SVC_EGRESS 1 /* `what` of vs_service(): bit 0 the direction, */
-#define VS_SVC_IPV6 2 /* bit 1 the IP version, bits 8-15 the L4 protocol */
+#define VS_SVC_IPV6 2 /* bit 1 the IP version, bits 8-15 the L4 protocol, */
+#define VS_SVC_HTTP 4 /* bit 2: an HTTP status line from the VM; bits 16-23 its first digit */
 #define TCP_FLAG_RST 0x04
 #define DNS_PORT_BE 0x3500 /* 53 in network order, as read into a __u16 */
 
@@ -47,6 +48,10 @@ struct {
  * retransmit finds its entry and keeps the first one's time). */
 static __always_inline int pending_open(struct vs_pending_key *k)
 {
+	/* Look first: an LRU update takes a free node before it finds that the key exists
+	 * (a retransmit then costs ~10x this lookup). */
+	if (bpf_map_lookup_elem(&service_pending, k))
+		return 0;
 	struct vs_pending v = { .first_ns = bpf_ktime_get_ns() };
 	return bpf_map_update_elem(&service_pending, k, &v, BPF_NOEXIST) == 0;
 }
@@ -115,9 +120,10 @@ static __always_inline void key_endpoints(struct vs_pending_key *k, const __u8 *
 	}
 }
 
-static __always_inline void tcp_segment(struct __sk_buff *skb, struct vs_service_counters *c,
-					struct vs_pending_key *k, const __u8 *src, const __u8 *dst,
-					const __u8 *tcp, __u32 l4off, int egress)
+/* A SYN or RST segment (the hooks send no others here). */
+static __always_inline void tcp_segment(struct vs_service_counters *c, struct vs_pending_key *k,
+					const __u8 *src, const __u8 *dst, const __u8 *tcp,
+					int egress)
 {
 	__u16 sport = *(__u16 *)&tcp[0], dport = *(__u16 *)&tcp[2];
 	__u8 flags = tcp[13];
@@ -137,42 +143,43 @@ static __always_inline void tcp_segment(struct __sk_buff *skb, struct vs_service
 		}
 		return;
 	}
-	if (syn) {
-		/* SYN to the VM or SYN-ACK from it: the VM serves; else it is the client */
-		k->role = (egress != 0) == !ack ? VS_ROLE_SERVER : VS_ROLE_CLIENT;
-		key_endpoints(k, src, dst, sport, dport, !ack);
-		if (!ack) {
-			if (!pending_open(k))
-				return;
-			if (egress)
-				c->tcp_syn_in++;
-			else
-				c->tcp_connect_out++;
+	if (!syn)
+		return;
+	/* SYN to the VM or SYN-ACK from it: the VM serves; else it is the client */
+	k->role = (egress != 0) == !ack ? VS_ROLE_SERVER : VS_ROLE_CLIENT;
+	key_endpoints(k, src, dst, sport, dport, !ack);
+	if (!ack) {
+		if (!pending_open(k))
 			return;
-		}
-		us = pending_close(k);
-		if (us < 0)
-			return;
-		if (egress) {
-			c->tcp_connect_ok++;
-			c->connect_count++;
-			c->connect_sum_us += us;
-		} else {
-			c->tcp_accepted++;
-			count_handshake(c, us);
-		}
+		if (egress)
+			c->tcp_syn_in++;
+		else
+			c->tcp_connect_out++;
 		return;
 	}
-	if (egress)
+	us = pending_close(k);
+	if (us < 0)
 		return;
-	/* A segment from the VM: an HTTP response's first bytes, "HTTP/1.x NNN"? */
-	__u8 h[10];
-	if (bpf_skb_load_bytes(skb, l4off + (tcp[12] >> 4) * 4, h, sizeof(h)))
-		return;
-	if (h[0] != 'H' || h[1] != 'T' || h[2] != 'T' || h[3] != 'P' || h[4] != '/' ||
-	    h[5] != '1' || h[6] != '.' || h[8] != ' ')
-		return;
-	switch (h[9]) {
+	if (egress) {
+		c->tcp_connect_ok++;
+		c->connect_count++;
+		c->connect_sum_us += us;
+	} else {
+		c->tcp_accepted++;
+		count_handshake(c, us);
+	}
+}
+
+/* "HTTP/1.x " then the status code's first digit: h holds at least 10 bytes. */
+static __always_inline int is_http_status(const __u8 *h)
+{
+	return h[0] == 'H' && h[1] == 'T' && h[2] == 'T' && h[3] == 'P' && h[4] == '/' &&
+	       h[5] == '1' && h[6] == '.' && h[8] == ' ';
+}
+
+static __always_inline void count_http(struct vs_service_counters *c, __u8 digit)
+{
+	switch (digit) {
 	case '1':
 		c->http_1xx++;
 		return;
@@ -225,7 +232,7 @@ static __always_inline void dns_datagram(struct vs_service_counters *c, struct v
 
 /* The service counters' handler for one frame of slot whose L4 header (TCP or UDP) is at
  * l4off and IP header at l3off; `what` as VS_SVC_*. Called only for frames the
- * classification found worth it (service_hook() in net.bpf.c); a global function, so the
+ * classification found worth it (service_tcp(), service_udp() in net.bpf.c); a global function, so the
  * verifier checks it once, not on every classification path. Reads what it needs by
  * copying: these frames are few. Returns 0. */
 __noinline int vs_service(struct __sk_buff *skb, __u32 slot, __u32 what, __u32 l3off, __u32 l4off)
@@ -236,6 +243,10 @@ __noinline int vs_service(struct __sk_buff *skb, __u32 slot, __u32 what, __u32 l
 	struct vs_service_counters *c = bpf_map_lookup_elem(&service_stats, &slot);
 	if (!c)
 		return 0;
+	if (what & VS_SVC_HTTP) { /* the hook read the status line already */
+		count_http(c, (__u8)(what >> 16));
+		return 0;
+	}
 	int egress = what & VS_SVC_EGRESS;
 	__u8 src[16] = {}, dst[16] = {};
 	if (what & VS_SVC_IPV6) {
@@ -255,7 +266,7 @@ __noinline int vs_service(struct __sk_buff *skb, __u32 slot, __u32 what, __u32 l
 	if ((what >> 8) == IPPROTO_TCP) {
 		if (bpf_skb_load_bytes(skb, l4off, l4, 14))
 			return 0;
-		tcp_segment(skb, c, &k, src, dst, l4, l4off, egress);
+		tcp_segment(c, &k, src, dst, l4, egress);
 	} else {
 		if (bpf_skb_load_bytes(skb, l4off, l4, 12))
 			return 0;

@@ -8,8 +8,12 @@
 // that, everything else stays.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <net/if.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <array>
 #include <bit>
@@ -24,6 +28,7 @@
 #include "attach/net_programs.h"
 #include "drain/net_drain.h"
 #include "frame_builder.h"
+#include "test_env.h"
 #include "vmscope.h"
 
 namespace vmscope::test {
@@ -305,7 +310,7 @@ TEST_P(Service, DnsResponsesByRcode) {
   const Stack s = GetParam();
   struct Case {
     uint16_t rcode;
-    uint64_t vs_service_counters::*field;
+    __u64 vs_service_counters::*field;
   };
   const Case cases[] = {
       {0, &vs_service_counters::dns_noerror},  {3, &vs_service_counters::dns_nxdomain},
@@ -414,6 +419,42 @@ TEST_F(ServiceSlot, NotOnBridgeSlots) {
   from_vm(dns(Stack::kIpv4, false, 35001, 9, kResponse));
   ASSERT_EQ(bpf_map_update_elem(programs_->service_slots_fd(), &slot_, &on, BPF_ANY), 0);
   expect_delta(vs_service_counters{});
+}
+
+// Which slots count service health is decided by assign_slot: every device but a bridge
+// (the devices vmscope counts are VM taps and their bridges).
+TEST(ServiceSlots, BridgesCountNoService) {
+  Netns ns;
+  ns.must("ip link add vsbr0 type bridge");
+  ns.must("ip tuntap add dev vstap0 mode tap");
+  ns.must("ip link set vstap0 master vsbr0");
+  uint32_t bridge_flag = 7, tap_flag = 7;
+  std::string error;
+  std::thread t([&] {  // in the namespace: assign_slot asks the device there
+    int nsfd = open(("/run/netns/" + ns.name()).c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) {
+      error = "setns: " + std::string(strerror(errno));
+      return;
+    }
+    close(nsfd);
+    auto p = NetPrograms::load();
+    if (!p) {
+      error = p.error().message;
+      return;
+    }
+    auto br = p->assign_slot(static_cast<int>(if_nametoindex("vsbr0")));
+    auto tap = p->assign_slot(static_cast<int>(if_nametoindex("vstap0")));
+    if (!br || !tap) {
+      error = !br ? br.error().message : tap.error().message;
+      return;
+    }
+    bpf_map_lookup_elem(p->service_slots_fd(), &*br, &bridge_flag);
+    bpf_map_lookup_elem(p->service_slots_fd(), &*tap, &tap_flag);
+  });
+  t.join();
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(bridge_flag, 0u);
+  EXPECT_EQ(tap_flag, 1u);
 }
 
 }  // namespace

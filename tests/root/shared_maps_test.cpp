@@ -105,7 +105,11 @@ TEST(SharedMapsLayout, TopRefusesPinsWhoseStructsDiffer) {
   auto slot = array_map(4);
   auto far = UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, "vs_test", 4, 4, 4, nullptr));
   auto events = array_map(sizeof(SharedVmEvent));
-  ASSERT_TRUE(net_stats.valid() && slot.valid() && far.valid() && events.valid());
+  auto service = UniqueFd(bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "vs_test", 4,
+                                         sizeof(vs_service_counters), 4, nullptr));
+  ASSERT_TRUE(net_stats.valid() && slot.valid() && far.valid() && events.valid() &&
+              service.valid());
+  ASSERT_EQ(bpf_obj_pin(service.get(), (t.paths.pin_dir + "/service_stats").c_str()), 0);
   ASSERT_EQ(bpf_obj_pin(net_stats.get(), (t.paths.pin_dir + "/net_stats").c_str()), 0);
   ASSERT_EQ(bpf_obj_pin(slot.get(), (t.paths.pin_dir + "/if_slot").c_str()), 0);
   ASSERT_EQ(bpf_obj_pin(far.get(), (t.paths.pin_dir + "/if_slot_far").c_str()), 0);
