@@ -29,6 +29,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "test_env.h"
 #include "vm_fixture.h"
 
@@ -45,17 +46,6 @@ const std::string kHost6 = "fd00:99:2::1", kGuest6 = "fd00:99:2::2";
 constexpr int kClosedGuestPort = 81;
 constexpr int kHostListenPort = 9000, kClosedHostPort = 9001;
 const std::string kDnsName = "vm.vmscope.test";  // the guest /init's configured name
-
-// An owned fd.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f = -1) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 sockaddr_storage addr_of(const std::string& ip, int port, socklen_t* len) {
   sockaddr_storage ss{};
@@ -85,22 +75,22 @@ struct Connect {
   int err = 0;
   int64_t us = 0;
 };
-Connect tcp_connect(const Netns& ns, const std::string& ip, int port, Fd& sock) {
+Connect tcp_connect(const Netns& ns, const std::string& ip, int port, UniqueFd& sock) {
   socklen_t len;
   const sockaddr_storage sa = addr_of(ip, port, &len);
-  sock.fd = ns.socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK);
-  if (sock.fd < 0) return {errno, 0};
+  sock.reset(ns.socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK));
+  if (!sock.valid()) return {errno, 0};
   const auto t0 = Clock::now();
   Connect c;
-  if (connect(sock.fd, reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
+  if (connect(sock.get(), reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
     c.err = errno;
     if (c.err == EINPROGRESS) {
-      pollfd p{sock.fd, POLLOUT, 0};
+      pollfd p{sock.get(), POLLOUT, 0};
       if (poll(&p, 1, 5000) != 1) {
         c.err = ETIMEDOUT;
       } else {
         socklen_t el = sizeof c.err;
-        getsockopt(sock.fd, SOL_SOCKET, SO_ERROR, &c.err, &el);
+        getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &c.err, &el);
       }
     }
   }
@@ -115,7 +105,7 @@ struct Http {
   int64_t connect_us = 0;
 };
 Http http_get(const Netns& ns, const std::string& ip, const std::string& path) {
-  Fd s;
+  UniqueFd s;
   const Connect c = tcp_connect(ns, ip, 80, s);
   Http h;
   h.connect_us = c.us;
@@ -128,14 +118,14 @@ Http http_get(const Netns& ns, const std::string& ip, const std::string& path) {
     return h;
   }
   const std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + ip + "\r\n\r\n";
-  if (send(s.fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
+  if (send(s.get(), req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
     return h;
   std::string resp;
   char buf[4096];
   for (;;) {
-    pollfd p{s.fd, POLLIN, 0};
+    pollfd p{s.get(), POLLIN, 0};
     if (poll(&p, 1, 10000) != 1) break;  // the CGI waits at most 3 s for nc
-    const ssize_t n = recv(s.fd, buf, sizeof buf, 0);
+    const ssize_t n = recv(s.get(), buf, sizeof buf, 0);
     if (n <= 0) break;
     resp.append(buf, static_cast<size_t>(n));
   }
@@ -168,17 +158,17 @@ Dns dns_query(const Netns& ns, const std::string& server, const std::string& nam
   q += std::string("\x00\x00\x01\x00\x01", 5);  // root, type A, class IN
   socklen_t len;
   const sockaddr_storage sa = addr_of(server, 53, &len);
-  Fd s(ns.socket(sa.ss_family, SOCK_DGRAM));
+  UniqueFd s(ns.socket(sa.ss_family, SOCK_DGRAM));
   Dns d;
-  if (s.fd < 0) return d;
+  if (!s.valid()) return d;
   const auto t0 = Clock::now();
-  if (sendto(s.fd, q.data(), q.size(), 0, reinterpret_cast<const sockaddr*>(&sa), len) < 0)
+  if (sendto(s.get(), q.data(), q.size(), 0, reinterpret_cast<const sockaddr*>(&sa), len) < 0)
     return d;
   unsigned char buf[1500];
   for (;;) {
-    pollfd p{s.fd, POLLIN, 0};
+    pollfd p{s.get(), POLLIN, 0};
     if (poll(&p, 1, 3000) != 1) return d;
-    const ssize_t n = recv(s.fd, buf, sizeof buf, 0);
+    const ssize_t n = recv(s.get(), buf, sizeof buf, 0);
     if (n >= 12 && buf[0] == (id >> 8) && buf[1] == (id & 0xff) && (buf[2] & 0x80)) {
       d.us = us_since(t0);
       d.rcode = buf[3] & 0x0f;
@@ -193,21 +183,22 @@ Dns dns_query(const Netns& ns, const std::string& server, const std::string& nam
 class Listener {
  public:
   Listener(const Netns& ns, int port) : sock_(ns.socket(AF_INET6, SOCK_STREAM)) {
-    if (sock_.fd < 0) throw std::runtime_error("listener socket");
+    if (!sock_.valid()) throw std::runtime_error("listener socket");
     const int on = 1, off = 0;
-    setsockopt(sock_.fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    setsockopt(sock_.fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    setsockopt(sock_.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    setsockopt(sock_.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
     sockaddr_in6 a{};
     a.sin6_family = AF_INET6;
     a.sin6_port = htons(static_cast<uint16_t>(port));
     a.sin6_addr = in6addr_any;
-    if (bind(sock_.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(sock_.fd, 16))
+    if (bind(sock_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        listen(sock_.get(), 16))
       throw std::runtime_error(std::string("listener bind/listen: ") + std::strerror(errno));
     thread_ = std::thread([this] {
       while (!stop_) {
-        pollfd p{sock_.fd, POLLIN, 0};
+        pollfd p{sock_.get(), POLLIN, 0};
         if (poll(&p, 1, 100) == 1) {
-          const int c = accept4(sock_.fd, nullptr, nullptr, SOCK_CLOEXEC);
+          const int c = accept4(sock_.get(), nullptr, nullptr, SOCK_CLOEXEC);
           if (c >= 0) {
             close(c);
             ++accepted_;
@@ -223,7 +214,7 @@ class Listener {
   int accepted() const { return accepted_; }
 
  private:
-  Fd sock_;
+  UniqueFd sock_;
   std::atomic<bool> stop_{false};
   std::atomic<int> accepted_{0};
   std::thread thread_;
@@ -283,7 +274,7 @@ Seen exercise(const ServiceVm& s) {
   // Refused: nothing listens on the guest's port 81.
   for (const auto& [ip, n] : {std::pair{kGuest4, 3}, std::pair{kGuest6, 2}}) {
     for (int i = 0; i < n; ++i) {
-      Fd sock;
+      UniqueFd sock;
       const Connect c = tcp_connect(ns, ip, kClosedGuestPort, sock);
       EXPECT_EQ(c.err, ECONNREFUSED) << where(ip, "port 81") << ": " << std::strerror(c.err);
       if (c.err == ECONNREFUSED) ++seen.refused;
