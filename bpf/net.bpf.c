@@ -79,12 +79,16 @@ static __always_inline void *header(struct __sk_buff *skb, __u32 off, void *buf,
  * (to port 53 towards the VM, from port 53 out of it) call the out-of-line vs_service(),
  * which checks that the slot is a VM tap. Every other frame pays these compares only
  * (a TCP segment from the VM whose payload is paged: one 10-byte copy). p: the linear
- * data, or null where the caller copies headers (classify_slow). */
+ * data, or null where the caller copies headers (classify_slow). frag: nonzero for an
+ * IPv4 fragment other than the first, which carries no L4 header (the fast path tests
+ * it only here, once the frame looks interesting: data frames skip that test). */
 static __always_inline void service_tcp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
 					__u32 l3, __u32 l4, __u8 flags, __u8 doff, __u8 *p,
-					void *end, __u32 len)
+					void *end, __u32 len, __u32 frag)
 {
 	if (flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) {
+		if (frag)
+			return;
 		vs_service(skb, slot,
 			   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
 				   IPPROTO_TCP << 8,
@@ -104,15 +108,15 @@ static __always_inline void service_tcp(struct __sk_buff *skb, __u32 slot, __u32
 		h = buf;
 	else
 		return;
-	if (is_http_status(h))
+	if (is_http_status(h) && !frag)
 		vs_service(skb, slot, VS_SVC_HTTP | (__u32)h[9] << 16, l3, l4);
 }
 
 static __always_inline void service_udp(struct __sk_buff *skb, __u32 slot, __u32 dir, __u32 v6,
-					__u32 l3, __u32 l4, __u8 port_hi, __u8 port_lo)
+					__u32 l3, __u32 l4, __u8 port_hi, __u8 port_lo, __u32 frag)
 {
 	/* port: the destination port towards the VM, the source port from it */
-	if (port_hi != 0 || port_lo != 53)
+	if (port_hi != 0 || port_lo != 53 || frag)
 		return;
 	vs_service(skb, slot,
 		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
@@ -238,13 +242,13 @@ static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_c
 		syn = tcp && (tcp[1] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 		if (tcp)
 			service_tcp(skb, slot, dir, proto == ETH_P_IPV6, off, l4off, tcp[1], tcp[0],
-				    0, 0, len);
+				    0, 0, len, 0);
 	} else if (l4proto == IPPROTO_UDP) {
 		__u8 *udp = header(skb, l4off, buf, 4);
 		if (udp)
 			service_udp(skb, slot, dir, proto == ETH_P_IPV6, off, l4off,
 				    udp[dir == VS_DIR_EGRESS ? 2 : 0],
-				    udp[dir == VS_DIR_EGRESS ? 3 : 1]);
+				    udp[dir == VS_DIR_EGRESS ? 3 : 1], 0);
 	}
 	count_l4(c, l4proto, len, syn);
 	return;
@@ -300,13 +304,14 @@ static __always_inline int classify_medium(struct __sk_buff *skb, __u8 *p, void 
 			return 0;
 		syn = (tcp[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 		service_tcp(skb, slot, dir, proto == ETH_P_IPV6, l3, l4off, tcp[13], tcp[12], p,
-			    end, len);
+			    end, len, 0);
 	} else if (l4proto == IPPROTO_UDP) {
 		__u8 *udp = p + l4off;
 		if ((void *)(udp + 4) > end)
 			return 0;
 		service_udp(skb, slot, dir, proto == ETH_P_IPV6, l3, l4off,
-			    udp[dir == VS_DIR_EGRESS ? 2 : 0], udp[dir == VS_DIR_EGRESS ? 3 : 1]);
+			    udp[dir == VS_DIR_EGRESS ? 2 : 0], udp[dir == VS_DIR_EGRESS ? 3 : 1],
+			    0);
 	}
 	if (p[0] & 1)
 		count_l2_group(c, p);
@@ -347,18 +352,16 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 	case IPPROTO_TCP:
 		c->l4_bytes[VS_L4_TCP] += len;
 		/* flags at 14 + 20 + 13; only the first fragment carries the TCP header */
-		if (((p[20] & 0x1f) | p[21]) == 0) {
-			if ((p[47] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
-				c->tcp_syns++;
-			service_tcp(skb, slot, dir, 0, ETH_HLEN, 34, p[47], p[46], p, end, len);
-		}
+		if ((p[47] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
+		    ((p[20] & 0x1f) | p[21]) == 0)
+			c->tcp_syns++;
+		service_tcp(skb, slot, dir, 0, ETH_HLEN, 34, p[47], p[46], p, end, len,
+			    (p[20] & 0x1f) | p[21]);
 		return;
 	case IPPROTO_UDP:
 		c->l4_bytes[VS_L4_UDP] += len;
-		if (((p[20] & 0x1f) | p[21]) == 0)
-			service_udp(skb, slot, dir, 0, ETH_HLEN, 34,
-				    p[dir == VS_DIR_EGRESS ? 36 : 34],
-				    p[dir == VS_DIR_EGRESS ? 37 : 35]);
+		service_udp(skb, slot, dir, 0, ETH_HLEN, 34, p[dir == VS_DIR_EGRESS ? 36 : 34],
+			    p[dir == VS_DIR_EGRESS ? 37 : 35], (p[20] & 0x1f) | p[21]);
 		return;
 	case IPPROTO_ICMP:
 		c->l4_bytes[VS_L4_ICMP] += len;
