@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,12 +48,13 @@ std::string capture(const std::string& cmd) {
   return out;
 }
 
-Netns::Netns() {
+Netns::Netns(Ipv6 ipv6) {
   static std::atomic<int> seq{0};
   name_ = "vst-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
   vmscope::test::must("ip netns add " + name_);
   must("ip link set lo up");
-  must("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
+  if (ipv6 == Ipv6::off)
+    must("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
 }
 
 Netns::~Netns() {
@@ -73,6 +75,25 @@ std::string Netns::capture(const std::string& cmd) const {
 }
 uint64_t Netns::stat(const std::string& dev, const std::string& counter) const {
   return std::stoull(capture("cat /sys/class/net/" + dev + "/statistics/" + counter));
+}
+
+int Netns::socket(int domain, int type, int protocol) const {
+  // setns() switches only this thread, and only for the call: a socket keeps the
+  // namespace it was created in.
+  const int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  const int target = open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = -1, err = 0;
+  if (own >= 0 && target >= 0 && setns(target, CLONE_NEWNET) == 0) {
+    fd = ::socket(domain, type | SOCK_CLOEXEC, protocol);
+    err = errno;
+    if (setns(own, CLONE_NEWNET) != 0) throw std::runtime_error("setns back: " + name_);
+  } else {
+    err = errno;
+  }
+  if (own >= 0) close(own);
+  if (target >= 0) close(target);
+  errno = err;
+  return fd;
 }
 
 Child::Child(const std::string& path, const std::vector<std::string>& args, SpawnOptions opts) {

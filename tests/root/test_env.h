@@ -37,7 +37,9 @@ std::string capture(const std::string& cmd);
 
 class Netns {
  public:
-  Netns();  // unique name, lo up, IPv6 off (no stray router/neighbour traffic)
+  enum class Ipv6 { off, on };
+  // Unique name, lo up; IPv6 off unless asked for (no stray router/neighbour traffic).
+  explicit Netns(Ipv6 ipv6 = Ipv6::off);
   ~Netns();
   Netns(const Netns&) = delete;
   Netns& operator=(const Netns&) = delete;
@@ -46,6 +48,8 @@ class Netns {
   void must(const std::string& cmd) const;         // command run inside the netns
   std::string capture(const std::string& cmd) const;
   uint64_t stat(const std::string& dev, const std::string& counter) const;  // sysfs statistics
+  // socket(2) created inside the namespace (it stays there); -1 with errno on failure.
+  int socket(int domain, int type, int protocol = 0) const;
 
  private:
   std::string name_;

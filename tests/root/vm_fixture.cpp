@@ -41,6 +41,11 @@ std::string trimmed(std::string s) {
   return s;
 }
 
+// Packed into the guest (tests/helpers/dns_responder.cpp, built static with the tests).
+std::string dns_responder() {
+  return helper_bin("dns_responder");
+}
+
 bool image_fresh(const fs::path& initrd) {
   std::error_code ec;
   if (!fs::exists(initrd, ec) || !fs::exists(initrd.string() + ".kernel", ec)) return false;
@@ -48,6 +53,7 @@ bool image_fresh(const fs::path& initrd) {
   if (kernel.empty() || !fs::exists(kernel, ec)) return false;
   const auto built = fs::last_write_time(initrd, ec);
   if (ec) return false;
+  if (fs::last_write_time(dns_responder(), ec) >= built || ec) return false;
   for (const auto& e : fs::directory_iterator(fs::path(source_dir()) / "tests/vm", ec))
     if (e.path().extension() == ".sh" && fs::last_write_time(e.path(), ec) >= built) return false;
   for (const auto& e : fs::directory_iterator("/boot", ec))
@@ -67,8 +73,8 @@ const VmImage& vm_image() {
       fs::create_directories(dir);
       const std::string log = (dir / "build.log").string();
       const auto t0 = std::chrono::steady_clock::now();
-      if (sh(source_dir() + "/tests/vm/build-initramfs.sh " + shq(initrd.string()) + " >" +
-             shq(log) + " 2>&1") != 0)
+      if (sh(source_dir() + "/tests/vm/build-initramfs.sh " + shq(initrd.string()) + " " +
+             shq(dns_responder()) + " >" + shq(log) + " 2>&1") != 0)
         throw std::runtime_error("build-initramfs.sh failed:\n" + read_text(log));
       std::printf("[ vm ] built %s in %.1f s\n", initrd.c_str(),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -91,14 +97,15 @@ TempDir::~TempDir() {
 }
 
 Vm::Vm(const Netns& ns, const std::string& dir, const std::string& tap, const std::string& name,
-       const std::string& cidr)
+       const std::string& cidr, const std::string& cidr6)
     : log_(dir + "/vm.log"), pidfile_(dir + "/vm.pid") {
   const VmImage& img = vm_image();
   const std::string out = dir + "/run-vm.out";
-  const int rc = sh(source_dir() + "/tests/vm/run-vm.sh --netns " + ns.name() + " --tap " + tap +
-                    " --name " + name + " --ip " + cidr + " --initrd " + shq(img.initrd) +
-                    " --kernel " + shq(img.kernel) + " --log " + shq(log_) + " --pidfile " +
-                    shq(pidfile_) + " --timeout 30 >" + shq(out) + " 2>&1");
+  const int rc =
+      sh(source_dir() + "/tests/vm/run-vm.sh --netns " + ns.name() + " --tap " + tap + " --name " +
+         name + " --ip " + cidr + (cidr6.empty() ? "" : " --ip6 " + cidr6) + " --initrd " +
+         shq(img.initrd) + " --kernel " + shq(img.kernel) + " --log " + shq(log_) + " --pidfile " +
+         shq(pidfile_) + " --timeout 30 >" + shq(out) + " 2>&1");
   if (rc != 0) throw std::runtime_error("run-vm.sh failed:\n" + read_text(out));
   std::printf("%s", read_text(out).c_str());
   pid_ = std::stoi(read_text(pidfile_));

@@ -29,11 +29,12 @@ struct TempDir {
 };
 
 // qemu (TCG) in `ns`, on the existing `tap`, named `name` (-name guest=NAME), guest
-// address `cidr`; ready (serving HTTP) when constructed, stopped on destruction.
+// address `cidr` (and `cidr6` if not empty); ready (serving HTTP, and DNS on UDP port
+// 53) when constructed, stopped on destruction.
 class Vm {
  public:
   Vm(const Netns& ns, const std::string& dir, const std::string& tap, const std::string& name,
-     const std::string& cidr);
+     const std::string& cidr, const std::string& cidr6 = "");
   ~Vm();
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;

@@ -1,12 +1,15 @@
 #!/bin/bash
 # Build a tiny busybox initramfs for the vmscope test VM.
 #
-#   tests/vm/build-initramfs.sh OUT.cpio.gz
+#   tests/vm/build-initramfs.sh OUT.cpio.gz [DNS_RESPONDER]
 #
 # Uses only files of installed Debian packages (no network):
 #   - busybox-static (/bin/busybox)
 #   - the virtio net modules of the newest /boot/vmlinuz-<ver> that has a
 #     /lib/modules/<ver> directory (linux-image-amd64).
+#   - optionally DNS_RESPONDER (or $VMSCOPE_DNS_RESPONDER): the static
+#     tests/helpers/dns_responder the tests build, packed stripped as
+#     /bin/dns_responder.
 # Writes OUT.cpio.gz and OUT.cpio.gz.kernel (the path of the paired kernel), and
 # prints that kernel path as the last line on stdout.
 #
@@ -17,9 +20,12 @@
 # ~6.5 s. VMSCOPE_VMLINUX=0 disables this (pairs with /boot/vmlinuz-<ver>).
 #
 # The guest /init configures eth0 from `vmscope.ip=A.B.C.D/N` on the kernel
-# command line (optional `vmscope.gw=A.B.C.D`), serves /www (blob = 1048576
-# bytes, deterministic) with `busybox httpd -p 80`, prints VMSCOPE-VM-READY on
-# the console and then stays alive forever.
+# command line (optional `vmscope.gw=A.B.C.D`, and `vmscope.ip6=ADDR/N` for a
+# static IPv6 address without DAD), serves /www (blob = 1048576 bytes,
+# deterministic; /cgi-bin/connect?ADDR,PORT makes the guest connect out) with
+# `busybox httpd -p 80`, answers DNS on UDP port 53 when the initramfs has
+# /bin/dns_responder (vm.vmscope.test = the guest's own addresses), prints
+# VMSCOPE-VM-READY on the console and then stays alive forever.
 #
 # Environment overrides: VMSCOPE_KERNEL_VERSION=<ver>, BUSYBOX=/path/to/busybox,
 # VMSCOPE_BOOT_DIR (default /boot), VMSCOPE_MODULES_ROOT (default /lib/modules).
@@ -27,8 +33,15 @@ set -euo pipefail
 
 die() { echo "build-initramfs: $*" >&2; exit 1; }
 
-[ $# -eq 1 ] || die "usage: $0 OUT.cpio.gz"
+[ $# -eq 1 ] || [ $# -eq 2 ] || die "usage: $0 OUT.cpio.gz [DNS_RESPONDER]"
 out=$1
+dns=${2:-${VMSCOPE_DNS_RESPONDER:-}}
+if [ -n "$dns" ]; then
+    [ -x "$dns" ] || die "DNS responder $dns is not an executable"
+    if command -v file >/dev/null 2>&1 && ! file -L "$dns" | grep -q 'statically linked'; then
+        die "$dns is not statically linked (the guest has no shared libraries)"
+    fi
+fi
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 mkdir -p "$(dirname "$out")"
 
@@ -71,6 +84,13 @@ for a in sh ash mount umount insmod ip ifconfig route httpd cat echo sleep mkdir
          uname ping nc wget free top date stat md5sum sha256sum dd true false; do
     ln -s busybox "$stage/bin/$a"
 done
+
+if [ -n "$dns" ]; then
+    # Stripped: a third of the size, and the same bytes for the same build.
+    strip --strip-all -o "$stage/bin/dns_responder" "$dns" 2>/dev/null \
+        || cp "$dns" "$stage/bin/dns_responder"
+    chmod 0755 "$stage/bin/dns_responder"
+fi
 
 # Device nodes for the very first console output (before devtmpfs is mounted).
 if [ "$(id -u)" = 0 ]; then
@@ -124,11 +144,12 @@ for m in $(cat /etc/modules-order); do
     insmod "/lib/modules/$m.ko" || say "insmod $m failed"
 done
 
-ip=""; gw=""
+ip=""; gw=""; ip6=""
 for w in $(cat /proc/cmdline); do
     case "$w" in
         vmscope.ip=*) ip=${w#vmscope.ip=} ;;
         vmscope.gw=*) gw=${w#vmscope.gw=} ;;
+        vmscope.ip6=*) ip6=${w#vmscope.ip6=} ;;
     esac
 done
 
@@ -141,9 +162,14 @@ if [ -e /sys/class/net/eth0 ]; then
     else
         say "no vmscope.ip= on the kernel command line"
     fi
+    if [ -n "$ip6" ]; then
+        # No DAD: the address is usable at once (tests talk to it right after READY).
+        echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
+        ip -6 addr add "$ip6" dev eth0 || say "ip -6 addr add $ip6 failed"
+    fi
     ip link set eth0 up
     [ -n "$gw" ] && { ip route add default via "$gw" || say "default route via $gw failed"; }
-    say "eth0 $(cat /sys/class/net/eth0/address) ip ${ip:-none}"
+    say "eth0 $(cat /sys/class/net/eth0/address) ip ${ip:-none} ip6 ${ip6:-none}"
 else
     say "no eth0 (virtio_net missing?)"
 fi
@@ -154,7 +180,29 @@ yes 'vmscope-test-blob 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU
     | head -c 1048576 > /www/blob
 echo "<html><body>vmscope test vm ${ip%/*}</body></html>" > /www/index.html
 say "blob $(wc -c < /www/blob) bytes"
+# The guest as a TCP client, on request: GET /cgi-bin/connect?ADDR,PORT connects to
+# ADDR:PORT (IPv4 or IPv6) with nc and answers "connect ok" or "connect failed".
+mkdir -p /www/cgi-bin
+cat > /www/cgi-bin/connect <<'CGI'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+case "$QUERY_STRING" in
+    *,*) ;;
+    *) echo "usage: connect?ADDR,PORT"; exit 0 ;;
+esac
+case "$QUERY_STRING" in *[!0-9a-fA-F.:,]*) echo "bad address"; exit 0 ;; esac
+if nc -w 3 "${QUERY_STRING%,*}" "${QUERY_STRING##*,}" </dev/null >/dev/null 2>&1; then
+    echo "connect ok"
+else
+    echo "connect failed"
+fi
+CGI
+chmod 0755 /www/cgi-bin/connect
 httpd -p 80 -h /www || say "httpd failed"
+if [ -x /bin/dns_responder ]; then
+    # Forks once UDP port 53 is bound: DNS is served when READY is printed.
+    dns_responder vm.vmscope.test "${ip%/*}" ${ip6:+"${ip6%/*}"} || say "dns_responder failed"
+fi
 
 echo VMSCOPE-VM-READY
 

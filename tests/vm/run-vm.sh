@@ -4,20 +4,21 @@
 #
 #   tests/vm/run-vm.sh --netns NS --tap TAP --name NAME --ip A.B.C.D/N \
 #       --initrd FILE --kernel FILE --log FILE --pidfile FILE [--timeout SEC] \
-#       [--gw A.B.C.D] [--mac XX:XX:XX:XX:XX:XX] [--mem MB]
+#       [--gw A.B.C.D] [--ip6 ADDR/N] [--mac XX:XX:XX:XX:XX:XX] [--mem MB]
 #
 # The TAP must already exist in NS (e.g. `ip tuntap add TAP mode tap`, enslaved
 # to a bridge and up). The serial console (and qemu's own stderr) go to --log,
 # which is truncated first. qemu writes its pid to --pidfile.
+# --ip6 gives the guest a static IPv6 address (kernel argument vmscope.ip6=).
 # --netns "" runs qemu in the current namespace.
 # Exit 0 when ready; 1 (with the log tail on stderr) on failure/timeout, in
 # which case qemu is killed.
 set -euo pipefail
 
 die() { echo "run-vm: $*" >&2; exit 1; }
-usage() { sed -n '2,15p' "$0" >&2; exit 2; }
+usage() { sed -n '2,16p' "$0" >&2; exit 2; }
 
-netns=__unset__ tap="" name="" ip="" initrd="" kernel="" log="" pidfile="" timeout=90 gw="" mac="" mem=192
+netns=__unset__ tap="" name="" ip="" initrd="" kernel="" log="" pidfile="" timeout=90 gw="" ip6="" mac="" mem=192
 while [ $# -gt 0 ]; do
     case "$1" in
         --netns) netns=$2; shift 2 ;;
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
         --pidfile) pidfile=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
         --gw) gw=$2; shift 2 ;;
+        --ip6) ip6=$2; shift 2 ;;
         --mac) mac=$2; shift 2 ;;
         --mem) mem=$2; shift 2 ;;
         -h|--help) usage ;;
@@ -41,6 +43,7 @@ for v in tap name ip initrd kernel log pidfile; do
     [ -n "${!v}" ] || die "--$v is required"
 done
 [[ "$ip" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$ ]] || die "--ip must be A.B.C.D/N"
+[ -z "$ip6" ] || [[ "$ip6" =~ ^[0-9a-fA-F:]+/[0-9]+$ ]] || die "--ip6 must be ADDR/N"
 [[ "$timeout" =~ ^[0-9]+$ ]] || die "--timeout must be whole seconds"
 [ -r "$initrd" ] || die "initrd $initrd not readable"
 [ -r "$kernel" ] || die "kernel $kernel not readable"
@@ -75,6 +78,7 @@ fi
 
 append="console=ttyS0 vmscope.ip=$ip quiet panic=-1"
 [ -n "$gw" ] && append="$append vmscope.gw=$gw"
+[ -n "$ip6" ] && append="$append vmscope.ip6=$ip6"
 
 : > "$log"
 # -serial to the log file in append mode, so qemu's own stderr (also appended)
