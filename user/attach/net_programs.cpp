@@ -130,7 +130,7 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
   uint32_t vm_tap = is_bridge(ifindex) ? 0 : 1;
   if (bpf_map_update_elem(service_stats_fd(), &slot, service_zeros_.data(), BPF_ANY) ||
       bpf_map_update_elem(service_slots_fd(), &slot, &vm_tap, BPF_ANY)) {
-    free_slots_.push_back(slot);
+    free_slots_.insert(slot);
     return Error::from_errno(fmt::format("zero service_stats slot {}", slot), errno);
   }
   if (auto st = write_if_slot(ifindex, slot + 1); !st) {
