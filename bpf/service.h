@@ -44,30 +44,48 @@ struct {
 #define TCP_FLAG_RST 0x04
 #define DNS_PORT_BE 0x3500 /* 53 in network order, as read into a __u16 */
 
+/* Whether the TCP handshake of key k was answered within the sweep age. */
+static __always_inline int pending_answered(struct vs_pending_key *k)
+{
+	k->role |= VS_ROLE_ANSWERED;
+	int answered = bpf_map_lookup_elem(&service_pending, k) != 0;
+	k->role &= ~VS_ROLE_ANSWERED;
+	return answered;
+}
+
 /* Starts waiting for an answer: 1 if this is the first SYN or query of key (a
- * retransmit finds its entry and keeps the first one's time). */
+ * retransmit finds its entry, open or answered, and keeps the first one's time). */
 static __always_inline int pending_open(struct vs_pending_key *k)
 {
 	/* Look first: an LRU update takes a free node before it finds that the key exists
 	 * (a retransmit then costs ~10x this lookup). */
 	if (bpf_map_lookup_elem(&service_pending, k))
 		return 0;
+	if (k->role != VS_ROLE_DNS && pending_answered(k))
+		return 0;
 	struct vs_pending v = { .first_ns = bpf_ktime_get_ns() };
 	return bpf_map_update_elem(&service_pending, k, &v, BPF_NOEXIST) == 0;
 }
 
 /* Ends the wait: microseconds since the first SYN or query, or -1 if nothing waited
- * (or another CPU closed it first: only the one whose delete succeeds counts it). */
-static __always_inline __s64 pending_close(struct vs_pending_key *k)
+ * (or another CPU, or the sweep, closed it first: only the one whose delete succeeds
+ * counts it). `keep`: a TCP handshake leaves its answered entry (VS_ROLE_ANSWERED); a
+ * DNS query does not (a repeated query is a new one to answer). */
+static __always_inline __s64 pending_close(struct vs_pending_key *k, int keep)
 {
 	struct vs_pending *v = bpf_map_lookup_elem(&service_pending, k);
 	if (!v)
 		return -1;
-	__u64 first = v->first_ns;
+	struct vs_pending first = *v;
 	if (bpf_map_delete_elem(&service_pending, k))
 		return -1;
+	if (keep) {
+		k->role |= VS_ROLE_ANSWERED;
+		bpf_map_update_elem(&service_pending, k, &first, BPF_ANY);
+		k->role &= ~VS_ROLE_ANSWERED;
+	}
 	__u64 now = bpf_ktime_get_ns();
-	return now > first ? (__s64)((now - first) / 1000) : 0;
+	return now > first.first_ns ? (__s64)((now - first.first_ns) / 1000) : 0;
 }
 
 static __always_inline void count_handshake(struct vs_service_counters *c, __u64 us)
@@ -135,7 +153,7 @@ static __always_inline void tcp_segment(struct vs_service_counters *c, struct vs
 			c->tcp_rst_out++;
 		k->role = egress ? VS_ROLE_CLIENT : VS_ROLE_SERVER;
 		key_endpoints(k, src, dst, sport, dport, 0);
-		if (pending_close(k) >= 0) {
+		if (pending_close(k, 1) >= 0) {
 			if (egress)
 				c->tcp_connect_refused++;
 			else
@@ -157,7 +175,7 @@ static __always_inline void tcp_segment(struct vs_service_counters *c, struct vs
 			c->tcp_connect_out++;
 		return;
 	}
-	us = pending_close(k);
+	us = pending_close(k, 1);
 	if (us < 0)
 		return;
 	if (egress) {
@@ -223,7 +241,7 @@ static __always_inline void dns_datagram(struct vs_service_counters *c, struct v
 	__builtin_memcpy(k->client_addr, dst, 16);
 	k->client_port = dport;
 	k->server_port = *(__u16 *)&u[8];
-	__s64 us = pending_close(k);
+	__s64 us = pending_close(k, 0);
 	if (us >= 0) {
 		c->dns_latency_count++;
 		c->dns_latency_sum_us += us;

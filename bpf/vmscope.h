@@ -149,6 +149,11 @@ enum vs_pending_role {
 	VS_ROLE_SERVER = 1, /* a SYN to the VM, waiting for its SYN-ACK or RST */
 	VS_ROLE_CLIENT = 2, /* a SYN from the VM, waiting for the peer's SYN-ACK or RST */
 	VS_ROLE_DNS = 3, /* a DNS query to the VM, waiting for its response */
+	/* Or'ed into a TCP role: the handshake was answered. Kept, under a key of its own,
+	 * until the sweep age, so that a SYN retransmitted after the answer (the SYN-ACK was
+	 * lost beyond the tap) is still the same attempt; its own key, so that the datapath's
+	 * close and the sweep's expiry of the open entry still decide by whose delete wins. */
+	VS_ROLE_ANSWERED = 0x80,
 };
 
 /* Key of service_pending. Addresses are IPv4 (first 4 bytes, rest zero) or IPv6, ports

@@ -165,6 +165,7 @@ TEST(ConfigCommands, VersionAndCheck) {
   auto c = parse({"check"});
   ASSERT_TRUE(c.cli) << c.message;
   EXPECT_EQ(c.cli->command, Command::kCheck);
+  EXPECT_EQ(c.cli->config.log_level, "warn");  // its lines are the output
   auto cl = parse({"check", "--log-level", "debug"});
   ASSERT_TRUE(cl.cli) << cl.message;
   EXPECT_EQ(cl.cli->config.log_level, "debug");

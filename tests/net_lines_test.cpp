@@ -76,6 +76,7 @@ TEST(NetLines, VmServiceLineHasIssueSchema) {
 #define VS_SET_(field) t.service.field = v++;
   VS_SERVICE_COUNTERS(VS_SET_)
 #undef VS_SET_
+  t.kernel_known = true;
   s.taps.push_back(t);
   std::string out;
   EXPECT_EQ(encode_net(s, out), 3u);
@@ -120,7 +121,7 @@ TEST(NetLines, TapWithoutBridgeOmitsTheTag) {
 }
 
 // A tap gone from the statistics dump (removed during the tick) gets no interface line:
-// zeros would read as a counter reset. Its BPF counters still give vm_net.
+// zeros would read as a counter reset. Its BPF counters still give vm_net and vm_service.
 TEST(NetLines, TapWithoutKernelCountersHasNoInterfaceLine) {
   NetSnapshot s;
   TapSample t;
@@ -128,8 +129,9 @@ TEST(NetLines, TapWithoutKernelCountersHasNoInterfaceLine) {
   t.vm = "web";
   s.taps.push_back(t);
   std::string out;
-  EXPECT_EQ(encode_net(s, out), 1u);
+  EXPECT_EQ(encode_net(s, out), 2u);
   EXPECT_EQ(out.rfind("vm_net,", 0), 0u) << out;
+  EXPECT_EQ(out.find("interface"), std::string::npos) << out;
 }
 
 TEST(NetLines, BridgeLine) {

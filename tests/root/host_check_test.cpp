@@ -17,9 +17,9 @@ struct Ran {
   std::string out;  // stdout and stderr
 };
 
-Ran run(const std::string& cmd) {
+Ran run(const std::string& cmd, bool with_stderr = true) {
   Ran r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  FILE* p = popen((cmd + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
   if (!p) return r;
   char buf[4096];
   size_t n;
@@ -36,7 +36,7 @@ std::string unprivileged(const std::string& args) {
 }
 
 TEST(HostCheckOnThisHost, RootPassesEveryRequiredCheck) {
-  const Ran r = run(vmscope_bin() + " check");
+  const Ran r = run(vmscope_bin() + " check", false);
   EXPECT_EQ(r.status, 0) << r.out;
   std::istringstream lines(r.out);
   std::string l;

@@ -196,7 +196,8 @@ class Service : public ::testing::TestWithParam<Stack> {
 };
 
 // The VM serves: SYN (retransmitted: counted once, the first one's time kept), SYN-ACK,
-// a retransmitted SYN-ACK (nothing left to match), then data.
+// the SYN again (its SYN-ACK was lost beyond the tap: the same attempt), a retransmitted
+// SYN-ACK (nothing left to match), then data.
 TEST_P(Service, ServerAccepts) {
   const Stack s = GetParam();
   const auto t0 = Clock::now();
@@ -207,6 +208,7 @@ TEST_P(Service, ServerAccepts) {
   from_vm(tcp(s, false, kSynAck, 80, 40001));
   const auto elapsed_us =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+  to_vm(tcp(s, true, kSyn, 80, 40001));
   from_vm(tcp(s, false, kSynAck, 80, 40001));
   to_vm(tcp(s, true, kAck, 80, 40001));
   from_vm(tcp(s, false, kPshAck, 80, 40001, "hello, not HTTP"));
@@ -268,6 +270,27 @@ TEST_P(Service, ServerRefuses) {
   expect_delta(want);
 }
 
+// An accepted connection the VM later resets: a RST, not a refusal.
+TEST_P(Service, AcceptedThenReset) {
+  const Stack s = GetParam();
+  to_vm(tcp(s, true, kSyn, 80, 40021));
+  from_vm(tcp(s, false, kSynAck, 80, 40021));
+  from_vm(tcp(s, false, kRstAck, 80, 40021));
+  const vs_service_counters got = minus(read(), before_);
+  vs_service_counters want{};
+  want.tcp_syn_in = 1;
+  want.tcp_accepted = 1;
+  want.tcp_rst_out = 1;
+  want.handshake_count = 1;
+  want.handshake_sum_us = got.handshake_sum_us;
+  want.handshake_le_100us = got.handshake_le_100us;
+  want.handshake_le_1ms = got.handshake_le_1ms;
+  want.handshake_le_10ms = got.handshake_le_10ms;
+  want.handshake_le_100ms = got.handshake_le_100ms;
+  want.handshake_le_1s = 1;
+  expect_delta(want);
+}
+
 // A SYN-ACK or RST that answers no SYN seen (other port, or never asked) counts nothing
 // but the RST.
 TEST_P(Service, UnmatchedAnswers) {
@@ -281,14 +304,15 @@ TEST_P(Service, UnmatchedAnswers) {
   expect_delta(want);
 }
 
-// The VM connects out: SYN (retransmitted: once), SYN-ACK from the peer; another SYN
-// refused by the peer's RST.
+// The VM connects out: SYN (retransmitted: once, also after the SYN-ACK), SYN-ACK from the
+// peer; another SYN refused by the peer's RST.
 TEST_P(Service, ClientConnects) {
   const Stack s = GetParam();
   const auto t0 = Clock::now();
   from_vm(tcp(s, false, kSyn, 50001, 443));
   from_vm(tcp(s, false, kSyn, 50001, 443));
   to_vm(tcp(s, true, kSynAck, 50001, 443));
+  from_vm(tcp(s, false, kSyn, 50001, 443));  // its SYN-ACK was lost in the VM: the same
   const auto elapsed_us =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
   from_vm(tcp(s, false, kSyn, 50002, 25));

@@ -324,11 +324,11 @@ Result<TopOptions> top_options(const Flags& f, const CLI::App& top, Config& c) {
   return t;
 }
 
-Status apply_common_flags(const Flags& f, bool top, bool net_slots_given, Config& c) {
+Status apply_common_flags(const Flags& f, bool quiet, bool net_slots_given, Config& c) {
   if (!f.log_level.empty())
     c.log_level = f.log_level;
-  else if (top)
-    c.log_level = "warn";  // top's own output is the screen; only trouble is worth a line
+  else if (quiet)
+    c.log_level = "warn";  // top and check: their output is the screen or their lines
   if (f.no_drop_path) c.drop_path = false;
   if (!f.attach.empty()) {
     auto mode = parse_attach_mode(f.attach);
@@ -358,7 +358,9 @@ Result<CommandLine> resolve(const Flags& f, const Subcommands& sub) {
     cli.top = *top;
   }
   bool net_slots_given = sub.run->count("--net-slots") + sub.top->count("--net-slots") > 0;
-  if (auto st = apply_common_flags(f, sub.top->parsed(), net_slots_given, *c); !st)
+  if (auto st =
+          apply_common_flags(f, sub.top->parsed() || sub.check->parsed(), net_slots_given, *c);
+      !st)
     return st.error();
   if (auto st = validate(*c); !st) return st.error();
   if (c->outputs.empty()) c->outputs.push_back("-");
