@@ -31,6 +31,7 @@
 #include "attach/net_programs.h"
 #include "drain/net_drain.h"
 #include "frame_builder.h"
+#include "loopback_run.h"
 #include "vmscope.h"
 
 namespace vmscope::test {
@@ -316,19 +317,10 @@ vs_net_counters minus(const vs_net_counters& a, const vs_net_counters& b) {
   return std::bit_cast<vs_net_counters>(d);
 }
 
-constexpr int kLoopback = 1;
-
 // The loaded programs with a slot for lo, shared by every row.
 class Classify : public ::testing::TestWithParam<std::tuple<Row, vs_dir>> {
  protected:
-  static void SetUpTestSuite() {
-    auto p = NetPrograms::load();
-    ASSERT_TRUE(p) << p.error().message;
-    programs_.emplace(std::move(*p));
-    auto s = programs_->assign_slot(kLoopback);
-    ASSERT_TRUE(s) << s.error().message;
-    slot_ = *s;
-  }
+  static void SetUpTestSuite() { load_with_loopback_slot(programs_, slot_); }
   static void TearDownTestSuite() { programs_.reset(); }
 
   void SetUp() override { ASSERT_TRUE(programs_) << "BPF programs did not load"; }
@@ -350,19 +342,9 @@ class Classify : public ::testing::TestWithParam<std::tuple<Row, vs_dir>> {
     return dir == VS_DIR_INGRESS ? programs_->ingress_prog_fd() : programs_->egress_prog_fd();
   }
 
-  struct RunResult {
-    int err = 0;  // errno of a refused test run
-    int32_t retval = 0;
-  };
   // One test run of the frame on lo.
-  static RunResult run(vs_dir dir, const Bytes& frame) {
-    __sk_buff ctx{};
-    ctx.ifindex = kLoopback;
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx,
-                .ctx_size_in = sizeof(ctx), .repeat = 1);
-    if (bpf_prog_test_run_opts(prog_fd(dir), &opts) != 0) return {errno, 0};
-    return {0, static_cast<int32_t>(opts.retval)};
+  static LoopbackRun run(vs_dir dir, const Bytes& frame) {
+    return run_on_loopback(prog_fd(dir), frame);
   }
 
   static inline std::optional<NetPrograms> programs_;
@@ -373,7 +355,7 @@ TEST_P(Classify, CountsWhatTheContractSays) {
   const auto& [row, dir] = GetParam();
   const vs_dir other = dir == VS_DIR_INGRESS ? VS_DIR_EGRESS : VS_DIR_INGRESS;
   const vs_dev_counters before = read_slot();
-  const RunResult r = run(dir, row.frame);
+  const LoopbackRun r = run(dir, row.frame);
   ASSERT_EQ(r.err, 0) << "bpf_prog_test_run_opts: " << strerror(r.err);
   EXPECT_EQ(r.retval, -1) << "must return TCX_NEXT / TC_ACT_UNSPEC";
   const vs_dev_counters after = read_slot();
@@ -411,7 +393,7 @@ class ClassifyRefusable : public Classify {};
 TEST_P(ClassifyRefusable, RefusedOrCountedAsTheContractSays) {
   const auto& [row, dir] = GetParam();
   const vs_dev_counters before = read_slot();
-  const RunResult r = run(dir, row.frame);
+  const LoopbackRun r = run(dir, row.frame);
   const vs_dev_counters after = read_slot();
   vs_net_counters want{};
   if (r.err == 0) {

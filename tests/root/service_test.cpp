@@ -28,6 +28,7 @@
 #include "attach/net_programs.h"
 #include "drain/net_drain.h"
 #include "frame_builder.h"
+#include "loopback_run.h"
 #include "test_env.h"
 #include "vmscope.h"
 
@@ -40,7 +41,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint8_t kSyn = 0x02, kSynAck = 0x12, kRst = 0x04, kRstAck = 0x14, kAck = 0x10,
                   kPshAck = 0x18;
-constexpr int kLoopback = 1;
 
 // The classification path a frame takes in net.bpf.c: the service hooks sit in each.
 enum class Stack {
@@ -134,12 +134,8 @@ vs_service_counters minus(const vs_service_counters& a, const vs_service_counter
 class Service : public ::testing::TestWithParam<Stack> {
  protected:
   static void SetUpTestSuite() {
-    auto p = NetPrograms::load();
-    ASSERT_TRUE(p) << p.error().message;
-    programs_.emplace(std::move(*p));
-    auto s = programs_->assign_slot(kLoopback);
-    ASSERT_TRUE(s) << s.error().message;
-    slot_ = *s;
+    load_with_loopback_slot(programs_, slot_);
+    if (!programs_) return;
     drain_.emplace(NetMapFds{programs_->net_stats_fd(), programs_->service_stats_fd(),
                              programs_->service_pending_fd()});
   }
@@ -169,14 +165,10 @@ class Service : public ::testing::TestWithParam<Stack> {
   }
 
   static void run(bool egress, const Bytes& frame) {
-    __sk_buff ctx{};
-    ctx.ifindex = kLoopback;
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx,
-                .ctx_size_in = sizeof(ctx), .repeat = 1);
-    int fd = egress ? programs_->egress_prog_fd() : programs_->ingress_prog_fd();
-    ASSERT_EQ(bpf_prog_test_run_opts(fd, &opts), 0) << strerror(errno);
-    EXPECT_EQ(static_cast<int32_t>(opts.retval), -1) << "must return TCX_NEXT / TC_ACT_UNSPEC";
+    const LoopbackRun r =
+        run_on_loopback(egress ? programs_->egress_prog_fd() : programs_->ingress_prog_fd(), frame);
+    ASSERT_EQ(r.err, 0) << strerror(r.err);
+    EXPECT_EQ(r.retval, -1) << "must return TCX_NEXT / TC_ACT_UNSPEC";
   }
   // Host -> VM (the tap's egress) and VM -> host (its ingress).
   static void to_vm(const Bytes& f) { run(true, f); }
