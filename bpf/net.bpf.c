@@ -373,6 +373,12 @@ static __always_inline int count(struct __sk_buff *skb, __u32 dir)
 {
 	__u32 ifindex = skb->ifindex;
 	__u32 *slot;
+#ifdef VS_TEST_VARIANT
+	/* Only in the build the upgrade test switches to (tests/CMakeLists.txt): a program that
+	 * differs from this one (another tag) and counts the same, as a new release would. */
+	if (skb->priority == 0x76737661)
+		return VS_CONTINUE;
+#endif
 	if (ifindex < VS_IFINDEX_DIRECT_MAX)
 		slot = bpf_map_lookup_elem(&if_slot, &ifindex);
 	else

@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "agent/host_check.h"
+#include "attach/cleanup.h"
 #include "config/config.h"
 #include "top/top.h"
 #include "version.h"
@@ -59,6 +60,14 @@ int main(int argc, char** argv) {
     const auto lines = vmscope::check_host();
     for (const auto& l : lines) std::printf("%s\n", vmscope::format_check_line(l).c_str());
     return vmscope::first_failure(lines) ? 1 : 0;
+  }
+
+  if (parsed.cli->command == vmscope::Command::kCleanup) {
+    if (auto st = vmscope::cleanup_kept_state(parsed.cli->cleanup_all_namespaces, stdout); !st) {
+      std::fprintf(stderr, "vmscope: %s\n", st.error().message.c_str());
+      return 1;
+    }
+    return 0;
   }
 
   if (parsed.cli->command == vmscope::Command::kList) {

@@ -1,7 +1,8 @@
 // Root tests: the agent on real taps and a real bridge in a network namespace. `interface`
 // must equal the kernel's own interface counters exactly, counted bytes (vm_net, bridge)
 // the traffic since attach, per-protocol
-// bytes must equal the traffic sent, and nothing of vmscope may remain attached after exit.
+// bytes must equal the traffic sent, and what the agent keeps after exit is only its own
+// (`vmscope cleanup` removes it; foreign filters stay).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -9,68 +10,11 @@
 
 #include <ctime>
 
+#include "bridge_env.h"
 #include "test_env.h"
 
 namespace vmscope::test {
 namespace {
-
-const std::vector<std::string> kSolo5Args = {
-    "--mem=64", "--net:service=vmmtap0",        "--net-mac:service=02:00:00:00:00:02",
-    "--",       "/run/albatross/alice:web.img", "--name=web"};
-
-// A bridge br0 (10.99.0.1/24) in its own namespace; the "VM" is 10.99.0.2 behind taps.
-struct Bridge {
-  Netns ns;
-  Bridge() {
-    // No multicast on the host side: IGMP reports at link-up would reach the taps at
-    // random moments and make "traffic sent" inexact.
-    ns.must("ip link add br0 type bridge mcast_snooping 0");
-    ns.must("ip link set br0 multicast off");
-    ns.must("ip addr add 10.99.0.1/24 dev br0");
-    ns.must("ip link set br0 up");
-  }
-  void add_tap(const std::string& tap) {
-    ns.must("ip tuntap add " + tap + " mode tap");
-    ns.must("ip link set " + tap + " master br0 up");
-  }
-  std::unique_ptr<Child> hold(const std::string& argv0, const std::vector<std::string>& args) {
-    auto c = std::make_unique<Child>(helper_bin("tap_holder"), args,
-                                     SpawnOptions{ns.name(), argv0, {}, true});
-    if (!c->wait_line([](const std::string& l) { return l.rfind("ready ", 0) == 0; }, 5s))
-      throw std::runtime_error("tap_holder did not start: " + c->stderr_text());
-    return c;
-  }
-  std::unique_ptr<Child> agent(std::vector<std::string> extra) {
-    std::vector<std::string> args = {"run", "--interval", "0.3", "--log-level", "debug"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return std::make_unique<Child>(vmscope_bin(), args, SpawnOptions{ns.name(), "", {}, false});
-  }
-};
-
-// Waits until the tap's kernel counter reaches `want`: the holder writes injected frames
-// asynchronously.
-bool wait_stat(const Netns& ns, const std::string& dev, const std::string& stat, uint64_t want) {
-  for (int i = 0; i < 200; ++i) {
-    if (ns.stat(dev, stat) >= want) return true;
-    usleep(10000);
-  }
-  return false;
-}
-
-// First point of a measurement with the given tag value, stamped after `after_ns`.
-std::optional<Point> wait_point(Child& agent, const std::string& measurement,
-                                const std::string& tag, const std::string& value, int64_t after_ns,
-                                std::chrono::milliseconds timeout = 5s) {
-  auto line = agent.wait_line(
-      [&](const std::string& l) {
-        auto p = parse_point(l);
-        return p && p->measurement == measurement && p->tags[tag] == value &&
-               p->timestamp > after_ns;
-      },
-      timeout);
-  if (!line) return std::nullopt;
-  return parse_point(*line);
-}
 
 class TapAccounting : public ::testing::TestWithParam<std::string> {};
 
@@ -199,6 +143,9 @@ TEST_P(TapAccounting, CountsEqualKernelCountersAndTrafficSent) {
   int st = agent->wait(10s);
   ASSERT_TRUE(WIFEXITED(st)) << st;
   EXPECT_EQ(WEXITSTATUS(st), 0) << agent->stderr_text();
+  // Stopped, the agent left its programs counting for the next one; cleanup removes them.
+  EXPECT_NE(vmscope_attachments(ns, programs), "");
+  vmscope_cleanup(ns);
   EXPECT_EQ(attachments_after_exit(ns, programs), "");
 }
 
@@ -304,19 +251,21 @@ TEST(TapLifecycle, NewTapsAttachWithinOneIntervalAndRemovedOnesDetach) {
   int st = agent->wait(10s);
   ASSERT_TRUE(WIFEXITED(st));
   EXPECT_EQ(WEXITSTATUS(st), 0);
+  vmscope_cleanup(br.ns);
   EXPECT_EQ(attachments_after_exit(br.ns, programs), "");
 }
 
-// However the agent stops, it removes only what it attached: a foreign clsact filter on
-// the same tap stays and keeps counting.
+// However the agent stops, it keeps its own programs attached for its next run and touches
+// nothing else; `vmscope cleanup` then removes only what vmscope attached: a foreign clsact
+// filter on the same tap stays and keeps counting throughout.
 struct StopCase {
   const char* attach;
   const char* how;  // "count", "SIGTERM", "SIGINT"
 };
 
-class CleanExit : public ::testing::TestWithParam<StopCase> {};
+class StopAndCleanup : public ::testing::TestWithParam<StopCase> {};
 
-TEST_P(CleanExit, LeavesNothingAttachedAndForeignFiltersWork) {
+TEST_P(StopAndCleanup, KeepsOnlyOursAndCleanupRemovesOnlyOurs) {
   const StopCase c = GetParam();
   Bridge br;
   br.add_tap("vmmtap0");
@@ -350,16 +299,24 @@ TEST_P(CleanExit, LeavesNothingAttachedAndForeignFiltersWork) {
   ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
   EXPECT_EQ(WEXITSTATUS(st), 0) << agent->stderr_text();
 
+  auto foreign_counts = [&](const char* when) {
+    EXPECT_NE(br.ns.capture("tc filter show dev vmmtap0 ingress | grep u32"), "")
+        << "foreign filter removed " << when;
+    const uint64_t before = foreign_packets();
+    for (int i = 0; i < 4; ++i)
+      inject(*holder, ipv4_frame(br_mac, kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, 64));
+    for (int i = 0; i < 50 && foreign_packets() < before + 4; ++i) usleep(20000);
+    EXPECT_EQ(foreign_packets(), before + 4) << "foreign filter no longer counts " << when;
+  };
+  EXPECT_NE(vmscope_attachments(br.ns, programs), "") << "nothing kept for the next run";
+  foreign_counts("after the stop");
+  const std::string cleaned = vmscope_cleanup(br.ns);
+  EXPECT_NE(cleaned.find("removed"), std::string::npos) << cleaned;
   EXPECT_EQ(attachments_after_exit(br.ns, programs), "");
-  EXPECT_NE(br.ns.capture("tc filter show dev vmmtap0 ingress"), "") << "foreign filter removed";
-  const uint64_t before = foreign_packets();
-  for (int i = 0; i < 4; ++i)
-    inject(*holder, ipv4_frame(br_mac, kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, 64));
-  for (int i = 0; i < 50 && foreign_packets() < before + 4; ++i) usleep(20000);
-  EXPECT_EQ(foreign_packets(), before + 4) << "foreign filter no longer counts";
+  foreign_counts("after cleanup");
 }
 
-INSTANTIATE_TEST_SUITE_P(Stops, CleanExit,
+INSTANTIATE_TEST_SUITE_P(Stops, StopAndCleanup,
                          ::testing::Values(StopCase{"tcx", "count"}, StopCase{"tcx", "SIGTERM"},
                                            StopCase{"tcx", "SIGINT"}, StopCase{"clsact", "count"},
                                            StopCase{"clsact", "SIGTERM"},

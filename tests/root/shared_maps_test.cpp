@@ -66,8 +66,11 @@ TEST(SharedMapsRace, AnAgentStartingWhileTopProbesAlwaysPublishes) {
   int published = 0;
   constexpr int kStarts = 300;
   for (int i = 0; i < kStarts; ++i) {
-    auto pub = SharedMapPublisher::create(t.paths, SharedMapPublisher::Maps{});
-    if (pub) ++published;
+    auto pub = SharedMapPublisher::acquire(t.paths);
+    if (pub) {
+      pub->publish_maps(-1);
+      ++published;
+    }
   }
   stop = true;
   top.join();

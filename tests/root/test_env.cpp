@@ -11,6 +11,7 @@
 
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -61,6 +62,8 @@ Netns::~Netns() {
   sh("ip netns pids " + name_ + " 2>/dev/null | xargs -r kill -9");
   for (int i = 0; i < 50 && sh("[ -z \"$(ip netns pids " + name_ + " 2>/dev/null)\" ]") != 0; ++i)
     usleep(20000);
+  // What an agent kept for its next run (pins, tcx links) would outlive the namespace.
+  (void)vmscope_cleanup(*this);
   sh("ip netns del " + name_);
 }
 
@@ -300,8 +303,19 @@ std::optional<Point> parse_point(const std::string& line) {
   return p;
 }
 
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
 std::string vmscope_bin() {
   return VMSCOPE_BIN;
+}
+std::string vmscope_variant_bin() {
+  return VMSCOPE_VARIANT_BIN;
+}
+std::string vmscope_cleanup(const Netns& ns) {
+  return capture("nsenter --net=/run/netns/" + ns.name() + " " + vmscope_bin() +
+                 " cleanup 2>&1; true");
 }
 std::string helper_bin(const std::string& name) {
   return std::string(VMSCOPE_TEST_HELPERS_DIR) + "/" + name;

@@ -106,7 +106,13 @@ struct Point {
 std::optional<Point> parse_point(const std::string& line);  // simple: no escapes in our names
 
 // The built binaries.
+// s without trailing white space (a command's output without its newline).
+std::string trim(std::string s);
 std::string vmscope_bin();
+// A vmscope whose network program differs (tests/CMakeLists.txt: the upgrade test's).
+std::string vmscope_variant_bin();
+// `vmscope cleanup` run in ns: what the agents kept there goes. Its output.
+std::string vmscope_cleanup(const Netns& ns);
 std::string helper_bin(const std::string& name);
 std::string source_dir();
 

@@ -416,11 +416,6 @@ TEST(TopScreen, DetailShowsTheServiceHealthOfARealVm) {
 
 // ---- next to a running agent ----// ---- next to a running agent ----
 
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  return s;
-}
-
 // nsenter keeps the host's mount namespace, so /sys/fs/bpf is the real one (ip netns
 // exec remounts /sys without it): as on a host where vmscope.service runs.
 std::vector<std::string> in_netns(const Netns& ns, std::vector<std::string> args) {
@@ -457,7 +452,8 @@ TEST(TopShared, ReadsTheRunningAgentsMapsInsteadOfAttaching) {
     Child second("/usr/bin/nsenter", in_netns(ns, {"run", "--interval", "0.2", "--count", "2",
                                                    "--attach", "clsact", "--output", "-"}));
     ASSERT_EQ(second.wait(20s), 0) << second.stderr_text();
-    EXPECT_NE(second.stderr_text().find("another vmscope run publishes"), std::string::npos)
+    EXPECT_NE(second.stderr_text().find("another vmscope run holds this network namespace"),
+              std::string::npos)
         << second.stderr_text();
   }
   EXPECT_EQ(sh("test -e " + pins), 0) << "the second agent removed the first one's pins";
@@ -513,10 +509,13 @@ TEST(TopShared, ReadsTheRunningAgentsMapsInsteadOfAttaching) {
   EXPECT_NEAR(tx, static_cast<double>(sent), 0.02 * static_cast<double>(sent)) << dump(top.lines());
   EXPECT_EQ(held_programs(agent.pid()), agent_programs) << "the agent's programs changed";
 
-  // Once the agent is gone, its pins are too, and top falls back to its own programs.
+  // Once the agent is gone, its per-run pins are too (it keeps its counters for the next
+  // one), and top falls back to its own programs.
   agent.signal(SIGTERM);
   ASSERT_EQ(agent.wait(10s), 0) << agent.stderr_text();
-  EXPECT_NE(sh("test -e " + pins), 0) << pins;
+  const std::string events_pin = pins.substr(0, pins.rfind('/')) + "/recent_events";
+  EXPECT_NE(sh("test -e " + events_pin), 0) << events_pin;
+  EXPECT_EQ(sh("test -e " + pins), 0) << "counters not kept: " << pins;
   Child again("/usr/bin/nsenter", in_netns(ns, {"top", "-b", "-n", "1", "-d", "0.5"}));
   ASSERT_EQ(again.wait(10s), 0) << again.stderr_text();
   auto snaps2 = parse_batch(again.lines());

@@ -1,5 +1,7 @@
 // OwnSource: vmscope's own programs, attached to every VM tap and bridge, and its own
-// process tracker; optionally pinned for `vmscope top` (SharedMapPublisher).
+// process tracker. The agent's (publish) holds the namespace's lock: it continues the
+// counters the previous agent kept, keeps its own for the next one (attach/kept_state.h)
+// and pins its maps for `vmscope top` (SharedMapPublisher).
 #include <spdlog/spdlog.h>
 
 #include <optional>
@@ -12,31 +14,29 @@
 namespace vmscope {
 namespace {
 
+// Only the holder of the namespace's lock keeps state; everyone else attaches with a
+// clsact priority of its own, so that it never replaces or removes the holder's filters.
+TcOwner owner_of(const std::optional<SharedMapPublisher>& publisher) {
+  if (!publisher) return TcOwner{kTransientClsactPriority, {}};
+  return TcOwner{kClsactPriority, publisher->keep_dir()};
+}
+
 class OwnSource final : public SampleSource {
  public:
-  OwnSource(NetPrograms programs, AttachMode mode, std::unique_ptr<ProcTracker> procs)
+  OwnSource(std::optional<SharedMapPublisher> publisher, NetPrograms programs, AttachMode mode,
+            std::unique_ptr<ProcTracker> procs)
       : programs_(std::move(programs)),
-        attacher_(programs_, mode),
+        attacher_(programs_, mode, owner_of(publisher)),
+        publisher_(std::move(publisher)),
         collector_(NetMapFds{programs_.net_stats_fd(), programs_.service_stats_fd(),
                              programs_.service_pending_fd()}),
         procs_(std::move(procs)) {}
   OwnSource(const OwnSource&) = delete;
   OwnSource& operator=(const OwnSource&) = delete;
 
-  // Pins the maps for `vmscope top` (for as long as this source lives).
+  // Pins the per-run maps for `vmscope top`.
   void publish_maps() {
-    auto paths = shared_map_paths();
-    if (!paths) {
-      spdlog::info("maps not shared with vmscope top: {}", paths.error().message);
-      return;
-    }
-    SharedMapPublisher::Maps maps;
-    maps.net_stats = programs_.net_stats_fd();
-    maps.if_slot = programs_.if_slot_fd();
-    maps.if_slot_far = programs_.if_slot_far_fd();
-    maps.service_stats = programs_.service_stats_fd();
-    if (procs_) maps.tracked = procs_->programs().tracked_fd();
-    if (auto pub = SharedMapPublisher::create(*paths, maps)) publisher_.emplace(std::move(*pub));
+    if (publisher_) publisher_->publish_maps(procs_ ? procs_->programs().tracked_fd() : -1);
   }
 
   ProcTracker* procs() const override { return procs_.get(); }
@@ -78,10 +78,13 @@ class OwnSource final : public SampleSource {
       m.service_pending_max = VS_SERVICE_PENDING_MAX;
     }
     m.net_far_slots_max = programs_.capacity();
+    m.kept_state_resets = programs_.kept_state_reset() ? 1 : 0;
+    m.net_continued = attacher_.continued();
     programs_.program_fds(prog_fds);
     collector_.program_fds(prog_fds);
   }
 
+  // Kept attachments stay (the agent's, for its next run); all others go.
   void detach_all() override { attacher_.detach_all(); }
 
   std::string label() const override { return "own programs"; }
@@ -100,9 +103,17 @@ class OwnSource final : public SampleSource {
 
 Result<std::unique_ptr<SampleSource>> open_own_source(AttachMode mode, uint32_t net_slots,
                                                       const VmProcessOptions& procs, bool publish) {
-  auto programs = NetPrograms::load(net_slots);
+  // The lock first: only its holder may adopt what the previous agent kept.
+  std::optional<SharedMapPublisher> publisher;
+  if (publish) {
+    if (auto paths = shared_map_paths(); !paths)
+      spdlog::warn("counters not kept for the next run: {}", paths.error().message);
+    else if (auto acquired = SharedMapPublisher::acquire(*paths))
+      publisher.emplace(std::move(*acquired));
+  }
+  auto programs = NetPrograms::load(net_slots, publisher ? publisher->keep_dir() : std::string());
   if (!programs) return programs.error();
-  auto source = std::make_unique<OwnSource>(std::move(*programs), mode,
+  auto source = std::make_unique<OwnSource>(std::move(publisher), std::move(*programs), mode,
                                             tracker_or_none(ProcTracker::create(procs)));
   if (publish) source->publish_maps();
   return std::unique_ptr<SampleSource>(std::move(source));

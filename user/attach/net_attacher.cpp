@@ -11,23 +11,38 @@ NetAttacher::~NetAttacher() {
 }
 
 void NetAttacher::detach(int ifindex, Hooks& hooks) {
+  // Egress first, as at attach in reverse; remove() also takes a kept one off.
+  if (hooks.egress) hooks.egress->remove();
+  if (hooks.ingress) hooks.ingress->remove();
   hooks.ingress.reset();
   hooks.egress.reset();
   programs_.release_slot(ifindex);
 }
 
 void NetAttacher::detach_all() {
-  for (auto& [ifindex, hooks] : hooks_) detach(ifindex, hooks);
-  hooks_.clear();
+  if (owner_.keep_dir.empty()) {
+    for (auto& [ifindex, hooks] : hooks_) detach(ifindex, hooks);
+  }
+  hooks_.clear();  // kept attachments stay on their devices, their slots in if_slot
   devices_.clear();
 }
 
+void NetAttacher::drop_unclaimed_kept() {
+  for (int ifindex : programs_.unclaimed_kept()) {
+    spdlog::debug("dropping the counters kept for ifindex {} (no longer a monitored device)",
+                  ifindex);
+    TcAttachment::remove_left(ifindex, VS_DIR_EGRESS, owner_);
+    TcAttachment::remove_left(ifindex, VS_DIR_INGRESS, owner_);
+    programs_.release_slot(ifindex);
+  }
+}
+
 Result<NetAttacher::Hooks> NetAttacher::attach_one(int ifindex, const std::string& ifname) {
-  auto in =
-      TcAttachment::attach(ifindex, ifname, VS_DIR_INGRESS, programs_.ingress_prog_fd(), mode_);
+  auto in = TcAttachment::attach(ifindex, ifname, VS_DIR_INGRESS, programs_.ingress_prog_fd(),
+                                 mode_, owner_);
   if (!in) return in.error();
   auto out = TcAttachment::attach(ifindex, ifname, VS_DIR_EGRESS, programs_.egress_prog_fd(),
-                                  in->mode());  // both directions the same way
+                                  in->mode(), owner_);  // both directions the same way
   if (!out) return out.error();
   if (!mode_logged_) {
     mode_logged_ = true;
@@ -73,11 +88,15 @@ std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
   uint32_t unmonitored = 0;  // for want of a slot
   for (const auto& [ifindex, ifname] : wanted) {
     if (devices_.count(ifindex)) continue;
-    if (programs_.slots_used() >= programs_.capacity()) {
+    if (!programs_.has_kept_slot(ifindex) && programs_.slots_used() >= programs_.capacity()) {
       ++unmonitored;
       continue;
     }
-    auto slot = programs_.assign_slot(ifindex);
+    // The previous run's counts go on where its program stayed on the device all along;
+    // a device without it (say, a new one on a reused ifindex) starts from zero.
+    const bool continues =
+        programs_.has_kept_slot(ifindex) && TcAttachment::present(ifindex, VS_DIR_INGRESS, owner_);
+    auto slot = programs_.assign_slot(ifindex, continues);
     if (!slot) {
       errors.push_back(slot.error());
       continue;
@@ -88,11 +107,17 @@ std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
       errors.push_back(hooks.error());
       continue;
     }
-    spdlog::debug("attached {} (ifindex {}, slot {})", ifname, ifindex, *slot);
+    spdlog::debug("attached {} (ifindex {}, slot {}{})", ifname, ifindex, *slot,
+                  continues ? ", counts continued" : "");
+    if (continues) ++continued_;
     hooks_.emplace(ifindex, std::move(*hooks));
     devices_.emplace(ifindex, CountedDevice{ifname, *slot});
   }
   report_capacity(unmonitored, wanted.size());
+  if (!synced_) {
+    synced_ = true;
+    drop_unclaimed_kept();
+  }
   return errors;
 }
 

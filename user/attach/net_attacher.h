@@ -14,7 +14,10 @@ namespace vmscope {
 
 class NetAttacher {
  public:
-  NetAttacher(NetPrograms& programs, AttachMode mode) : programs_(programs), mode_(mode) {}
+  // owner.keep_dir set: attachments and counter slots outlive this object for the next
+  // run (attach/kept_state.h), and the previous run's are adopted.
+  NetAttacher(NetPrograms& programs, AttachMode mode, TcOwner owner = {})
+      : programs_(programs), mode_(mode), owner_(std::move(owner)) {}
   ~NetAttacher();
 
   // wanted: ifindex -> name. Returns the devices that failed to attach this time
@@ -24,7 +27,11 @@ class NetAttacher {
   const SlotTable& devices() const { return devices_; }
   // Whether ifindex was attached by the last sync (false until then).
   bool attached(int ifindex) const { return devices_.count(ifindex) != 0; }
+  // Stops managing every device: removes the attachments and frees the slots, except
+  // kept ones, which stay attached and counting for the next run.
   void detach_all();
+  // Devices whose counts went on from the previous run (adopted at the first sync).
+  size_t continued() const { return continued_; }
 
  private:
   // Both directions of one device; reset in that order before its slot is released.
@@ -34,9 +41,14 @@ class NetAttacher {
   Result<Hooks> attach_one(int ifindex, const std::string& ifname);
   void detach(int ifindex, Hooks& hooks);
   void report_capacity(uint32_t unmonitored, size_t wanted);
+  // After the first sync: what the previous run kept for devices that are not wanted now.
+  void drop_unclaimed_kept();
 
   NetPrograms& programs_;
   AttachMode mode_;
+  TcOwner owner_;
+  bool synced_ = false;
+  size_t continued_ = 0;
   bool mode_logged_ = false;
   bool capacity_reported_ = false;  // the "not monitored" line is out
   SlotTable devices_;               // by ifindex

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "attach/kept_state.h"
 #include "common/bpf_programs.h"
 #include "common/unique_fd.h"
 #include "drain/cpu_limit.h"
@@ -48,7 +49,7 @@ NetPrograms::NetPrograms(NetPrograms&&) noexcept = default;
 NetPrograms& NetPrograms::operator=(NetPrograms&&) noexcept = default;
 NetPrograms::~NetPrograms() = default;
 
-Result<NetPrograms> NetPrograms::load(uint32_t net_slots) {
+Result<NetPrograms> NetPrograms::load(uint32_t net_slots, const std::string& keep_dir) {
   // The drain sums net_stats over the CPUs up to VS_MAX_CPUS: refuse a larger host here,
   // at start, rather than at the first drain.
   auto cpus = possible_cpus();
@@ -57,12 +58,60 @@ Result<NetPrograms> NetPrograms::load(uint32_t net_slots) {
   if (!skel) return Error::from_errno("open BPF network programs (net.bpf.o)", errno);
   // One capacity for every slot-indexed map (those declared with VS_MAX_SLOTS entries).
   SlotCapacity cap = choose_slot_capacity(net_slots, *cpus);
+  KeptMaps kept;
+  if (!keep_dir.empty()) kept = open_kept_maps(keep_dir);
+  if (kept.adopted) {
+    if (net_slots != 0 && net_slots != kept.slots)
+      spdlog::warn(
+          "net_slots = {} applies after `vmscope cleanup`: the counters kept in {} have {} slots",
+          net_slots, keep_dir, kept.slots);
+    cap = SlotCapacity{kept.slots, "kept from the previous run"};
+  }
   if (auto st = size_slot_maps(skel->obj, cap.slots); !st) return st.error();
+  if (kept.adopted) {
+    if (auto st = reuse_kept_maps(skel->obj, kept); !st)
+      return st.error().context(
+          "load BPF network programs against the kept maps (`vmscope "
+          "cleanup` drops them)");
+  }
   if (net_bpf__load(skel.get()))
     return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
+  if (!keep_dir.empty() && !kept.adopted) {
+    if (auto st = pin_kept_maps(skel->obj, keep_dir, cap.slots); !st)
+      spdlog::warn("network counters not kept for the next run: {}", st.error().message);
+  }
   spdlog::info("network counters for {} devices ({}): {:.1f} MiB of kernel memory", cap.slots,
                cap.why, static_cast<double>(slot_memory_bytes(cap.slots, *cpus)) / (1 << 20));
-  return NetPrograms(skel.release(), cap.slots);
+  NetPrograms programs(skel.release(), cap.slots);
+  programs.kept_reset_ = kept.reset;
+  if (kept.adopted) {
+    auto slots = read_kept_slots(programs.if_slot_fd(), programs.if_slot_far_fd());
+    if (!slots) return slots.error();
+    programs.take_kept_slots(*slots);
+    spdlog::info("continuing the counters of {} devices kept by the previous run", slots->size());
+  }
+  return programs;
+}
+
+void NetPrograms::take_kept_slots(const std::vector<std::pair<int, uint32_t>>& slots) {
+  for (const auto& [ifindex, slot] : slots) {
+    if (slot >= capacity_) {  // not ours to trust: forget it
+      (void)write_if_slot(ifindex, 0);
+      continue;
+    }
+    kept_[ifindex] = slot;
+    next_slot_ = std::max(next_slot_, slot + 1);
+  }
+  std::vector<bool> used(next_slot_, false);
+  for (const auto& [_, slot] : kept_) used[slot] = true;
+  for (uint32_t s = 0; s < next_slot_; ++s)
+    if (!used[s]) free_slots_.insert(s);
+}
+
+std::vector<int> NetPrograms::unclaimed_kept() const {
+  std::vector<int> out;
+  for (const auto& [ifindex, _] : kept_) out.push_back(ifindex);
+  return out;
 }
 
 int NetPrograms::ingress_prog_fd() const {
@@ -110,10 +159,17 @@ Status NetPrograms::write_if_slot(int ifindex, uint32_t value) {
   return {};
 }
 
-Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
+Result<uint32_t> NetPrograms::assign_slot(int ifindex, bool continue_kept) {
   if (auto it = slot_of_.find(ifindex); it != slot_of_.end()) return it->second;
   uint32_t slot;
-  if (!free_slots_.empty()) {
+  if (auto kept = kept_.find(ifindex); kept != kept_.end()) {
+    slot = kept->second;
+    kept_.erase(kept);
+    if (continue_kept) {
+      slot_of_[ifindex] = slot;
+      return slot;
+    }
+  } else if (!free_slots_.empty()) {
     slot = *free_slots_.begin();  // the lowest: keeps the drain range short
     free_slots_.erase(free_slots_.begin());
   } else if (next_slot_ < capacity_) {
@@ -142,6 +198,10 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex) {
 }
 
 void NetPrograms::release_slot(int ifindex) {
+  if (auto kept = kept_.find(ifindex); kept != kept_.end()) {
+    slot_of_.emplace(ifindex, kept->second);
+    kept_.erase(kept);
+  }
   auto it = slot_of_.find(ifindex);
   if (it == slot_of_.end()) return;
   (void)write_if_slot(ifindex, 0);  // the device may be gone already; nothing to undo then
@@ -158,6 +218,8 @@ void NetPrograms::release_slot(int ifindex) {
 uint32_t NetPrograms::far_entries() const {
   uint32_t n = 0;
   for (const auto& [ifindex, _] : slot_of_)
+    if (static_cast<uint32_t>(ifindex) >= VS_IFINDEX_DIRECT_MAX) ++n;
+  for (const auto& [ifindex, _] : kept_)
     if (static_cast<uint32_t>(ifindex) >= VS_IFINDEX_DIRECT_MAX) ++n;
   return n;
 }

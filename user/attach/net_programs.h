@@ -4,7 +4,9 @@
 
 #include <memory>
 #include <set>
+#include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -17,7 +19,9 @@ namespace vmscope {
 class NetPrograms {
  public:
   // net_slots: the slot capacity option, 0 = from the host (drain/slot_capacity.h).
-  static Result<NetPrograms> load(uint32_t net_slots = 0);
+  // keep_dir: where the counter maps outlive this run (attach/kept_state.h): maps kept
+  // there by a previous run are adopted, fresh ones are pinned there. Empty: per run.
+  static Result<NetPrograms> load(uint32_t net_slots = 0, const std::string& keep_dir = {});
   NetPrograms(NetPrograms&&) noexcept;
   NetPrograms& operator=(NetPrograms&&) noexcept;
   ~NetPrograms();
@@ -37,15 +41,21 @@ class NetPrograms {
 
   // Gives ifindex a zeroed slot and points if_slot at it; the same slot if it has one.
   // The slot counts service health unless the device is a bridge (its traffic is the
-  // host's, not a VM's).
-  Result<uint32_t> assign_slot(int ifindex);
-  // Stops counting ifindex and frees its slot.
+  // host's, not a VM's). continue_kept: a slot the previous run kept for ifindex goes on
+  // with its counts (the device carried our program all along); otherwise it is zeroed.
+  Result<uint32_t> assign_slot(int ifindex, bool continue_kept = false);
+  // Stops counting ifindex and frees its slot (also a kept, unclaimed one).
   void release_slot(int ifindex);
+  // Devices whose slots the previous run kept and that no assign_slot claimed yet.
+  std::vector<int> unclaimed_kept() const;
+  bool has_kept_slot(int ifindex) const { return kept_.count(ifindex) != 0; }
+  // Whether the previous run's counters were of another layout and dropped (one warning).
+  bool kept_state_reset() const { return kept_reset_; }
   // Highest slot in use + 1: how far a drain has to read.
   uint32_t slot_limit() const;
   // Slots there are (every slot-indexed map's max_entries) and slots in use.
   uint32_t capacity() const { return capacity_; }
-  uint32_t slots_used() const { return static_cast<uint32_t>(slot_of_.size()); }
+  uint32_t slots_used() const { return static_cast<uint32_t>(slot_of_.size() + kept_.size()); }
   // Devices whose ifindex is beyond the if_slot array: entries of the if_slot_far hash.
   uint32_t far_entries() const;
 
@@ -54,12 +64,15 @@ class NetPrograms {
     void operator()(net_bpf* skel) const;
   };
   NetPrograms(net_bpf* skel, uint32_t capacity);
+  void take_kept_slots(const std::vector<std::pair<int, uint32_t>>& slots);
   Status write_if_slot(int ifindex, uint32_t value);
 
   std::unique_ptr<net_bpf, Deleter> skel_;
   std::unordered_map<int, uint32_t> slot_of_;  // ifindex -> slot
-  std::set<uint32_t> free_slots_;              // released slots, reused first
-  uint32_t next_slot_ = 0;                     // never-used slots start here
+  std::unordered_map<int, uint32_t> kept_;     // kept by the previous run, not yet claimed
+  bool kept_reset_ = false;
+  std::set<uint32_t> free_slots_;  // released slots, reused first
+  uint32_t next_slot_ = 0;         // never-used slots start here
   uint32_t capacity_ = 0;
   std::vector<vs_dev_counters> zeros_;  // one slot's worth of per-CPU zeros
   std::vector<vs_service_counters> service_zeros_;

@@ -8,16 +8,22 @@
 #include <sys/statfs.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <set>
 
+#include "attach/kept_state.h"
 #include "common/dir.h"
 #include "vmscope.h"
 
 namespace vmscope {
 namespace {
 
+// What top opens: the first four are kept state (attach/kept_state.h), pinned for the
+// next agent as much as for top; tracked and recent_events are per run.
 constexpr const char* kMapNames[] = {"net_stats",     "if_slot", "if_slot_far",
                                      "service_stats", "tracked", "recent_events"};
+constexpr const char* kPerRunPins[] = {"tracked", "recent_events"};
 
 std::string parent_of(const std::string& path) {
   return path.substr(0, path.rfind('/'));
@@ -96,28 +102,24 @@ Result<bool> shape_matches(int fd, const MapShape& want, const std::string& path
          info.value_size == want.value_size;
 }
 
-void remove_pins(const std::string& dir) {
-  for (const char* name : kMapNames) unlink((dir + "/" + name).c_str());
-  rmdir(dir.c_str());
-}
-
-// Pins of agents that were killed in namespaces that are gone by now: nobody else would
-// ever remove them, and each holds its maps (megabytes) in the kernel. A pin directory
-// whose lock nobody holds belongs to no running agent.
-void remove_stale_pins(const std::string& root, const std::string& run_root) {
-  DirHandle dir(root);
-  while (const dirent* e = dir.next()) {
-    std::string_view name = e->d_name;
-    if (name.rfind("net-", 0) != 0) continue;
-    UniqueFd lock(
-        open((run_root + "/" + std::string(name) + ".lock").c_str(), O_RDONLY | O_CLOEXEC));
-    if (lock.valid()) {
-      auto held = lock_held(lock.get(), run_root + "/" + std::string(name) + ".lock");
-      if (!held || *held) continue;  // its agent runs (or we cannot tell: leave it)
-    }
-    spdlog::debug("removing stale pins {}/{}", root, name);
-    remove_pins(root + "/" + std::string(name));
+// Network namespaces that exist: those of processes and those bound under /run/netns
+// (`ip netns add` keeps one with no process in it).
+std::set<ino_t> live_netns() {
+  std::set<ino_t> out;
+  struct stat st;
+  auto add = [&](const std::string& path) {
+    if (stat(path.c_str(), &st) == 0) out.insert(st.st_ino);
+  };
+  for (const char* dir : {"/run/netns", "/var/run/netns"}) {
+    DirHandle d(dir);
+    while (const dirent* e = d.next())
+      if (e->d_name[0] != '.') add(std::string(dir) + "/" + e->d_name);
   }
+  DirHandle proc("/proc");
+  while (const dirent* e = proc.next())
+    if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
+      add(std::string("/proc/") + e->d_name + "/ns/net");
+  return out;
 }
 
 }  // namespace
@@ -125,26 +127,26 @@ void remove_stale_pins(const std::string& root, const std::string& run_root) {
 Result<SharedMapPaths> shared_map_paths(const std::string& bpffs_root,
                                         const std::string& run_root) {
   struct stat ns;
-  if (stat("/proc/self/ns/net", &ns) != 0)
-    return Error::from_errno("identify the network namespace (/proc/self/ns/net)", errno);
+  if (stat("/proc/thread-self/ns/net", &ns) != 0)
+    return Error::from_errno("identify the network namespace (/proc/thread-self/ns/net)", errno);
   std::string id = "net-" + std::to_string(ns.st_ino);
   return SharedMapPaths{bpffs_root + "/" + id, run_root + "/" + id + ".lock"};
 }
 
-std::optional<SharedMapPublisher> SharedMapPublisher::create(const SharedMapPaths& paths,
-                                                             const Maps& maps) {
+std::optional<SharedMapPublisher> SharedMapPublisher::acquire(const SharedMapPaths& paths) {
   SharedMapPublisher p;
   p.paths_ = paths;
   mkdir(parent_of(paths.lock_file).c_str(), 0755);
   p.lock_.reset(open(paths.lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (!p.lock_.valid()) {
-    spdlog::info("maps not shared with vmscope top: open {}: {}", paths.lock_file, strerror(errno));
+    spdlog::warn("counters not kept for the next run nor shared with vmscope top: open {}: {}",
+                 paths.lock_file, strerror(errno));
     return std::nullopt;
   }
   if (!try_lock_exclusive(p.lock_.get())) {
     spdlog::warn(
-        "another vmscope run publishes its maps for this network namespace ({}); vmscope top "
-        "will read that one",
+        "another vmscope run holds this network namespace ({}): this one keeps nothing for the "
+        "next run, and vmscope top reads the other one",
         paths.lock_file);
     return std::nullopt;
   }
@@ -155,36 +157,70 @@ std::optional<SharedMapPublisher> SharedMapPublisher::create(const SharedMapPath
 
   const std::string root = parent_of(paths.pin_dir);
   if (!is_bpffs(parent_of(root)) && !is_bpffs(root)) {
-    spdlog::info("maps not shared with vmscope top: {} is not a BPF filesystem", parent_of(root));
+    spdlog::warn(
+        "counters not kept for the next run nor shared with vmscope top: {} is not a BPF "
+        "filesystem",
+        parent_of(root));
     return std::nullopt;
   }
   mkdir(root.c_str(), 0700);
-  p.unpin();  // pins a killed agent left behind
-  remove_stale_pins(root, parent_of(paths.lock_file));
-  if (mkdir(paths.pin_dir.c_str(), 0700) != 0) {
-    spdlog::warn("maps not shared with vmscope top: create {}: {}", paths.pin_dir, strerror(errno));
+  p.unpin_per_run();  // pins a killed agent left behind
+  remove_stale_pin_dirs(root, parent_of(paths.lock_file));
+  if (mkdir(paths.pin_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    spdlog::warn("counters not kept for the next run nor shared with vmscope top: create {}: {}",
+                 paths.pin_dir, strerror(errno));
     return std::nullopt;
   }
-
-  p.events_.reset(bpf_map_create(BPF_MAP_TYPE_ARRAY, "vs_recent_ev", sizeof(uint32_t),
-                                 sizeof(SharedVmEvent), kSharedEventSlots, nullptr));
-  if (!p.events_.valid()) {
-    spdlog::warn("maps not shared with vmscope top: create recent_events map: {}", strerror(errno));
-    return std::nullopt;
-  }
-  const int fds[] = {maps.net_stats,     maps.if_slot, maps.if_slot_far,
-                     maps.service_stats, maps.tracked, p.events_.get()};
-  for (size_t i = 0; i < std::size(fds); ++i) {
-    if (fds[i] < 0) continue;
-    std::string path = paths.pin_dir + "/" + kMapNames[i];
-    if (bpf_obj_pin(fds[i], path.c_str()) != 0) {
-      spdlog::warn("maps not shared with vmscope top: pin {}: {}", path, strerror(errno));
-      p.unpin();
-      return std::nullopt;
-    }
-  }
-  spdlog::debug("maps pinned in {} for vmscope top", paths.pin_dir);
   return p;
+}
+
+void SharedMapPublisher::publish_maps(int tracked) {
+  events_.reset(bpf_map_create(BPF_MAP_TYPE_ARRAY, "vs_recent_ev", sizeof(uint32_t),
+                               sizeof(SharedVmEvent), kSharedEventSlots, nullptr));
+  if (!events_.valid()) {
+    spdlog::warn("VM events not shared with vmscope top: create recent_events map: {}",
+                 strerror(errno));
+    return;
+  }
+  const std::pair<const char*, int> pins[] = {{"tracked", tracked},
+                                              {"recent_events", events_.get()}};
+  for (const auto& [name, fd] : pins) {
+    if (fd < 0) continue;
+    std::string path = paths_.pin_dir + "/" + name;
+    if (bpf_obj_pin(fd, path.c_str()) != 0)
+      spdlog::warn("not shared with vmscope top: pin {}: {}", path, strerror(errno));
+  }
+  spdlog::debug("maps pinned in {} for vmscope top", paths_.pin_dir);
+}
+
+Result<std::optional<int>> running_agent(const SharedMapPaths& paths) {
+  UniqueFd lock(::open(paths.lock_file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!lock.valid()) return std::optional<int>();
+  auto held = lock_held(lock.get(), paths.lock_file);
+  if (!held) return held.error();
+  if (!*held) return std::optional<int>();
+  return std::optional<int>(parse_lock_file(lock.get()).pid);
+}
+
+void remove_stale_pin_dirs(const std::string& root, const std::string& run_root) {
+  std::optional<std::set<ino_t>> live;  // only looked up when a candidate is found
+  DirHandle dir(root);
+  while (const dirent* e = dir.next()) {
+    std::string_view name = e->d_name;
+    if (name.rfind("net-", 0) != 0) continue;
+    const std::string lock_path = run_root + "/" + std::string(name) + ".lock";
+    UniqueFd lock(open(lock_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (lock.valid()) {
+      auto held = lock_held(lock.get(), lock_path);
+      if (!held || *held) continue;  // its agent runs (or we cannot tell: leave it)
+    }
+    if (!live) live = live_netns();
+    const auto ino = static_cast<ino_t>(std::strtoull(name.data() + 4, nullptr, 10));
+    if (live->count(ino)) continue;  // kept for the namespace's next agent
+    spdlog::debug("removing pins of a network namespace that is gone: {}/{}", root, name);
+    remove_pin_dir(root + "/" + std::string(name));
+    unlink(lock_path.c_str());
+  }
 }
 
 SharedMapPublisher::SharedMapPublisher(SharedMapPublisher&& o) noexcept
@@ -198,12 +234,13 @@ SharedMapPublisher::~SharedMapPublisher() {
   if (!owner_) return;  // moved from, or another agent's lock
   // Pins first, then the lock file, still locked: an agent starting now locks a new
   // file only after the old pins are gone, and a reader of the old file finds it free.
-  unpin();
+  // The kept state stays for the next agent.
+  unpin_per_run();
   unlink(paths_.lock_file.c_str());
 }
 
-void SharedMapPublisher::unpin() {
-  remove_pins(paths_.pin_dir);
+void SharedMapPublisher::unpin_per_run() {
+  for (const char* name : kPerRunPins) unlink((paths_.pin_dir + "/" + name).c_str());
 }
 
 void SharedMapPublisher::publish(const std::vector<VmEvent>& events) {

@@ -50,32 +50,43 @@ struct SharedMapPaths {
 Result<SharedMapPaths> shared_map_paths(const std::string& bpffs_root = "/sys/fs/bpf/vmscope",
                                         const std::string& run_root = "/run/vmscope");
 
-// The agent's side: pins the maps for as long as it lives, then removes the pins.
+// The agent's side: holds the namespace's lock for as long as it lives. Only the holder
+// keeps kernel state in the pin directory (attach/kept_state.h: the counter maps top also
+// reads, the tcx links) and pins its per-run maps (tracked, recent_events) for top; at
+// exit it removes the per-run pins and the lock file, and leaves the kept state.
 class SharedMapPublisher {
  public:
-  struct Maps {
-    int net_stats = -1, if_slot = -1, if_slot_far = -1, service_stats = -1;
-    int tracked = -1;  // -1 if none
-  };
   // nullopt (with the reason logged) when publishing is impossible or another agent of
-  // this namespace already publishes: the agent runs on either way.
-  static std::optional<SharedMapPublisher> create(const SharedMapPaths& paths, const Maps& maps);
+  // this namespace already holds the lock: the agent runs on either way, keeping nothing.
+  static std::optional<SharedMapPublisher> acquire(const SharedMapPaths& paths);
   SharedMapPublisher(SharedMapPublisher&&) noexcept;
   SharedMapPublisher& operator=(SharedMapPublisher&&) = delete;
   ~SharedMapPublisher();
 
+  // Where this agent keeps its kernel state (the pin directory).
+  const std::string& keep_dir() const { return paths_.pin_dir; }
+  // Pins the per-run maps for top; tracked may be -1 (no process programs).
+  void publish_maps(int tracked);
   // Records VM events for top (the last kSharedEventSlots are kept).
   void publish(const std::vector<VmEvent>& events);
 
  private:
   SharedMapPublisher() = default;
-  void unpin();
+  void unpin_per_run();
   SharedMapPaths paths_;
   UniqueFd lock_;
   UniqueFd events_;
   uint64_t seq_ = 0;
   bool owner_ = false;  // holds the lock: the pins and the lock file are ours to remove
 };
+
+// Whether an agent holds the lock of these paths now (what `vmscope cleanup` refuses),
+// with its pid; nullopt when none does.
+Result<std::optional<int>> running_agent(const SharedMapPaths& paths);
+
+// Pin directories of namespaces that are gone (no process, no /run/netns entry) and that
+// no agent holds: nobody would ever remove them otherwise.
+void remove_stale_pin_dirs(const std::string& bpffs_root, const std::string& run_root);
 
 // top's side: the maps of the agent running in this namespace, read-only.
 struct SharedMaps {

@@ -217,6 +217,8 @@ struct Flags {
   int64_t iterations = 0;
   double delay_s = 0;
   std::string sort = "cpu", filter;
+  // cleanup
+  bool all_namespaces = false;
 };
 
 struct Subcommands {
@@ -224,6 +226,7 @@ struct Subcommands {
   CLI::App* list;
   CLI::App* top;
   CLI::App* check;
+  CLI::App* cleanup;
 };
 
 void add_naming_flags(CLI::App& sub, Flags& f) {
@@ -279,6 +282,16 @@ CLI::App* add_top(CLI::App& app, Flags& f) {
 CLI::App* add_check(CLI::App& app) {
   return app.add_subcommand(
       "check", "check what vmscope needs of this host, one line each; exit 0 when all is there");
+}
+
+CLI::App* add_cleanup(CLI::App& app, Flags& f) {
+  CLI::App* cleanup = app.add_subcommand(
+      "cleanup",
+      "remove the filters, links and maps `vmscope run` keeps in the kernel between its runs "
+      "(refused while it runs)");
+  cleanup->add_flag("--all-namespaces", f.all_namespaces,
+                    "also in every other network namespace that has some");
+  return cleanup;
 }
 
 // The defaults, or the file given with --config over them.
@@ -345,10 +358,12 @@ Status apply_common_flags(const Flags& f, bool quiet, bool net_slots_given, Conf
 // The command line from what was parsed: file, then flags over it, then the checks.
 Result<CommandLine> resolve(const Flags& f, const Subcommands& sub) {
   CommandLine cli;
-  cli.command = sub.list->parsed()    ? Command::kList
-                : sub.top->parsed()   ? Command::kTop
-                : sub.check->parsed() ? Command::kCheck
-                                      : Command::kRun;
+  cli.command = sub.list->parsed()      ? Command::kList
+                : sub.top->parsed()     ? Command::kTop
+                : sub.check->parsed()   ? Command::kCheck
+                : sub.cleanup->parsed() ? Command::kCleanup
+                                        : Command::kRun;
+  cli.cleanup_all_namespaces = f.all_namespaces;
   auto c = base_config(f);
   if (!c) return c.error();
   if (auto st = apply_run_flags(f, *sub.run, *c); !st) return st.error();
@@ -389,7 +404,7 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
                "print the version, the git revision and the kernel the "
                "BPF types (vmlinux.h) came from");
   const Subcommands sub{add_run(app, flags), add_list(app, flags), add_top(app, flags),
-                        add_check(app)};
+                        add_check(app), add_cleanup(app, flags)};
 
   std::vector<std::string> rev(args.rbegin(), args.rend());
   if (!rev.empty()) rev.pop_back();  // program name

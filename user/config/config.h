@@ -35,7 +35,7 @@ struct Config {
   uint64_t spool_max_bytes = uint64_t{512} << 20;
 };
 
-enum class Command { kRun, kList, kTop, kCheck, kVersion };
+enum class Command { kRun, kList, kTop, kCheck, kCleanup, kVersion };
 
 // `vmscope top`: the interval is the config's; these are the view's own settings.
 struct TopOptions {
@@ -50,6 +50,7 @@ struct CommandLine {
   Command command = Command::kRun;
   Config config;
   TopOptions top;
+  bool cleanup_all_namespaces = false;  // cleanup: every namespace with kept state
 };
 
 // What main should do: run a command, or exit with a code after printing message
