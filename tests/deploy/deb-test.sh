@@ -23,4 +23,26 @@ for f in host.json vm-overview.json; do
 done
 grep -q 'path: /usr/share/vmscope/grafana-provisioned' /usr/share/vmscope/dashboards-vmscope.yaml
 grep -q 'uid: vmscope-influxdb' /usr/share/vmscope/datasource-vmscope.yaml
-echo "$deb: installs, unit verifies, config is a conffile, dashboards and provisioning in place"
+
+# The installed agent keeps its kernel state when it stops; removing the package removes
+# it (in every namespace), and purging removes the spool.
+ns=vs-deb-$$
+ip netns add $ns
+trap 'ip netns del $ns 2>/dev/null; dpkg -P vmscope >/dev/null 2>&1 || true' EXIT
+ip -n $ns link add br0 type bridge
+ip -n $ns link set br0 up
+ip -n $ns tuntap add vmmtap0 mode tap
+ip -n $ns link set vmmtap0 master br0 up
+pins=/sys/fs/bpf/vmscope/net-$(stat -L -c %i /run/netns/$ns)
+nsenter --net=/run/netns/$ns /usr/sbin/vmscope run --interval 0.2 --count 2 --output - \
+  --attach clsact --spool-dir /var/lib/vmscope/spool >/dev/null 2>&1
+test -e $pins/net_stats || { echo "no kernel state kept by the stopped agent" >&2; exit 1; }
+ip netns exec $ns tc filter show dev vmmtap0 ingress | grep -q vs_tc_ingress
+mkdir -p /var/lib/vmscope/spool
+dpkg -r vmscope >/dev/null
+! test -e $pins || { echo "pins left after dpkg -r: $(ls $pins)" >&2; exit 1; }
+! ip netns exec $ns tc filter show dev vmmtap0 ingress | grep -q vs_tc_ || {
+  echo "filters left after dpkg -r" >&2; exit 1; }
+dpkg -P vmscope >/dev/null
+! test -e /var/lib/vmscope || { echo "/var/lib/vmscope left after purge" >&2; exit 1; }
+echo "$deb: installs, unit verifies, config is a conffile, dashboards and provisioning in place; removal cleans the kernel state, purge the spool"

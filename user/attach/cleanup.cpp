@@ -153,6 +153,15 @@ Result<CleanupCounts> cleanup_kept_state(bool all_namespaces, std::FILE* out) {
       total.pins += c.pins;
     }
   }
+  // Lock files of agents that were killed (a running agent's stays).
+  DirHandle run(kRunRoot);
+  while (const dirent* e = run.next()) {
+    std::string_view name = e->d_name;
+    if (name.size() < 5 || name.substr(name.size() - 5) != ".lock") continue;
+    const std::string path = std::string(kRunRoot) + "/" + std::string(name);
+    auto agent = running_agent(SharedMapPaths{"", path});
+    if (agent && !*agent) unlink(path.c_str());
+  }
   rmdir(kPinRoot);  // only when empty
   if (refused) return Error::msg("vmscope cleanup: agents run in some network namespaces");
   return total;
