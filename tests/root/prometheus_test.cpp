@@ -8,8 +8,11 @@
 // last scrape before the traffic and ends at the first one after it, so that increase()
 // has nothing to extrapolate (Prometheus stretches the change it sees to the edges of the
 // window when samples do not sit on them).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <cmath>
@@ -17,6 +20,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/unique_fd.h"
 #include "json.h"
 #include "test_env.h"
 #include "vm_fixture.h"
@@ -288,6 +292,38 @@ TEST(Prometheus, ScrapesTheAgentAndIncreaseEqualsTheTapDelta) {
   const int st = agent.wait(10s);
   ASSERT_TRUE(WIFEXITED(st)) << st;
   EXPECT_EQ(WEXITSTATUS(st), 0) << agent.stderr_text();
+}
+
+// A port already in use costs /metrics only: one error line, and the line-protocol output
+// goes on tick after tick.
+TEST(Prometheus, APortInUseIsOneLineAndTheOtherOutputsKeepWorking) {
+  Netns ns;
+  UniqueFd taken(ns.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC));
+  ASSERT_TRUE(taken.valid());
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(kAgentPort);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+  ASSERT_EQ(::listen(taken.get(), 1), 0);
+  TempDir tmp("vmscope-prometheus-busy");
+  Child agent(vmscope_bin(),
+              {"run", "--interval", "0.2", "--count", "5", "--listen",
+               "127.0.0.1:" + std::to_string(kAgentPort), "--output", "-", "--spool-dir",
+               tmp.path + "/spool"},
+              SpawnOptions{ns.name(), "", {}, false});
+  const int st = agent.wait(30s);
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  EXPECT_EQ(WEXITSTATUS(st), 0) << agent.stderr_text();
+  const std::string err = agent.stderr_text();
+  const std::string line = "metrics endpoint (--listen 127.0.0.1:" + std::to_string(kAgentPort) +
+                           "): bind: Address already in use: /metrics is not served";
+  const size_t at = err.find(line);
+  EXPECT_NE(at, std::string::npos) << err;
+  EXPECT_EQ(err.find(line, at + 1), std::string::npos) << "said more than once:\n" << err;
+  size_t ticks = 0;
+  for (const std::string& l : agent.lines()) ticks += l.rfind("vmscope,host=", 0) == 0;
+  EXPECT_EQ(ticks, 5u);
 }
 
 }  // namespace
