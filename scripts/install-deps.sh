@@ -23,8 +23,9 @@ TEST_PACKAGES=(
   qemu-system-x86 linux-image-amd64 busybox-static cpio gzip xz-utils
   # InfluxDB 1.x for the end-to-end and deploy tests, reached with curl
   influxdb curl
-  # Prometheus 2.42 scraping the agent, and its promtool checking /metrics
-  prometheus
+  # Prometheus 2.42 scraping the agent, and its promtool checking /metrics; python3 runs
+  # dashboards/prometheus/generate.py --check
+  prometheus python3
   # namespaces, taps, bridges, tc (ip, bridge, tc); ps, pgrep, sysctl; tmux drives `top`
   iproute2 procps tmux
   # deploy tests: CPack's deb generator runs `file`; systemd-analyze verifies the unit

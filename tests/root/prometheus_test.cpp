@@ -17,6 +17,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -129,6 +130,12 @@ class Prometheus {
     return out;
   }
 
+  // GET of an API path with one match[] selector; the raw body.
+  std::string get(const std::string& path, const std::string& match) const {
+    return ns_.capture("curl -sS -m 10 -G " + base() + path + " --data-urlencode " +
+                       shq("match[]=" + match));
+  }
+
   std::string log() const { return child_->stderr_text(); }
 
  private:
@@ -139,6 +146,61 @@ class Prometheus {
 // Metrics of the agent as a scraper without OpenMetrics sees them.
 std::string scrape(const Netns& ns) {
   return ns.capture("curl -sS -m 5 " + agent_url() + "/metrics");
+}
+
+// Grafana's substitution of a multi-value variable holding one value, for Prometheus:
+// regex characters escaped (prometheusSpecialRegexEscape), as the query text holds them.
+std::string grafana_regex(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (std::string_view("\\[]$^*+?.()|{}").find(c) != std::string_view::npos) out += "\\\\";
+    out += c;
+  }
+  return out;
+}
+
+std::string substitute(std::string q, const std::map<std::string, std::string>& vars) {
+  for (const auto& [k, v] : vars)
+    for (size_t at; (at = q.find(k)) != std::string::npos;) q.replace(at, k.size(), v);
+  return q;
+}
+
+// Every query of both Prometheus dashboards and every variable, with Grafana's
+// substitution (host = the agent's instance, vm, bridge), answers with data at `t`.
+void check_dashboards(const Prometheus& prom, double t, const std::string& bridge) {
+  const std::map<std::string, std::string> vars = {
+      {"$__rate_interval", "4s"},
+      {"$__range", "1m"},
+      {"$host", grafana_regex("127.0.0.1:" + std::to_string(kAgentPort))},
+      {"$vm", grafana_regex(kVm)},
+      {"$bridge", grafana_regex(bridge)}};
+  int queries = 0;
+  for (const std::string name : {"vm-overview", "host"}) {
+    const Json d = parse_json(read_text(source_dir() + "/dashboards/prometheus/" + name + ".json"));
+    for (const Json& v : d.get("templating")->get("list")->items) {
+      // label_values(SELECTOR, LABEL)
+      const std::string def = substitute(v.str("definition"), vars);
+      const size_t open = def.find('('), comma = def.rfind(','), close = def.rfind(')');
+      ASSERT_TRUE(open != std::string::npos && comma != std::string::npos) << def;
+      const std::string selector = def.substr(open + 1, comma - open - 1);
+      std::string label = def.substr(comma + 1, close - comma - 1);
+      label.erase(0, label.find_first_not_of(' '));
+      const Json values = parse_json(prom.get("/api/v1/label/" + label + "/values", selector));
+      EXPECT_FALSE(values.get("data")->items.empty())
+          << name << " variable " << v.str("name") << ": " << def;
+    }
+    for (const Json& p : d.get("panels")->items) {
+      const Json* targets = p.get("targets");
+      if (!targets) continue;
+      for (const Json& target : targets->items) {
+        const std::string q = substitute(target.str("expr"), vars);
+        ++queries;
+        EXPECT_FALSE(prom.query(q, t).items.empty())
+            << name << " \"" << p.str("title") << "\" " << target.str("refId") << ": " << q;
+      }
+    }
+  }
+  std::printf("[ figures ] %d dashboard queries answered by prometheus\n", queries);
 }
 
 struct Window {
@@ -249,6 +311,8 @@ TEST(Prometheus, ScrapesTheAgentAndIncreaseEqualsTheTapDelta) {
   EXPECT_NEAR(inc_tx, double(d_tx), 0.02 * double(d_tx));
   EXPECT_NEAR(inc_rx, double(d_rx), 0.02 * double(d_rx));
   EXPECT_NEAR(wt.last.v - wt.first.v, double(d_tx), 0.02 * double(d_tx));
+
+  check_dashboards(prom, t_query, kBridge);
 
   // promtool accepts what a plain scraper gets; Prometheus itself was served OpenMetrics.
   const std::string check = ns.capture("sh -c " + shq("curl -sS -m 5 " + agent_url() +
