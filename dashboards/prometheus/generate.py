@@ -71,7 +71,7 @@ panel("HTTP answers by class", *[(e, "{{vm}} " + l) for e, l in HTTP])
 # host.json
 panel("Top 10 VMs by bit/s (peak, both directions)",
       (f"topk(10, max by (vm) (max_over_time((sum by (vm) (rate(vmscope_vm_network_receive_bytes_total{{{VM}}}[{R}])) + "
-       f"sum by (vm) (rate(vmscope_vm_network_transmit_bytes_total{{{VM}}}[{R}])))[$__range:]) * 8))", "{{vm}}"),
+       f"sum by (vm) (rate(vmscope_vm_network_transmit_bytes_total{{{VM}}}[{R}])))[$__range:$__interval]) * 8))", "{{vm}}"),
       instant=True)
 panel("Throughput per VM", (net("receive", "bytes") + " * 8", "{{vm}} host→vm"),
       (net("transmit", "bytes") + " * 8", "{{vm}} vm→host"))

@@ -170,6 +170,7 @@ std::string substitute(std::string q, const std::map<std::string, std::string>& 
 void check_dashboards(const Prometheus& prom, double t, const std::string& bridge) {
   const std::map<std::string, std::string> vars = {
       {"$__rate_interval", "4s"},
+      {"$__interval", "1s"},
       {"$__range", "1m"},
       {"$host", grafana_regex("127.0.0.1:" + std::to_string(kAgentPort))},
       {"$vm", grafana_regex(kVm)},
