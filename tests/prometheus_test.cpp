@@ -440,6 +440,37 @@ TEST(PrometheusMetrics, AnExitedVmDisappears) {
   EXPECT_NE(t.find("vmmtap1"), std::string::npos);
 }
 
+TEST(PrometheusMetrics, StartTimesStayPutUntilARestart) {
+  Fixture fx;
+  StartTimes starts;
+  const auto start_of = [&](double uptime, int64_t ts_ns) {
+    fx.sample.timestamp_ns = ts_ns;
+    (*fx.sample.vms)[0].uptime_s = uptime;
+    auto snap = retain_snapshot(fx.sample, fx.self, TaskCounterSupport{}, TickHistogram{});
+    starts.settle(*snap);
+    std::string out;
+    render_metrics(*snap, ExpositionFormat::kPrometheus, out);
+    const std::string key = "\nvmscope_vm_start_time_seconds{vm=\"web1\"} ";
+    const size_t at = out.find(key);
+    EXPECT_NE(at, std::string::npos);
+    return std::stod(out.substr(at + key.size()));
+  };
+  const int64_t t0 = int64_t{1700000000} * 1000000000;
+  EXPECT_DOUBLE_EQ(start_of(100.0, t0), 1699999900.0);
+  // The next ticks: uptime and clock read a few ms apart.
+  EXPECT_DOUBLE_EQ(start_of(100.998, t0 + 1000000000), 1699999900.0);
+  EXPECT_DOUBLE_EQ(start_of(102.003, t0 + 2000000000), 1699999900.0);
+  // A restart: a new start.
+  EXPECT_DOUBLE_EQ(start_of(0.5, t0 + 3000000000), 1700000002.5);
+  // A VM gone for a tick is forgotten: its next start is its own, even within a second.
+  fx.sample.vms->erase(fx.sample.vms->begin());
+  auto snap = retain_snapshot(fx.sample, fx.self, TaskCounterSupport{}, TickHistogram{});
+  starts.settle(*snap);
+  fx.sample.vms->insert(fx.sample.vms->begin(), (*fx.sample.vms)[0]);
+  (*fx.sample.vms)[0].vm = fx.vm_a;
+  EXPECT_DOUBLE_EQ(start_of(2.25, t0 + 5000000000), 1700000002.75);
+}
+
 TEST(PrometheusMetrics, KernelCountersLeftOutWhereTheKernelLacksThem) {
   Fixture fx;
   TickHistogram h;

@@ -158,7 +158,9 @@ MetricsServer::~MetricsServer() = default;
 void MetricsServer::publish(const TickSample& sample, const SelfMetrics& self,
                             const TaskCounterSupport& kept) {
   ticks_.observe(static_cast<double>(self.tick_ns) / 1e9);
-  std::shared_ptr<const MetricsSnapshot> next = retain_snapshot(sample, self, kept, ticks_);
+  std::shared_ptr<MetricsSnapshot> built = retain_snapshot(sample, self, kept, ticks_);
+  start_times_.settle(*built);
+  std::shared_ptr<const MetricsSnapshot> next = std::move(built);
   std::lock_guard lock(mu_);
   latest_.swap(next);
   // `next` now holds the previous snapshot: freed after the lock is released (or by the

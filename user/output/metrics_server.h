@@ -60,7 +60,8 @@ class MetricsServer {
   };
   mutable std::mutex mu_;  // guards latest_ only: held for a pointer copy or swap
   std::shared_ptr<const MetricsSnapshot> latest_;
-  TickHistogram ticks_;  // the tick thread's
+  TickHistogram ticks_;     // the tick thread's
+  StartTimes start_times_;  // the tick thread's
   std::string address_;
   std::unique_ptr<MHD_Daemon, DaemonStop> daemon_;
 };

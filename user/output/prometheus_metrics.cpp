@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cmath>
 #include <vector>
 
 namespace vmscope {
@@ -39,10 +40,9 @@ std::string_view keep(std::string& names, std::string_view name) {
 
 }  // namespace
 
-std::shared_ptr<const MetricsSnapshot> retain_snapshot(const TickSample& sample,
-                                                       const SelfMetrics& self,
-                                                       const TaskCounterSupport& kept,
-                                                       const TickHistogram& ticks) {
+std::shared_ptr<MetricsSnapshot> retain_snapshot(const TickSample& sample, const SelfMetrics& self,
+                                                 const TaskCounterSupport& kept,
+                                                 const TickHistogram& ticks) {
   auto s = std::make_shared<MetricsSnapshot>();
   s->self = self;
   s->kept = kept;
@@ -68,6 +68,31 @@ std::shared_ptr<const MetricsSnapshot> retain_snapshot(const TickSample& sample,
       v.launcher = keep(names, v.launcher);
     }
   return s;
+}
+
+namespace {
+
+double tick_start_s(const MetricsSnapshot& s, const VmResources& v) {
+  return static_cast<double>(s.sample.timestamp_ns) / 1e9 - v.uptime_s;
+}
+
+}  // namespace
+
+void StartTimes::settle(MetricsSnapshot& s) {
+  s.vm_start_s.clear();
+  if (!s.sample.vms) {
+    start_s_.clear();
+    return;
+  }
+  std::map<std::string, double, std::less<>> next;
+  for (const VmResources& v : *s.sample.vms) {
+    double start = tick_start_s(s, v);
+    if (auto it = start_s_.find(v.vm); it != start_s_.end() && std::abs(it->second - start) < 1)
+      start = it->second;
+    next.emplace(std::string(v.vm), start);
+    s.vm_start_s.push_back(start);
+  }
+  start_s_ = std::move(next);
 }
 
 namespace {
@@ -469,8 +494,9 @@ void vm_families(Exposition& e, const std::vector<VmResources>& vms, const Metri
   for (const VmResources& v : vms) e.value(vm(v), v.stack_pages * page);
   e.family("vmscope_vm_start_time_seconds", MetricType::kGauge,
            "When the VM's oldest process started (Unix time)");
-  for (const VmResources& v : vms)
-    e.value(vm(v), static_cast<double>(s.sample.timestamp_ns) / 1e9 - v.uptime_s);
+  const bool settled = s.vm_start_s.size() == vms.size();
+  for (size_t i = 0; i < vms.size(); ++i)
+    e.value(vm(vms[i]), settled ? s.vm_start_s[i] : tick_start_s(s, vms[i]));
   e.family("vmscope_vm_processes", MetricType::kGauge, "Processes of the VM");
   for (const VmResources& v : vms) e.value(vm(v), uint64_t{v.processes});
   e.family("vmscope_vm_threads", MetricType::kGauge, "Threads of the VM's processes");

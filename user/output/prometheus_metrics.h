@@ -12,8 +12,10 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "discover/task_counter_support.h"
 #include "drain/tick_sample.h"
@@ -44,14 +46,29 @@ struct MetricsSnapshot {
   TaskCounterSupport kept;
   TickHistogram ticks;
   std::string names;
+  // vmscope_vm_start_time_seconds per entry of sample.vms, from StartTimes; empty: each
+  // is the tick's time less the VM's uptime.
+  std::vector<double> vm_start_s;
 };
 
 // A copy of what the tick collected that outlives the tick: the sample's names (views
 // into the engine's state) are copied into the snapshot.
-std::shared_ptr<const MetricsSnapshot> retain_snapshot(const TickSample& sample,
-                                                       const SelfMetrics& self,
-                                                       const TaskCounterSupport& kept,
-                                                       const TickHistogram& ticks);
+std::shared_ptr<MetricsSnapshot> retain_snapshot(const TickSample& sample, const SelfMetrics& self,
+                                                 const TaskCounterSupport& kept,
+                                                 const TickHistogram& ticks);
+
+// VM start times that stay put from tick to tick. A tick's figure (its clock less the
+// VM's uptime) moves by the few milliseconds between the two readings, which would make
+// changes(vmscope_vm_start_time_seconds[...]) count every scrape; the first figure is
+// kept while later ones stay within a second of it, so a change is a restart.
+class StartTimes {
+ public:
+  // Fills s.vm_start_s; forgets the VMs that are gone.
+  void settle(MetricsSnapshot& s);
+
+ private:
+  std::map<std::string, double, std::less<>> start_s_;
+};
 
 // Appends every family of the snapshot to out.
 void render_metrics(const MetricsSnapshot& s, ExpositionFormat format, std::string& out);
