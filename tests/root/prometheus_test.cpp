@@ -314,6 +314,9 @@ TEST(Prometheus, ScrapesTheAgentAndIncreaseEqualsTheTapDelta) {
   EXPECT_NEAR(wt.last.v - wt.first.v, double(d_tx), 0.02 * double(d_tx));
 
   check_dashboards(prom, t_query, kBridge);
+  // The VM did not restart: its start time never moved.
+  EXPECT_EQ(prom.scalar("changes(vmscope_vm_start_time_seconds{vm=\"" + kVm + "\"}[5m])", t_query),
+            0.0);
 
   // promtool accepts what a plain scraper gets; Prometheus itself was served OpenMetrics.
   const std::string check = ns.capture("sh -c " + shq("curl -sS -m 5 " + agent_url() +
