@@ -10,6 +10,8 @@ PACKAGES=(
   build-essential cmake pkg-config clang bpftool libbpf-dev libelf-dev zlib1g-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libcurl4-openssl-dev libmnl-dev
   libncurses-dev
+  # the Prometheus endpoint (--listen): a small HTTP server library
+  libmicrohttpd-dev
   # run it: scripts/setup-kernel.sh mounts bpffs and tracefs
   mount util-linux
 )
@@ -21,6 +23,9 @@ TEST_PACKAGES=(
   qemu-system-x86 linux-image-amd64 busybox-static cpio gzip xz-utils
   # InfluxDB 1.x for the end-to-end and deploy tests, reached with curl
   influxdb curl
+  # Prometheus 2.42 scraping the agent, and its promtool checking /metrics; python3 runs
+  # dashboards/prometheus/generate.py --check
+  prometheus python3
   # namespaces, taps, bridges, tc (ip, bridge, tc); ps, pgrep, sysctl; tmux drives `top`
   iproute2 procps tmux
   # deploy tests: CPack's deb generator runs `file`; systemd-analyze verifies the unit
@@ -38,5 +43,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The influxdb package enables its own server; tests start private instances instead.
-if systemctl is-active --quiet influxdb 2>/dev/null; then systemctl stop influxdb || true; fi
+# The influxdb and prometheus packages enable their own servers; tests start private
+# instances instead.
+for unit in influxdb prometheus; do
+  if systemctl is-active --quiet "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
+done

@@ -376,5 +376,32 @@ TEST(ConfigFile, BadFileIsOneLineError) {
   EXPECT_EQ(out.message.find('\n'), std::string::npos);
 }
 
+// The Prometheus endpoint: off unless asked, from the flag or the file (the flag wins).
+TEST(ConfigListen, OffByDefaultFlagAndFile) {
+  auto out = parse({"run"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.listen, "");
+  out = parse({"run", "--listen", "127.0.0.1:9847"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.listen, "127.0.0.1:9847");
+  auto c = apply_toml("listen = \"[::1]:9847\"", "f.toml", Config{});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->listen, "[::1]:9847");
+  c = apply_toml("listen = \"localhost:9847\"", "f.toml", Config{});
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message,
+            "f.toml: listen address \"localhost:9847\": not an IPv4 address (IPv6 goes in "
+            "brackets) (expected ADDR:PORT, e.g. 127.0.0.1:9847 or [::1]:9847)");
+  c = apply_toml("listen = 9847", "f.toml", Config{});
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message, "f.toml: key \"listen\" has the wrong type");
+  out = parse({"run", "--listen", "9847"});
+  EXPECT_FALSE(out.cli);
+  EXPECT_EQ(out.exit_code, 2);
+  EXPECT_EQ(out.message,
+            "vmscope: listen address \"9847\": no port (expected ADDR:PORT, e.g. "
+            "127.0.0.1:9847 or [::1]:9847)");
+}
+
 }  // namespace
 }  // namespace vmscope

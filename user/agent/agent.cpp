@@ -8,6 +8,7 @@
 #include "agent/host_check.h"
 #include "agent/options.h"
 #include "common/event_fds.h"
+#include "output/metrics_server.h"
 #include "output/net_lines.h"
 #include "output/output_writer.h"
 #include "output/proc_lines.h"
@@ -31,8 +32,10 @@ struct LoopOptions {
 class Agent {
  public:
   Agent(const LoopOptions& opts, std::vector<std::unique_ptr<Sink>> sinks,
-        const SpoolOptions& spool, std::unique_ptr<Engine> engine)
+        const SpoolOptions& spool, std::unique_ptr<Engine> engine,
+        std::unique_ptr<MetricsServer> metrics)
       : opts_(opts),
+        metrics_(std::move(metrics)),
         output_(std::move(sinks), spool),
         engine_(std::move(engine)),
         host_(host_name()),
@@ -55,6 +58,7 @@ class Agent {
     if (!sigfd) return sigfd.error();
     spdlog::info("vmscope running: interval {}s, {} output(s), {} tap(s) found", opts_.interval_s,
                  output_.size(), engine_->inventory().taps().size());
+    if (metrics_) spdlog::info("Prometheus metrics on http://{}/metrics", metrics_->address());
 
     pollfd fds[4] = {{timer->get(), POLLIN, 0},
                      {engine_->link_events_fd(), POLLIN, 0},
@@ -128,8 +132,10 @@ class Agent {
       lines += encode_resources(*sample_.vms, now, batch_, kept_);
       vms = sample_.vms->size();
     }
-    encode_self(self_metrics(started, lines, vms, taps), now, batch_);
+    const SelfMetrics self = self_metrics(started, lines, vms, taps);
+    encode_self(self, now, batch_);
     write_all(batch_);
+    if (metrics_) metrics_->publish(sample_, self, kept_);
   }
 
   SelfMetrics self_metrics(int64_t started, size_t lines, size_t vms, size_t taps) {
@@ -151,6 +157,7 @@ class Agent {
   }
 
   const LoopOptions opts_;
+  std::unique_ptr<MetricsServer> metrics_;  // --listen; stopped after the output
   OutputWriter output_;
   std::unique_ptr<Engine> engine_;
   TickSample sample_;
@@ -171,8 +178,16 @@ Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks)
   if (auto st = block_stop_signals(); !st) return st;
   auto engine = Engine::create(engine_options(config), SourceChoice::kPublish);
   if (!engine) return engine.error();
+  // A port in use loses /metrics, not the other outputs: one line, and the agent runs on.
+  std::unique_ptr<MetricsServer> metrics;
+  if (!config.listen.empty()) {
+    auto started = MetricsServer::start(config.listen);
+    if (started) metrics = std::move(*started);
+    if (!started) spdlog::error("{}: /metrics is not served", started.error().message);
+  }
   Agent agent(LoopOptions{config.interval_s, config.count}, std::move(sinks),
-              SpoolOptions{config.spool_dir, config.spool_max_bytes}, std::move(*engine));
+              SpoolOptions{config.spool_dir, config.spool_max_bytes}, std::move(*engine),
+              std::move(metrics));
   return agent.run();
 }
 

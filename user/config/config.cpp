@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "output/metrics_server.h"
+
 namespace vmscope {
 
 namespace {
@@ -34,6 +36,8 @@ Status validate(const Config& c) {
   for (const auto& o : c.overrides)
     if (std::string err = validate_override(o); !err.empty())
       return Error::msg(fmt::format("override for \"{}\": {}", o.name, err));
+  if (!c.listen.empty())
+    if (auto a = parse_listen_address(c.listen); !a) return a.error();
   if (c.spool_dir.empty() || c.spool_dir.front() != '/')
     return Error::msg(fmt::format("spool dir \"{}\": must be an absolute path", c.spool_dir));
   if (c.spool_max_bytes != 0 && c.spool_max_bytes < (uint64_t{1} << 20))
@@ -93,7 +97,7 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
   }
   static const std::set<std::string_view> known = {"interval",  "count",  "outputs",   "log_level",
                                                    "drop_path", "attach", "net_slots", "http",
-                                                   "override",  "spool"};
+                                                   "override",  "spool",  "listen"};
   for (const auto& [k, _] : root)
     if (!known.count(k.str()))
       return Error::msg(fmt::format("{}: unknown key \"{}\"", source, k.str()));
@@ -110,6 +114,7 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
   c.count = static_cast<uint64_t>(count);
   if (auto st = read_key(root, "log_level", where, c.log_level); !st) return st.error();
   if (auto st = read_key(root, "drop_path", where, c.drop_path); !st) return st.error();
+  if (auto st = read_key(root, "listen", where, c.listen); !st) return st.error();
   std::string attach = attach_mode_name(c.attach_mode);
   if (auto st = read_key(root, "attach", where, attach); !st) return st.error();
   auto mode = parse_attach_mode(attach);
@@ -211,7 +216,7 @@ struct Flags {
   double interval_s = 0;
   int64_t count = 0;
   std::vector<std::string> outputs;
-  std::string spool_dir, spool_max_size;
+  std::string spool_dir, spool_max_size, listen;
   // top
   bool batch = false, own = false;
   int64_t iterations = 0;
@@ -248,6 +253,9 @@ CLI::App* add_run(CLI::App& app, Flags& f) {
   run->add_option("--output", f.outputs,
                   "-, tcp://HOST[:PORT], udp://HOST[:PORT], http://HOST:PORT/write?db=NAME "
                   "(repeatable; default -)");
+  run->add_option("--listen", f.listen,
+                  "serve Prometheus metrics on http://ADDR:PORT/metrics, e.g. 127.0.0.1:9847 "
+                  "(default: no endpoint)");
   run->add_option("--attach", f.attach, "how to attach tc programs: auto, tcx or clsact");
   add_net_slots_flag(*run, f);
   run->add_option("--spool-dir", f.spool_dir,
@@ -310,6 +318,7 @@ Status apply_run_flags(const Flags& f, const CLI::App& run, Config& c) {
   }
   if (run.count("--output")) c.outputs = f.outputs;
   if (run.count("--spool-dir")) c.spool_dir = f.spool_dir;
+  if (run.count("--listen")) c.listen = f.listen;
   if (run.count("--spool-max-size")) {
     auto size = parse_size(f.spool_max_size);
     if (!size) return size.error().context("--spool-max-size");

@@ -27,6 +27,8 @@ struct Config {
   // 0 = from the host (twice its links, at least 1024-8192 by CPU count).
   uint32_t net_slots = 0;
   std::string http_username, http_password;
+  // The Prometheus endpoint's ADDR:PORT (e.g. 127.0.0.1:9847); empty: nothing listens.
+  std::string listen;
   std::vector<NameOverride> overrides;
   // Each output's on-disk spool for outages: SPOOL_DIR/<hash of the output's URL>, at most
   // spool_max_bytes each (0: no spool). 512 MiB holds a 5-minute outage at 1,000 VMs
