@@ -71,10 +71,16 @@ class Agent {
     tick();
     ++ticks;
     while (opts_.count == 0 || ticks < opts_.count) {
-      if (poll(fds, 4, -1) < 0) {
+      // Devices left to attach (a cold start at scale): attach more whenever idle.
+      const int ready = poll(fds, 4, engine_->sync_pending() ? 0 : -1);
+      if (ready < 0) {
         if (errno == EINTR) continue;
         result = Error::from_errno("poll", errno);
         break;
+      }
+      if (ready == 0) {
+        engine_->continue_sync();
+        continue;
       }
       if (fds[2].revents) {
         signalfd_siginfo si;

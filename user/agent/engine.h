@@ -52,6 +52,9 @@ class Engine {
   std::string source_label() const { return source_->label(); }
   // Removes every attachment (also done by the destructor).
   void detach_all() { source_->detach_all(); }
+  // Devices still to attach after the last sync; continue_sync() attaches more.
+  bool sync_pending() const { return source_->sync_pending(); }
+  void continue_sync() { source_->sync_devices(inventory_, nl_); }
 
   struct Key {
    private:

@@ -4,6 +4,7 @@
 // and pins its maps for `vmscope top` (SharedMapPublisher).
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <optional>
 #include <set>
 
@@ -44,13 +45,23 @@ class OwnSource final : public SampleSource {
   void sync_devices(const Inventory& inv, Netlink&) override {
     std::set<int> before;
     for (const auto& [ifindex, _] : attacher_.devices()) before.insert(ifindex);
-    for (const Error& e : attacher_.sync(counted_devices(inv))) {
+    const bool was_pending = attacher_.pending();
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    if (attach_budget_.count() > 0) deadline = std::chrono::steady_clock::now() + attach_budget_;
+    for (const Error& e : attacher_.sync(counted_devices(inv), deadline)) {
       if (failed_.insert(e.message).second) spdlog::error("{}", e.message);
     }
     for (const auto& [ifindex, dev] : attacher_.devices()) {
       if (!before.erase(ifindex)) spdlog::info("monitoring {} (ifindex {})", dev.ifname, ifindex);
     }
+    if (was_pending && !attacher_.pending())
+      spdlog::info("all {} VM taps and bridges attached", attacher_.devices().size());
   }
+
+  bool sync_pending() const override { return attacher_.pending(); }
+
+  // How long one sync may attach before the agent ticks again (0: no limit).
+  void set_attach_budget(std::chrono::milliseconds budget) { attach_budget_ = budget; }
 
   Result<NetSnapshot> collect_net(const Inventory& inv, Netlink& nl,
                                   int64_t timestamp_ns) override {
@@ -97,6 +108,7 @@ class OwnSource final : public SampleSource {
   NetCollector collector_;
   std::unique_ptr<ProcTracker> procs_;
   std::set<std::string> failed_;  // attach errors already logged
+  std::chrono::milliseconds attach_budget_{0};
 };
 
 }  // namespace
@@ -115,7 +127,11 @@ Result<std::unique_ptr<SampleSource>> open_own_source(AttachMode mode, uint32_t 
   if (!programs) return programs.error();
   auto source = std::make_unique<OwnSource>(std::move(publisher), std::move(*programs), mode,
                                             tracker_or_none(ProcTracker::create(procs)));
-  if (publish) source->publish_maps();
+  if (publish) {
+    source->publish_maps();
+    // The agent ticks while a cold start attaches: its first point within a second.
+    source->set_attach_budget(std::chrono::milliseconds(300));
+  }
   return std::unique_ptr<SampleSource>(std::move(source));
 }
 

@@ -36,6 +36,9 @@ class SampleSource {
   virtual ProcTracker* procs() const = 0;
   // The devices to count changed (a full link dump, or link events).
   virtual void sync_devices(const Inventory& inv, Netlink& nl) = 0;
+  // Whether the last sync_devices left devices to attach (it works within a time budget,
+  // so that ticks go on while a cold start attaches thousands); call it again soon.
+  virtual bool sync_pending() const { return false; }
   // The network counters of every counted device, now.
   virtual Result<NetSnapshot> collect_net(const Inventory& inv, Netlink& nl,
                                           int64_t timestamp_ns) = 0;

@@ -70,7 +70,9 @@ void NetAttacher::report_capacity(uint32_t unmonitored, size_t wanted) {
       unmonitored, wanted, programs_.capacity(), default_slot_capacity(wanted, 1));
 }
 
-std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
+std::vector<Error> NetAttacher::sync(
+    const std::map<int, std::string>& wanted,
+    std::optional<std::chrono::steady_clock::time_point> deadline) {
   // Detach what is no longer wanted, or was renamed (a new device on a reused ifindex).
   for (auto it = devices_.begin(); it != devices_.end();) {
     auto w = wanted.find(it->first);
@@ -86,8 +88,13 @@ std::vector<Error> NetAttacher::sync(const std::map<int, std::string>& wanted) {
   }
   std::vector<Error> errors;
   uint32_t unmonitored = 0;  // for want of a slot
+  pending_ = false;
   for (const auto& [ifindex, ifname] : wanted) {
     if (devices_.count(ifindex)) continue;
+    if (deadline && std::chrono::steady_clock::now() > *deadline) {
+      pending_ = true;  // the rest on the next call
+      return errors;
+    }
     if (!programs_.has_kept_slot(ifindex) && programs_.slots_used() >= programs_.capacity()) {
       ++unmonitored;
       continue;

@@ -2,6 +2,7 @@
 // detaches and frees the slots of those no longer wanted or gone.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,7 +23,12 @@ class NetAttacher {
 
   // wanted: ifindex -> name. Returns the devices that failed to attach this time
   // (each logged once by the caller is enough; they are retried on the next sync).
-  std::vector<Error> sync(const std::map<int, std::string>& wanted);
+  // deadline: attaches no new device after it; pending() then says more are wanted. (A
+  // new tcx link or clsact filter costs the kernel an RCU grace period under the RTNL
+  // lock, ~10 ms: a cold start on 1,000 VMs takes many seconds, and ticks must not wait.)
+  std::vector<Error> sync(const std::map<int, std::string>& wanted,
+                          std::optional<std::chrono::steady_clock::time_point> deadline = {});
+  bool pending() const { return pending_; }
   // What is counted, and in which slot: what the collector reads.
   const SlotTable& devices() const { return devices_; }
   // Whether ifindex was attached by the last sync (false until then).
@@ -47,7 +53,8 @@ class NetAttacher {
   NetPrograms& programs_;
   AttachMode mode_;
   TcOwner owner_;
-  bool synced_ = false;
+  bool synced_ = false;   // a sync attached everything wanted once
+  bool pending_ = false;  // the last sync stopped at its deadline
   size_t continued_ = 0;
   bool mode_logged_ = false;
   bool capacity_reported_ = false;  // the "not monitored" line is out
