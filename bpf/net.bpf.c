@@ -103,13 +103,12 @@ static __always_inline void service_tcp(struct __sk_buff *skb, __u32 dir, __u32 
 	if (dir == VS_DIR_EGRESS)
 		return;
 	__u32 payoff = l4 + (doff >> 4) * 4;
-	if (len < payoff + 10)
-		return;
 	__u8 buf[10];
 	__u8 *h;
+	/* in the linear data, the bytes are in the frame: len is tested only to copy */
 	if (p && (void *)(p + payoff + 10) <= end)
 		h = p + payoff;
-	else if (!bpf_skb_load_bytes(skb, payoff, buf, sizeof(buf)))
+	else if (len >= payoff + 10 && !bpf_skb_load_bytes(skb, payoff, buf, sizeof(buf)))
 		h = buf;
 	else
 		return;
@@ -436,8 +435,9 @@ static __always_inline int count(struct __sk_buff *skb, __u32 dir)
 		slot = bpf_map_lookup_elem(&if_slot, &ifindex);
 	else
 		slot = far_slot(ifindex);
-	if (!slot || *slot == 0)
+	if (!slot)
 		return VS_CONTINUE;
+	/* 0 (not monitored) wraps to an index beyond net_stats: its lookup fails */
 	__u32 idx = *slot - 1;
 	struct vs_dev_counters *dev = bpf_map_lookup_elem(&net_stats, &idx);
 	if (!dev)
