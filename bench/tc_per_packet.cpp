@@ -234,30 +234,84 @@ struct EmptyDeleter {
 };
 std::unique_ptr<empty_tc_bpf, EmptyDeleter> g_empty;
 
-void run_packets(benchmark::State& state, int prog_fd, const Frame& frame, int ifindex) {
+// One bpf_prog_test_run of `repeat` packets: thread CPU ns per packet and the kernel's own
+// per-run duration, or an error.
+struct TestRun {
+  double ns = 0;
+  uint32_t kernel_ns = 0;
+  std::string error;
+};
+
+TestRun test_run(int prog_fd, const Frame& frame, int ifindex, int repeat) {
   __sk_buff ctx{};
   ctx.ifindex = static_cast<uint32_t>(ifindex);  // the device the program sees (1: lo)
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+              .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx,
+              .ctx_size_in = sizeof(ctx), .repeat = repeat);
+  double t0 = thread_cpu_ns();
+  int err = bpf_prog_test_run_opts(prog_fd, &opts);
+  double t1 = thread_cpu_ns();
+  if (err) return {0, 0, "bpf_prog_test_run_opts: " + std::string(strerror(errno))};
+  if (static_cast<int32_t>(opts.retval) != -1)
+    return {0, 0, "program did not return -1 (TCX_NEXT)"};
+  return {(t1 - t0) / repeat, opts.duration, {}};
+}
+
+void run_packets(benchmark::State& state, int prog_fd, const Frame& frame, int ifindex) {
   uint64_t kernel_ns = 0;
   for (auto _ : state) {
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx,
-                .ctx_size_in = sizeof(ctx), .repeat = kRepeat);
-    double t0 = thread_cpu_ns();
-    int err = bpf_prog_test_run_opts(prog_fd, &opts);
-    double t1 = thread_cpu_ns();
-    if (err) {
-      state.SkipWithError(("bpf_prog_test_run_opts: " + std::string(strerror(errno))).c_str());
+    TestRun r = test_run(prog_fd, frame, ifindex, kRepeat);
+    if (!r.error.empty()) {
+      state.SkipWithError(r.error.c_str());
       return;
     }
-    if (static_cast<int32_t>(opts.retval) != -1) {
-      state.SkipWithError("program did not return -1 (TCX_NEXT)");
-      return;
-    }
-    state.SetIterationTime((t1 - t0) / kRepeat * 1e-9);
-    kernel_ns += opts.duration;
+    state.SetIterationTime(r.ns * 1e-9);
+    kernel_ns += r.kernel_ns;
   }
   state.counters["kernel_ns"] =
       benchmark::Counter(static_cast<double>(kernel_ns), benchmark::Counter::kAvgIterations);
+  state.counters["frame_bytes"] = static_cast<double>(frame.size());
+}
+
+// The ratio to the empty program, measured in pairs: on a shared machine the load changes
+// between two separate benchmarks (seconds apart) by more than the difference measured.
+// Each pair runs both programs on the frame, kPairRepeat packets each, back to back (the
+// order swapped every pair); the reported ratio is the median of the kPairs pairs' ratios,
+// vmscope_ns and empty_ns the medians of each program's times.
+constexpr int kPairRepeat = 1'000'000;
+constexpr int kPairs = 31;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void run_pairs(benchmark::State& state, int prog_fd, int empty_fd, const Frame& frame,
+               int ifindex) {
+  std::vector<double> ratios, vs, empty;
+  for (auto _ : state) {
+    for (int i = 0; i < kPairs; ++i) {
+      TestRun a, b;
+      if (i % 2 == 0) {
+        a = test_run(prog_fd, frame, ifindex, kPairRepeat);
+        b = test_run(empty_fd, frame, ifindex, kPairRepeat);
+      } else {
+        b = test_run(empty_fd, frame, ifindex, kPairRepeat);
+        a = test_run(prog_fd, frame, ifindex, kPairRepeat);
+      }
+      if (!a.error.empty() || !b.error.empty()) {
+        state.SkipWithError((a.error.empty() ? b.error : a.error).c_str());
+        return;
+      }
+      ratios.push_back(a.ns / b.ns);
+      vs.push_back(a.ns);
+      empty.push_back(b.ns);
+    }
+    state.SetIterationTime(median(vs) * 1e-9);
+  }
+  state.counters["ratio"] = median(ratios);
+  state.counters["vmscope_ns"] = median(vs);
+  state.counters["empty_ns"] = median(empty);
   state.counters["frame_bytes"] = static_cast<double>(frame.size());
 }
 
@@ -271,6 +325,16 @@ void add(const std::string& name, int prog_fd, Frame frame, int ifindex) {
       ->UseManualTime()
       ->Unit(benchmark::kNanosecond)
       ->DisplayAggregatesOnly(true);
+}
+
+// tc_ratio/<program>/<frame>: the paired ratio (run_pairs), one run.
+void add_pairs(const std::string& name, int prog_fd, int empty_fd, Frame frame, int ifindex) {
+  benchmark::RegisterBenchmark(
+      name.c_str(), [prog_fd, empty_fd, frame = std::move(frame), ifindex](
+                        benchmark::State& s) { run_pairs(s, prog_fd, empty_fd, frame, ifindex); })
+      ->Iterations(1)
+      ->UseManualTime()
+      ->Unit(benchmark::kNanosecond);
 }
 
 }  // namespace
@@ -295,6 +359,7 @@ void register_tc_benchmarks() {
   for (const auto& [fname, frame] : frames) {
     add(std::string(kTcEmpty) + "/" + fname, empty_fd, frame, tracked);
     add(std::string(kTcVmscope) + "/" + fname, vs_fd, frame, tracked);
+    add_pairs(std::string("tc_ratio/vs_tc_ingress/") + fname, vs_fd, empty_fd, frame, tracked);
   }
   // The service classes, to the VM through the egress program, from it through ingress.
   const std::string egress_name = "tc_per_packet/vs_tc_egress";
@@ -312,9 +377,12 @@ void register_tc_benchmarks() {
     add(std::string(kTcEmpty) + "/" + fname, empty_fd, frame, tracked);
     add((to_vm ? egress_name : std::string(kTcVmscope)) + "/" + fname, to_vm ? vs_egress_fd : vs_fd,
         frame, tracked);
+    add_pairs(std::string("tc_ratio/") + (to_vm ? "vs_tc_egress/" : "vs_tc_ingress/") + fname,
+              to_vm ? vs_egress_fd : vs_fd, empty_fd, frame, tracked);
   }
   // Not monitored (if_slot[lo] == 0): lookup and early exit.
   add(std::string(kTcUntracked) + "/tcp106", vs_fd, tcp_frame(), 1);
+  add_pairs("tc_ratio/vs_tc_ingress_untracked_ifindex/tcp106", vs_fd, empty_fd, tcp_frame(), 1);
 }
 
 }  // namespace vmscope::bench

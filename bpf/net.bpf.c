@@ -15,6 +15,7 @@
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
@@ -56,6 +57,13 @@ struct {
 	__type(value, struct vs_dev_counters);
 } net_stats SEC(".maps");
 
+/* Out of line on purpose: with both lookups at one call site the verifier could not
+ * inline the array lookup (two maps behind one call), costing ~15 ns per packet. */
+static __noinline __u32 *far_slot(__u32 ifindex)
+{
+	return bpf_map_lookup_elem(&if_slot_far, &ifindex);
+}
+
 #include "service.h"
 
 /* Header bytes at off: straight from the linear data when it is there (fast path),
@@ -79,16 +87,13 @@ static __always_inline void *header(struct __sk_buff *skb, __u32 off, void *buf,
  * (to port 53 towards the VM, from port 53 out of it) call the out-of-line vs_service(),
  * which checks that the slot is a VM tap. Every other frame pays these compares only
  * (a TCP segment from the VM whose payload is paged: one 10-byte copy). p: the linear
- * data, or null where the caller copies headers (classify_slow). frag: nonzero for an
- * IPv4 fragment other than the first, which carries no L4 header (the fast path tests
- * it only here, once the frame looks interesting: data frames skip that test). */
+ * data, or null where the caller copies headers (classify_slow). Never called for an
+ * IPv4 fragment other than the first: it carries no L4 header. */
 static __always_inline void service_tcp(struct __sk_buff *skb, __u32 dir, __u32 v6, __u32 l3,
 					__u32 l4, __u8 flags, __u8 doff, __u8 *p, void *end,
-					__u32 len, __u32 frag)
+					__u32 len)
 {
 	if (flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) {
-		if (frag)
-			return;
 		vs_service(skb,
 			   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
 				   IPPROTO_TCP << 8,
@@ -98,25 +103,24 @@ static __always_inline void service_tcp(struct __sk_buff *skb, __u32 dir, __u32 
 	if (dir == VS_DIR_EGRESS)
 		return;
 	__u32 payoff = l4 + (doff >> 4) * 4;
-	if (len < payoff + 10)
-		return;
 	__u8 buf[10];
 	__u8 *h;
+	/* in the linear data, the bytes are in the frame: len is tested only to copy */
 	if (p && (void *)(p + payoff + 10) <= end)
 		h = p + payoff;
-	else if (!bpf_skb_load_bytes(skb, payoff, buf, sizeof(buf)))
+	else if (len >= payoff + 10 && !bpf_skb_load_bytes(skb, payoff, buf, sizeof(buf)))
 		h = buf;
 	else
 		return;
-	if (is_http_status(h) && !frag)
+	if (is_http_status(h))
 		vs_service(skb, VS_SVC_HTTP | (__u32)h[9] << 16, l3, l4);
 }
 
 static __always_inline void service_udp(struct __sk_buff *skb, __u32 dir, __u32 v6, __u32 l3,
-					__u32 l4, __u8 port_hi, __u8 port_lo, __u32 frag)
+					__u32 l4, __u8 port_hi, __u8 port_lo)
 {
 	/* port: the destination port towards the VM, the source port from it */
-	if (port_hi != 0 || port_lo != 53 || frag)
+	if (port_hi != 0 || port_lo != 53)
 		return;
 	vs_service(skb,
 		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
@@ -134,7 +138,7 @@ static __always_inline void count_l2_group(struct vs_net_counters *c, const __u8
 }
 
 /* Bytes by the L4 protocol of an IP frame whose protocol matches its IP version
- * (classify_medium, classify_slow: ICMP over IPv6 or ICMPv6 over IPv4 arrive as OTHER). */
+ * (classify_slow: ICMP over IPv6 or ICMPv6 over IPv4 arrive as OTHER). */
 static __always_inline void count_l4(struct vs_net_counters *c, __u8 l4proto, __u32 len, int syn)
 {
 	switch (l4proto) {
@@ -183,7 +187,7 @@ __noinline __u64 vs_ipv6_skip_ext(struct __sk_buff *skb, __u32 l4off, __u32 l4pr
 }
 
 static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_counters *c,
-					  __u32 len, __u32 dir)
+					  __u32 len, __u32 dir, int l2_counted)
 {
 	__u8 buf[40];
 	__u8 *eth = header(skb, 0, buf, ETH_HLEN);
@@ -191,7 +195,7 @@ static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_c
 		c->l4_bytes[VS_L4_OTHER] += len;
 		return;
 	}
-	if (eth[0] & 1)
+	if (!l2_counted && (eth[0] & 1))
 		count_l2_group(c, eth);
 	__u16 proto = ((__u16)eth[12] << 8) | eth[13];
 	__u32 off = ETH_HLEN;
@@ -242,13 +246,13 @@ static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_c
 		syn = tcp && (tcp[1] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 		if (tcp)
 			service_tcp(skb, dir, proto == ETH_P_IPV6, off, l4off, tcp[1], tcp[0], 0, 0,
-				    len, 0);
+				    len);
 	} else if (l4proto == IPPROTO_UDP) {
 		__u8 *udp = header(skb, l4off, buf, 4);
 		if (udp)
 			service_udp(skb, dir, proto == ETH_P_IPV6, off, l4off,
 				    udp[dir == VS_DIR_EGRESS ? 2 : 0],
-				    udp[dir == VS_DIR_EGRESS ? 3 : 1], 0);
+				    udp[dir == VS_DIR_EGRESS ? 3 : 1]);
 	}
 	count_l4(c, l4proto, len, syn);
 	return;
@@ -256,117 +260,171 @@ other:
 	c->l4_bytes[VS_L4_OTHER] += len;
 }
 
-/* Frames one step from the fast path, read straight from the linear data: IPv4 with
- * options, behind one or two VLAN tags, and IPv6 carrying TCP, UDP or ICMPv6 without
- * extension headers. Returns 0, having counted nothing, for every other frame (and for
- * fragments or headers beyond the linear data): classify_slow() decides those. Same
- * rules as classify_slow(), without its byte copies and header walks. */
-static __always_inline int classify_medium(struct __sk_buff *skb, __u8 *p, void *end,
-					   struct vs_net_counters *c, __u32 len, __u32 dir)
+/* TCP at l4off of an IP header at l3 (both offsets into the linear data, usually
+ * constants) whose bytes up to the flags the caller has not checked: 0 if they are not
+ * in the linear data (classify_slow() decides), else counts and calls the service hook.
+ * frag: an IPv4 fragment other than the first, which carries no TCP header. */
+static __always_inline int count_tcp(struct __sk_buff *skb, __u8 *p, void *end,
+				     struct vs_net_counters *c, __u32 len, __u32 dir, __u32 v6,
+				     __u32 l3, __u32 l4off, __u32 frag)
 {
-	if ((void *)(p + ETH_HLEN) > end)
+	__u8 *tcp = p + l4off;
+	if (frag) {
+		c->l4_bytes[VS_L4_TCP] += len;
+		return 1;
+	}
+	if ((void *)(tcp + 14) > end)
 		return 0;
-	__u16 proto = (__u16)p[12] << 8 | p[13];
-	__u32 l3 = ETH_HLEN;
-	for (int i = 0; i < 2 && (proto == ETH_P_8021Q || proto == ETH_P_8021AD); i++) {
-		if ((void *)(p + l3 + 4) > end)
-			return 0;
-		proto = (__u16)p[l3 + 2] << 8 | p[l3 + 3];
-		l3 += 4;
-	}
-	__u8 l4proto;
-	__u32 l4off;
-	if (proto == ETH_P_IP) {
-		if ((void *)(p + l3 + 20) > end)
-			return 0;
-		__u8 vihl = p[l3];
-		if ((__u8)(vihl - 0x45) > 0x0a || (p[l3 + 6] & 0x1f) | p[l3 + 7])
-			return 0; /* not IPv4 with a whole header, or a fragment */
-		l4proto = p[l3 + 9];
-		if (l4proto == IPPROTO_ICMPV6_)
-			l4proto = IPPROTO_RAW; /* not ICMP over IPv4: OTHER */
-		l4off = l3 + (vihl & 0xf) * 4;
-	} else if (proto == ETH_P_IPV6) {
-		if ((void *)(p + l3 + 40) > end || (p[l3] & 0xf0) != 0x60)
-			return 0;
-		l4proto = p[l3 + 6];
-		if (l4proto != IPPROTO_TCP && l4proto != IPPROTO_UDP && l4proto != IPPROTO_ICMPV6_)
-			return 0; /* extension headers, ICMP over IPv6, ...: the slow path */
-		l4off = l3 + 40;
-	} else {
-		return 0;
-	}
-	int syn = 0;
-	if (l4proto == IPPROTO_TCP) {
-		__u8 *tcp = p + l4off;
-		if ((void *)(tcp + 14) > end)
-			return 0;
-		syn = (tcp[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-		service_tcp(skb, dir, proto == ETH_P_IPV6, l3, l4off, tcp[13], tcp[12], p, end, len,
-			    0);
-	} else if (l4proto == IPPROTO_UDP) {
-		__u8 *udp = p + l4off;
-		if ((void *)(udp + 4) > end)
-			return 0;
-		service_udp(skb, dir, proto == ETH_P_IPV6, l3, l4off,
-			    udp[dir == VS_DIR_EGRESS ? 2 : 0], udp[dir == VS_DIR_EGRESS ? 3 : 1],
-			    0);
-	}
-	if (p[0] & 1)
-		count_l2_group(c, p);
-	count_l4(c, l4proto, len, syn);
+	c->l4_bytes[VS_L4_TCP] += len;
+	if ((tcp[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		c->tcp_syns++;
+	service_tcp(skb, dir, v6, l3, l4off, tcp[13], tcp[12], p, end, len);
 	return 1;
 }
 
-/* Out of line on purpose: with both lookups at one call site the verifier could not
- * inline the array lookup (two maps behind one call), costing ~15 ns per packet. */
-static __noinline __u32 *far_slot(__u32 ifindex)
+/* UDP, as count_tcp(). */
+static __always_inline int count_udp(struct __sk_buff *skb, __u8 *p, void *end,
+				     struct vs_net_counters *c, __u32 len, __u32 dir, __u32 v6,
+				     __u32 l3, __u32 l4off, __u32 frag)
 {
-	return bpf_map_lookup_elem(&if_slot_far, &ifindex);
+	__u8 *udp = p + l4off;
+	if (frag) {
+		c->l4_bytes[VS_L4_UDP] += len;
+		return 1;
+	}
+	if ((void *)(udp + 4) > end)
+		return 0;
+	c->l4_bytes[VS_L4_UDP] += len;
+	/* the port: the destination port towards the VM, the source port from it */
+	service_udp(skb, dir, v6, l3, l4off, udp[dir == VS_DIR_EGRESS ? 2 : 0],
+		    udp[dir == VS_DIR_EGRESS ? 3 : 1]);
+	return 1;
 }
 
-/* The common frames, IPv4 without options and ARP, are classified with one bounds
- * check; IPv4 with options or VLAN tags and plain IPv6 by classify_medium(); everything
- * else (extension headers, fragments, short, malformed or paged frames) takes the
- * general path. */
+/* The L4 part of an IPv4 frame: protocol proto at l4off. */
+static __always_inline int count_ip4_l4(struct __sk_buff *skb, __u8 *p, void *end,
+					struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3,
+					__u32 l4off, __u8 proto, __u32 frag)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return count_tcp(skb, p, end, c, len, dir, 0, l3, l4off, frag);
+	case IPPROTO_UDP:
+		return count_udp(skb, p, end, c, len, dir, 0, l3, l4off, frag);
+	case IPPROTO_ICMP:
+		c->l4_bytes[VS_L4_ICMP] += len;
+		return 1;
+	}
+	c->l4_bytes[VS_L4_OTHER] += len; /* ICMPv6 over IPv4 too */
+	return 1;
+}
+
+/* IPv4 at the constant offset l3 (14, 18 or 22), whose fixed header the caller checked
+ * to be in the linear data. Returns 0, having counted nothing, where classify_slow()
+ * must decide (an L4 header beyond the linear data). Without options (nearly every
+ * frame) all offsets are constants; with options the L4 header is at a variable one. */
+static __always_inline int classify_ip4(struct __sk_buff *skb, __u8 *p, void *end,
+					struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3)
+{
+	__u8 vihl = p[l3];
+	__u8 proto = p[l3 + 9];
+	__u32 frag = (p[l3 + 6] & 0x1f) | p[l3 + 7];
+	if (vihl == 0x45)
+		return count_ip4_l4(skb, p, end, c, len, dir, l3, l3 + 20, proto, frag);
+	/* version 4 and IHL > 5 (0x46..0x4f), else no L4 header to find (the stack drops
+	 * these) */
+	if ((__u8)(vihl - 0x46) > 0x09) {
+		c->l4_bytes[VS_L4_OTHER] += len;
+		return 1;
+	}
+	return count_ip4_l4(skb, p, end, c, len, dir, l3, l3 + (vihl & 0xf) * 4, proto, frag);
+}
+
+/* IPv6 at the constant offset l3, as classify_ip4(); the caller checked nothing beyond
+ * the Ethernet header and tags. Extension headers (and a header beyond the linear
+ * data) are left to classify_slow(). */
+static __always_inline int classify_ip6(struct __sk_buff *skb, __u8 *p, void *end,
+					struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3)
+{
+	if ((void *)(p + l3 + 40) > end)
+		return 0;
+	if ((p[l3] & 0xf0) != 0x60) {
+		c->l4_bytes[VS_L4_OTHER] += len;
+		return 1;
+	}
+	__u8 proto = p[l3 + 6];
+	switch (proto) {
+	case IPPROTO_TCP:
+		return count_tcp(skb, p, end, c, len, dir, 1, l3, l3 + 40, 0);
+	case IPPROTO_UDP:
+		return count_udp(skb, p, end, c, len, dir, 1, l3, l3 + 40, 0);
+	case IPPROTO_ICMPV6_:
+		c->l4_bytes[VS_L4_ICMP] += len;
+		return 1;
+	}
+	if (proto < 64 && ((1ULL << proto) & IPV6_EXT_TYPES))
+		return 0;
+	c->l4_bytes[VS_L4_OTHER] += len; /* ICMP over IPv6 too */
+	return 1;
+}
+
+/* IP behind the Ethernet header or up to two VLAN tags, at the constant offset l3 with
+ * EtherType proto (network order); 0 where classify_slow() decides. */
+static __always_inline int classify_l3(struct __sk_buff *skb, __u8 *p, void *end,
+				       struct vs_net_counters *c, __u32 len, __u32 dir, __u16 proto,
+				       __u32 l3)
+{
+	if (proto == bpf_htons(ETH_P_IP))
+		return classify_ip4(skb, p, end, c, len, dir, l3);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return classify_ip6(skb, p, end, c, len, dir, l3);
+	c->l4_bytes[VS_L4_OTHER] += len; /* ARP and every other non-IP frame */
+	return 1;
+}
+
+static __always_inline int is_vlan(__u16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD);
+}
+
+/* Every frame whose headers are in the linear data is classified straight from there,
+ * with constant offsets for each combination of VLAN tags (none, one, two) and IP
+ * version; only IPv4 options put the L4 header at a variable offset. The rest
+ * (extension headers, short or paged frames) takes classify_slow(), which copies. */
 static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len,
 				     __u32 dir)
 {
 	__u8 *p = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	if ((void *)(p + 48) > end || p[12] != 0x08 || p[13] != 0x00 || p[14] != 0x45) {
-		if ((void *)(p + 14) <= end && p[12] == 0x08 && p[13] == 0x06) { /* ARP */
+	if ((void *)(p + 48) > end) {
+		/* ARP (42 B from a guest: virtio does not pad) and short frames */
+		if ((void *)(p + ETH_HLEN) <= end && *(__u16 *)(p + 12) == bpf_htons(ETH_P_ARP)) {
 			if (p[0] & 1)
 				count_l2_group(c, p);
 			c->l4_bytes[VS_L4_OTHER] += len;
 			return;
 		}
-		if (!classify_medium(skb, p, end, c, len, dir))
-			classify_slow(skb, c, len, dir);
+		classify_slow(skb, c, len, dir, 0);
 		return;
 	}
 	if (p[0] & 1)
 		count_l2_group(c, p);
-	switch (p[23]) {
-	case IPPROTO_TCP:
-		c->l4_bytes[VS_L4_TCP] += len;
-		/* flags at 14 + 20 + 13; only the first fragment carries the TCP header */
-		if ((p[47] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
-		    ((p[20] & 0x1f) | p[21]) == 0)
-			c->tcp_syns++;
-		service_tcp(skb, dir, 0, ETH_HLEN, 34, p[47], p[46], p, end, len,
-			    (p[20] & 0x1f) | p[21]);
-		return;
-	case IPPROTO_UDP:
-		c->l4_bytes[VS_L4_UDP] += len;
-		service_udp(skb, dir, 0, ETH_HLEN, 34, p[dir == VS_DIR_EGRESS ? 36 : 34],
-			    p[dir == VS_DIR_EGRESS ? 37 : 35], (p[20] & 0x1f) | p[21]);
-		return;
-	case IPPROTO_ICMP:
-		c->l4_bytes[VS_L4_ICMP] += len;
-		return;
+	__u16 proto = *(__u16 *)(p + 12);
+	int done;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		done = classify_ip4(skb, p, end, c, len, dir, ETH_HLEN);
+	} else if (!is_vlan(proto)) {
+		done = classify_l3(skb, p, end, c, len, dir, proto, ETH_HLEN);
+	} else {
+		proto = *(__u16 *)(p + 16);
+		if (!is_vlan(proto))
+			done = classify_l3(skb, p, end, c, len, dir, proto, ETH_HLEN + 4);
+		else
+			done = classify_l3(skb, p, end, c, len, dir, *(__u16 *)(p + 20),
+					   ETH_HLEN + 8);
 	}
-	c->l4_bytes[VS_L4_OTHER] += len;
+	if (!done)
+		classify_slow(skb, c, len, dir, 1);
 }
 
 static __always_inline int count(struct __sk_buff *skb, __u32 dir)
@@ -383,8 +441,9 @@ static __always_inline int count(struct __sk_buff *skb, __u32 dir)
 		slot = bpf_map_lookup_elem(&if_slot, &ifindex);
 	else
 		slot = far_slot(ifindex);
-	if (!slot || *slot == 0)
+	if (!slot)
 		return VS_CONTINUE;
+	/* 0 (not monitored) wraps to an index beyond net_stats: its lookup fails */
 	__u32 idx = *slot - 1;
 	struct vs_dev_counters *dev = bpf_map_lookup_elem(&net_stats, &idx);
 	if (!dev)

@@ -44,9 +44,9 @@ constexpr uint8_t kSyn = 0x02, kSynAck = 0x12, kRst = 0x04, kRstAck = 0x14, kAck
 
 // The classification path a frame takes in net.bpf.c: the service hooks sit in each.
 enum class Stack {
-  kIpv4,         // fast path
-  kIpv4Vlan,     // classify_medium
-  kIpv6,         // classify_medium
+  kIpv4,         // classify_ip4 at offset 14
+  kIpv4Vlan,     // classify_ip4 behind a tag
+  kIpv6,         // classify_ip6
   kIpv6DstOpts,  // classify_slow (extension header)
 };
 const char* name_of(Stack s) {
