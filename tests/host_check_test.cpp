@@ -48,7 +48,8 @@ TEST(HostCheck, SysAdminStandsInForBpfAndPerfmon) {
 
 TEST(HostCheck, MissingNetAdminIsFatal) {
   const uint64_t bpf_perfmon = 1ULL << 39 | 1ULL << 38;
-  const CheckLine* f = first_failure(check_capabilities(bpf_perfmon));
+  const auto lines = check_capabilities(bpf_perfmon);  // f points into it
+  const CheckLine* f = first_failure(lines);
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->what, "CAP_NET_ADMIN");
 }

@@ -183,8 +183,10 @@ TEST(OutputWriter, AnOutageSpoolsToDiskAndTheDestinationGetsEveryLineInOrder) {
   SwitchableSink* s = sink.get();
   std::vector<std::unique_ptr<Sink>> sinks;
   sinks.push_back(std::move(sink));
-  // A memory queue of 100 bytes: without the spool nearly everything would be dropped.
-  OutputWriter w(std::move(sinks), SpoolOptions{d.path, 1 << 20}, /*max_queued_bytes=*/100);
+  // A memory queue of 400 bytes (a dozen lines): without the spool most would be dropped. Not
+  // smaller: the queue must bridge a worker that falls a few ticks behind (a loaded CI
+  // machine, the sanitizer build), or a line is dropped before it reaches the spool.
+  OutputWriter w(std::move(sinks), SpoolOptions{d.path, 1 << 20}, /*max_queued_bytes=*/400);
   std::string want;
   for (int i = 0; i < 50; ++i) {
     want += tick_line(i);

@@ -30,6 +30,8 @@ std::string format_check_line(const CheckLine& line);
 
 // The first failed required line, or nullptr.
 const CheckLine* first_failure(const std::vector<CheckLine>& lines);
+// Not of a temporary: the pointer would dangle at the end of the statement.
+const CheckLine* first_failure(std::vector<CheckLine>&&) = delete;
 
 // The parts, for tests: one line per capability from a CapEff mask; the kernel line from
 // a release string ("6.1.0-28-amd64").
