@@ -344,12 +344,20 @@ bool regex_matches(const std::string& pattern, const std::string& text) {
   }
 }
 
+// std::regex (libstdc++) recurses once per character that a pattern like ".*" consumes:
+// searched in a long command line it overflows the stack (50,000 characters did with
+// 8 MiB; found by tests/fuzz, naming). Overrides search the command line's head, where
+// launchers write what names a VM.
+constexpr std::size_t kMaxOverrideText = 4096;
+
 std::string join_argv(const std::vector<std::string>& argv) {
   std::string joined;
   for (const auto& arg : argv) {
     if (!joined.empty()) joined += ' ';
     joined += arg;
+    if (joined.size() >= kMaxOverrideText) break;
   }
+  if (joined.size() > kMaxOverrideText) joined.resize(kMaxOverrideText);
   return joined;
 }
 
