@@ -16,6 +16,8 @@ PACKAGES=(
 TEST_PACKAGES=(
   # test and benchmark libraries; clang-format for contributors
   libgtest-dev libbenchmark-dev clang-format
+  # tests/fuzz/run.sh: clang's libFuzzer, ASan and UBSan runtimes (libclang_rt.*)
+  libclang-rt-14-dev
   # the test VM (tests/vm): qemu, a kernel and its modules, a busybox initramfs (xz
   # unpacks the kernel to boot it as a PVH ELF, binutils' readelf checks it)
   qemu-system-x86 linux-image-amd64 busybox-static cpio gzip xz-utils
