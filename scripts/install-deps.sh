@@ -18,7 +18,8 @@ PACKAGES=(
 TEST_PACKAGES=(
   # test and benchmark libraries; clang-format for contributors
   libgtest-dev libbenchmark-dev clang-format
-  # scripts/test.sh's sanitizer build: clang's ASan and UBSan runtimes (libclang_rt.*)
+  # scripts/test.sh's sanitizer build and tests/fuzz/run.sh: clang's ASan, UBSan and
+  # libFuzzer runtimes (libclang_rt.*)
   libclang-rt-14-dev
   # the test VM (tests/vm): qemu, a kernel and its modules, a busybox initramfs (xz
   # unpacks the kernel to boot it as a PVH ELF, binutils' readelf checks it)

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "common/result.h"
 
 struct mnl_socket;
+struct nlmsghdr;
 
 namespace vmscope {
 
@@ -40,6 +42,19 @@ struct LinkStats {
 // drain walks it alongside the taps); a vector reused from tick to tick, not a node per
 // device.
 using LinkStatsList = std::vector<LinkStats>;
+
+// Decoding of received rtnetlink datagrams, apart from the socket so that tests and the
+// fuzzer (tests/fuzz) feed it any bytes. A datagram is a run of messages; each message
+// that belongs to the request (seq, portid; 0 for events) is passed to on_msg. Returns
+// what libmnl's mnl_cb_run does: MNL_CB_STOP at the end of a dump, MNL_CB_ERROR with
+// errno set for a malformed datagram or an error reply, else MNL_CB_OK (more to come).
+int parse_datagram(const char* buf, size_t len, unsigned seq, unsigned portid,
+                   const std::function<int(const struct nlmsghdr*)>& on_msg);
+// An RTM_NEWLINK or RTM_DELLINK message; nullopt when it is too short to hold one.
+// Attributes too short for their type are ignored.
+std::optional<LinkInfo> parse_link_message(const struct nlmsghdr* nlh);
+// The 64-bit link statistics of an RTM_NEWSTATS message; nullopt without them.
+std::optional<LinkStats> parse_stats_message(const struct nlmsghdr* nlh);
 
 // One rtnetlink socket (RAII). Requests are synchronous; the event socket is polled.
 class Netlink {

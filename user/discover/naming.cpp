@@ -320,12 +320,46 @@ std::optional<VmIdentity> name_from_argv(const ProcessInfo& proc, const NamingOp
   return std::nullopt;
 }
 
+// libstdc++'s regex compiler reads the number of a repeat count ("{n,m}") or of a back
+// reference ("\12") into a long without an overflow check (undefined behaviour; found by
+// tests/fuzz, config_toml), and copies the pattern once per repetition: the numbers are
+// bounded before a pattern reaches it.
+constexpr long kMaxRegexNumber = 1000;
+
+bool regex_numbers_fit(std::string_view pattern) {
+  const auto digits_fit = [&](std::size_t& i) {
+    long n = 0;
+    for (; i < pattern.size() && pattern[i] >= '0' && pattern[i] <= '9'; ++i) {
+      n = n * 10 + (pattern[i] - '0');
+      if (n > kMaxRegexNumber) return false;
+    }
+    return true;
+  };
+  for (std::size_t i = 0; i < pattern.size();) {
+    if (pattern[i] == '\\') {
+      ++i;
+      if (i < pattern.size() && pattern[i] >= '0' && pattern[i] <= '9') {
+        if (!digits_fit(i)) return false;
+      } else {
+        ++i;  // an escaped character ("\\12" is a backslash, then digits)
+      }
+    } else if (pattern[i] == '{') {
+      ++i;
+      if (!digits_fit(i)) return false;
+      if (i < pattern.size() && pattern[i] == ',' && !digits_fit(++i)) return false;
+    } else {
+      ++i;
+    }
+  }
+  return true;
+}
+
 // Compiling std::regex is slow and overrides are checked for every process on every scan.
 // nullptr when the pattern does not compile (validate_override reports that at load time).
 const std::regex* cached_regex(const std::string& pattern) {
   thread_local std::unordered_map<std::string, std::optional<std::regex>> cache;
   auto [it, inserted] = cache.try_emplace(pattern);
-  if (inserted) {
+  if (inserted && regex_numbers_fit(pattern)) {
     try {
       it->second.emplace(pattern, std::regex::ECMAScript);
     } catch (const std::regex_error&) {
@@ -344,12 +378,20 @@ bool regex_matches(const std::string& pattern, const std::string& text) {
   }
 }
 
+// std::regex (libstdc++) recurses once per character that a pattern like ".*" consumes:
+// searched in a long command line it overflows the stack (50,000 characters did with
+// 8 MiB; found by tests/fuzz, naming). Overrides search the command line's head, where
+// launchers write what names a VM.
+constexpr std::size_t kMaxOverrideText = 4096;
+
 std::string join_argv(const std::vector<std::string>& argv) {
   std::string joined;
   for (const auto& arg : argv) {
     if (!joined.empty()) joined += ' ';
     joined += arg;
+    if (joined.size() >= kMaxOverrideText) break;
   }
+  if (joined.size() > kMaxOverrideText) joined.resize(kMaxOverrideText);
   return joined;
 }
 
@@ -426,6 +468,10 @@ std::string validate_override(const NameOverride& entry) {
            std::to_string(kMaxTapName) + " characters";
   }
   if (!entry.process_regex.empty()) {
+    if (!regex_numbers_fit(entry.process_regex)) {
+      return "override '" + entry.name + "': process regex '" + entry.process_regex +
+             "' has a repeat count or back reference above " + std::to_string(kMaxRegexNumber);
+    }
     try {
       std::regex re(entry.process_regex, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {

@@ -28,7 +28,8 @@ struct NamingOptions {
   bool drop_path = true;
 };
 
-// From the operator's config: tap name or process regex -> name.
+// From the operator's config: tap name or process regex -> name. The regex searches the
+// first 4096 bytes of the joined argv (std::regex overflows the stack on long text).
 struct NameOverride {
   std::string tap;            // exact tap name, or empty
   std::string process_regex;  // ECMAScript regex searched in argv joined with ' ', or empty

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 
+#include "discover/proc_stat.h"
 #include "output/line_protocol.h"
 
 namespace vmscope {
@@ -61,9 +63,9 @@ bool bpf_stats_enabled() {
 
 uint64_t own_rss_bytes() {
   std::ifstream in("/proc/self/statm");
-  uint64_t size = 0, resident = 0;
-  in >> size >> resident;
-  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto statm = parse_statm(text);
+  return statm ? statm->resident_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
 }
 
 }  // namespace vmscope
