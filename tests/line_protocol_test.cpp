@@ -98,6 +98,44 @@ TEST(LineProtocol, LiteralAndRunTimeKeysWriteTheSameBytes) {
   }
 }
 
+// A tag value escaped beforehand (TagValue, one value for several lines) writes exactly
+// what tag() writes with the raw value, skipped elements included; one TagValue reused for
+// values of every length keeps nothing of the previous one.
+TEST(LineProtocol, EscapedTagValuesWriteTheSameBytes) {
+  const std::vector<std::string> values = {"web",
+                                           "",
+                                           "a,b=c d",
+                                           "\\",
+                                           "x\\",
+                                           "x\\ y",
+                                           "line\nbreak\r",
+                                           "tab\t",
+                                           std::string(40, 'v'),
+                                           std::string(3, ','),
+                                           "\\,",
+                                           "z"};
+  TagValue reused;
+  for (const std::string& v : values) {
+    SCOPED_TRACE(v);
+    std::string raw, escaped;
+    {
+      LineWriter w(raw);
+      w.begin("m").tag("k", v).tag(std::string("t,2"), v).field_int("f", 1).end(-1);
+    }
+    reused.set(v);
+    {
+      LineWriter w(escaped);
+      w.begin("m").tag("k", reused).tag(std::string("t,2"), reused).field_int("f", 1).end(-1);
+    }
+    EXPECT_EQ(escaped, raw);
+    EXPECT_EQ(TagValue(v).text(), reused.text());
+  }
+  std::string after_field;
+  LineWriter w(after_field);
+  w.begin("m").field_int("f", 1).tag("k", TagValue("x")).end(-1);  // tags after fields: skipped
+  EXPECT_EQ(after_field, "m f=1i\n");
+}
+
 TEST(LineProtocol, NewlinesNeverBreakTheLine) {
   check_cases({
       {"measurement", [](LineWriter& w) { w.begin("a\nb").field_int("t", 1); }, "a\\nb t=1i\n"},

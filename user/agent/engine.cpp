@@ -100,15 +100,15 @@ void Engine::sample(TickSample& out) {
     last_sweep_ns_ = out.timestamp_ns;
   }
   inventory_.resolve_owners();
-  auto snap = source_->collect_net(inventory_, nl_, out.timestamp_ns);
-  if (snap) {
-    out.net = std::move(*snap);
-  } else {
+  // Into last tick's snapshot: its vectors keep their capacity (no fresh pages per tick).
+  if (!out.net) out.net.emplace();
+  auto st = source_->collect_net(inventory_, nl_, out.timestamp_ns, *out.net);
+  if (!st) {
     // The next tick reads the same cumulative counters: nothing is lost.
-    if (!collect_failing_) spdlog::error("{}", snap.error().message);
+    if (!collect_failing_) spdlog::error("{}", st.error().message);
     out.net.reset();
   }
-  collect_failing_ = !snap;
+  collect_failing_ = !st;
 
   out.vms.reset();
   // Exec events before tap owners: a VM's start event must not be pre-empted by

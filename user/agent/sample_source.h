@@ -36,9 +36,10 @@ class SampleSource {
   virtual ProcTracker* procs() const = 0;
   // The devices to count changed (a full link dump, or link events).
   virtual void sync_devices(const Inventory& inv, Netlink& nl) = 0;
-  // The network counters of every counted device, now.
-  virtual Result<NetSnapshot> collect_net(const Inventory& inv, Netlink& nl,
-                                          int64_t timestamp_ns) = 0;
+  // The network counters of every counted device, now, into `out` (its storage reused
+  // from tick to tick).
+  virtual Status collect_net(const Inventory& inv, Netlink& nl, int64_t timestamp_ns,
+                             NetSnapshot& out) = 0;
   // VM starts and exits reported since the last call.
   virtual std::vector<VmEvent> poll_events() = 0;
   // Events the engine emits besides poll_events' (tracked processes found gone).

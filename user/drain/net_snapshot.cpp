@@ -12,11 +12,19 @@ LinkCounters link_counters(const rtnl_link_stats64& s) {
 
 Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const SlotTable& devices,
                                           Netlink& nl, uint32_t slot_limit, int64_t timestamp_ns) {
-  if (auto st = drain_.read(slot_limit); !st) return st.error();
-  if (auto st = nl.dump_stats(stats_); !st) return st.error();
-
   NetSnapshot snap;
+  if (auto st = collect(inv, devices, nl, slot_limit, timestamp_ns, snap); !st) return st.error();
+  return snap;
+}
+
+Status NetCollector::collect(const Inventory& inv, const SlotTable& devices, Netlink& nl,
+                             uint32_t slot_limit, int64_t timestamp_ns, NetSnapshot& snap) {
+  if (auto st = drain_.read(slot_limit); !st) return st;
+  if (auto st = nl.dump_stats(stats_); !st) return st;
+
   snap.timestamp_ns = timestamp_ns;
+  snap.taps.clear();
+  snap.bridges.clear();
   snap.taps.reserve(inv.taps().size());
   const auto& taps = inv.taps();
   // Taps, attached devices and kernel stats are all ordered by
@@ -70,7 +78,7 @@ Result<NetSnapshot> NetCollector::collect(const Inventory& inv, const SlotTable&
       add_counters(bridge->host_to_vm, t.host_to_vm);
     }
   }
-  return snap;
+  return {};
 }
 
 }  // namespace vmscope

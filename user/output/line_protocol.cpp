@@ -241,6 +241,11 @@ char* write_fixed_fast(char* p, double v, int decimals) {
 
 }  // namespace
 
+void TagValue::set(std::string_view raw) {
+  text_.resize(2 * raw.size());
+  text_.resize(static_cast<size_t>(write_escaped(text_.data(), raw, kKeySpecials) - text_.data()));
+}
+
 LineWriter::LineWriter(std::string& out) : out_(out), pos_(out.size()) {}
 
 LineWriter::~LineWriter() {
@@ -280,6 +285,19 @@ LineWriter& LineWriter::tag(Key key, std::string_view value) {
   // Key or value may have escaped to nothing (e.g. only backslashes).
   if (key_end == mark + 1 || p == key_end + 1) return *this;
   commit(p);
+  return *this;
+}
+
+LineWriter& LineWriter::tag(Key key, const TagValue& value) {
+  const std::string_view v = value.text();
+  if (!open_ || has_field_ || v.empty()) return *this;
+  char* const mark = room(2 + key_room(key) + v.size());
+  char* p = mark;
+  *p++ = ',';
+  p = write_key(p, key);
+  if (p == mark + 1) return *this;  // the key escaped to nothing
+  *p++ = '=';
+  commit(copy_short(p, v.data(), v.size()));
   return *this;
 }
 
