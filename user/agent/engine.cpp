@@ -110,21 +110,24 @@ void Engine::sample(TickSample& out) {
   }
   collect_failing_ = !st;
 
-  out.vms.reset();
   // Exec events before tap owners: a VM's start event must not be pre-empted by
   // tracking it as the owner of its tap.
   out.events = source_->poll_events();
   ProcTracker* procs = source_->procs();
-  if (!procs) return;
+  if (!procs) {
+    out.vms.reset();
+    return;
+  }
   track_tap_owners(*procs);
   size_t polled = out.events.size();
-  auto resources = procs->collect(out.events);
+  if (!out.vms) out.vms.emplace();  // last tick's rows: their capacity is reused
+  auto proc_st = procs->collect(out.events, *out.vms);
   source_->emitted(std::span<const VmEvent>(out.events).subspan(polled));
-  if (resources)
-    out.vms = std::move(*resources);
-  else if (!proc_failing_)
-    spdlog::error("{}", resources.error().message);
-  proc_failing_ = !resources;
+  if (!proc_st) {
+    if (!proc_failing_) spdlog::error("{}", proc_st.error().message);
+    out.vms.reset();
+  }
+  proc_failing_ = !proc_st;
 }
 
 void Engine::describe(SelfMetrics& m) const {

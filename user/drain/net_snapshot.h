@@ -31,6 +31,7 @@ struct TapSample {
   int ifindex = 0;
   std::string_view ifname, vm, launcher, bridge;
   int pid = 0;
+  int master = 0;  // ifindex of its bridge, 0 if none
   uint32_t mtu = 0;
   vs_net_counters vm_to_host{};   // the tap's ingress (its RX)
   vs_net_counters host_to_vm{};   // the tap's egress (its TX)
