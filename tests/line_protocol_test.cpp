@@ -136,6 +136,25 @@ TEST(LineProtocol, EscapedTagValuesWriteTheSameBytes) {
   EXPECT_EQ(after_field, "m f=1i\n");
 }
 
+// Measurement names: a literal is copied as it is when it needs no escaping, a run-time
+// name is always escaped; both write the same bytes ('=' needs no escape here).
+TEST(LineProtocol, LiteralAndRunTimeMeasurementsWriteTheSameBytes) {
+  const std::string plain = "vm_net", special = "a,b=c d";
+  std::string literal_out, runtime_out;
+  {
+    LineWriter w(literal_out);
+    w.begin("vm_net").field_int("f", 1).end(-1);
+    w.begin("a,b=c d").field_int("f", 2).end(-1);
+  }
+  {
+    LineWriter w(runtime_out);
+    w.begin(plain).field_int("f", 1).end(-1);
+    w.begin(special).field_int("f", 2).end(-1);
+  }
+  EXPECT_EQ(literal_out, "vm_net f=1i\na\\,b=c\\ d f=2i\n");
+  EXPECT_EQ(runtime_out, literal_out);
+}
+
 TEST(LineProtocol, NewlinesNeverBreakTheLine) {
   check_cases({
       {"measurement", [](LineWriter& w) { w.begin("a\nb").field_int("t", 1); }, "a\\nb t=1i\n"},

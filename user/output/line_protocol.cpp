@@ -258,7 +258,7 @@ void LineWriter::grow(size_t n) {
   out_.resize(pos_ + std::max(n, last_line_) + 64);
 }
 
-LineWriter& LineWriter::begin(std::string_view measurement) {
+LineWriter& LineWriter::begin(Key measurement) {
   if (open_) {
     pos_ = line_start_;  // the previous line was never end()ed
   } else {
@@ -267,8 +267,11 @@ LineWriter& LineWriter::begin(std::string_view measurement) {
   line_start_ = pos_;
   open_ = true;
   has_field_ = false;
-  char* p = room(2 * measurement.size());
-  commit(write_escaped(p, measurement, kMeasurementSpecials));
+  const std::string_view name = measurement.text();
+  char* p = room(2 * name.size());
+  // A plain key has none of the measurement's specials either (they are a subset).
+  commit(measurement.is_plain() ? copy_short(p, name.data(), name.size())
+                                : write_escaped(p, name, kMeasurementSpecials));
   has_name_ = pos_ > line_start_;
   return *this;
 }

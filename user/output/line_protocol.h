@@ -91,7 +91,8 @@ class LineWriter {
   LineWriter(const LineWriter&) = delete;
   LineWriter& operator=(const LineWriter&) = delete;
 
-  LineWriter& begin(std::string_view measurement);  // starts a line
+  // Starts a line. A literal name that needs no escaping (Key) is copied as it is.
+  LineWriter& begin(Key measurement);
   // Skipped when value is empty (line protocol forbids empty tag values).
   LineWriter& tag(Key key, std::string_view value);
   LineWriter& tag(Key key, const TagValue& value);  // the same, escaped beforehand
