@@ -98,6 +98,63 @@ TEST(LineProtocol, LiteralAndRunTimeKeysWriteTheSameBytes) {
   }
 }
 
+// A tag value escaped beforehand (TagValue, one value for several lines) writes exactly
+// what tag() writes with the raw value, skipped elements included; one TagValue reused for
+// values of every length keeps nothing of the previous one.
+TEST(LineProtocol, EscapedTagValuesWriteTheSameBytes) {
+  const std::vector<std::string> values = {"web",
+                                           "",
+                                           "a,b=c d",
+                                           "\\",
+                                           "x\\",
+                                           "x\\ y",
+                                           "line\nbreak\r",
+                                           "tab\t",
+                                           std::string(40, 'v'),
+                                           std::string(3, ','),
+                                           "\\,",
+                                           "z"};
+  TagValue reused;
+  for (const std::string& v : values) {
+    SCOPED_TRACE(v);
+    std::string raw, escaped;
+    {
+      LineWriter w(raw);
+      w.begin("m").tag("k", v).tag(std::string("t,2"), v).field_int("f", 1).end(-1);
+    }
+    reused.set(v);
+    {
+      LineWriter w(escaped);
+      w.begin("m").tag("k", reused).tag(std::string("t,2"), reused).field_int("f", 1).end(-1);
+    }
+    EXPECT_EQ(escaped, raw);
+    EXPECT_EQ(TagValue(v).text(), reused.text());
+  }
+  std::string after_field;
+  LineWriter w(after_field);
+  w.begin("m").field_int("f", 1).tag("k", TagValue("x")).end(-1);  // tags after fields: skipped
+  EXPECT_EQ(after_field, "m f=1i\n");
+}
+
+// Measurement names: a literal is copied as it is when it needs no escaping, a run-time
+// name is always escaped; both write the same bytes ('=' needs no escape here).
+TEST(LineProtocol, LiteralAndRunTimeMeasurementsWriteTheSameBytes) {
+  const std::string plain = "vm_net", special = "a,b=c d";
+  std::string literal_out, runtime_out;
+  {
+    LineWriter w(literal_out);
+    w.begin("vm_net").field_int("f", 1).end(-1);
+    w.begin("a,b=c d").field_int("f", 2).end(-1);
+  }
+  {
+    LineWriter w(runtime_out);
+    w.begin(plain).field_int("f", 1).end(-1);
+    w.begin(special).field_int("f", 2).end(-1);
+  }
+  EXPECT_EQ(literal_out, "vm_net f=1i\na\\,b=c\\ d f=2i\n");
+  EXPECT_EQ(runtime_out, literal_out);
+}
+
 TEST(LineProtocol, NewlinesNeverBreakTheLine) {
   check_cases({
       {"measurement", [](LineWriter& w) { w.begin("a\nb").field_int("t", 1); }, "a\\nb t=1i\n"},

@@ -100,31 +100,34 @@ void Engine::sample(TickSample& out) {
     last_sweep_ns_ = out.timestamp_ns;
   }
   inventory_.resolve_owners();
-  auto snap = source_->collect_net(inventory_, nl_, out.timestamp_ns);
-  if (snap) {
-    out.net = std::move(*snap);
-  } else {
+  // Into last tick's snapshot: its vectors keep their capacity (no fresh pages per tick).
+  if (!out.net) out.net.emplace();
+  auto st = source_->collect_net(inventory_, nl_, out.timestamp_ns, *out.net);
+  if (!st) {
     // The next tick reads the same cumulative counters: nothing is lost.
-    if (!collect_failing_) spdlog::error("{}", snap.error().message);
+    if (!collect_failing_) spdlog::error("{}", st.error().message);
     out.net.reset();
   }
-  collect_failing_ = !snap;
+  collect_failing_ = !st;
 
-  out.vms.reset();
   // Exec events before tap owners: a VM's start event must not be pre-empted by
   // tracking it as the owner of its tap.
   out.events = source_->poll_events();
   ProcTracker* procs = source_->procs();
-  if (!procs) return;
+  if (!procs) {
+    out.vms.reset();
+    return;
+  }
   track_tap_owners(*procs);
   size_t polled = out.events.size();
-  auto resources = procs->collect(out.events);
+  if (!out.vms) out.vms.emplace();  // last tick's rows: their capacity is reused
+  auto proc_st = procs->collect(out.events, *out.vms);
   source_->emitted(std::span<const VmEvent>(out.events).subspan(polled));
-  if (resources)
-    out.vms = std::move(*resources);
-  else if (!proc_failing_)
-    spdlog::error("{}", resources.error().message);
-  proc_failing_ = !resources;
+  if (!proc_st) {
+    if (!proc_failing_) spdlog::error("{}", proc_st.error().message);
+    out.vms.reset();
+  }
+  proc_failing_ = !proc_st;
 }
 
 void Engine::describe(SelfMetrics& m) const {

@@ -63,9 +63,10 @@ class OwnSource final : public SampleSource {
   // How long one sync may attach before the agent ticks again (0: no limit).
   void set_attach_budget(std::chrono::milliseconds budget) { attach_budget_ = budget; }
 
-  Result<NetSnapshot> collect_net(const Inventory& inv, Netlink& nl,
-                                  int64_t timestamp_ns) override {
-    return collector_.collect(inv, attacher_.devices(), nl, programs_.slot_limit(), timestamp_ns);
+  Status collect_net(const Inventory& inv, Netlink& nl, int64_t timestamp_ns,
+                     NetSnapshot& out) override {
+    return collector_.collect(inv, attacher_.devices(), nl, programs_.slot_limit(), timestamp_ns,
+                              out);
   }
 
   std::vector<VmEvent> poll_events() override {

@@ -235,14 +235,20 @@ std::vector<VmEvent> ProcTracker::poll_events() {
 }
 
 Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone) {
+  std::vector<VmResources> out;
+  if (auto st = collect(gone, out); !st) return st.error();
+  return out;
+}
+
+Status ProcTracker::collect(std::vector<VmEvent>& gone, std::vector<VmResources>& out) {
   // Events first: an exit must not look like a vanished process.
   for (VmEvent& ev : poll_events()) gone.push_back(std::move(ev));
-  if (auto st = programs_->sample(samples_); !st) return st.error();
+  out.clear();
+  if (auto st = programs_->sample(samples_); !st) return st;
   if (reader_) follow(samples_);
   const std::vector<ProcSample>& per_proc = aggregator_.aggregate(samples_);  // by tgid
 
   const int64_t now_boot = boottime_ns();
-  std::vector<VmResources> out;
   out.reserve(procs_.size());
   size_t slots = 16;
   while (slots < 2 * procs_.size()) slots *= 2;
@@ -298,7 +304,7 @@ Result<std::vector<VmResources>> ProcTracker::collect(std::vector<VmEvent>& gone
     ++it;
   }
   if (!departed_.empty()) add_departed(out);
-  return out;
+  return {};
 }
 
 ProcTracker::VmSlot& ProcTracker::slot_of(std::string_view vm) {

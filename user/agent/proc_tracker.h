@@ -34,8 +34,11 @@ class ProcTracker {
   std::vector<VmEvent> poll_events();
   // A tap's owner is a VM process too, named after the tap when no rule names it.
   void ensure_tracked(uint32_t tgid, const VmIdentity& vm, bool named);
-  // One iterator pass: per-VM resources. Processes that vanished without an exit
-  // event (exited before they were tracked) come back as events in `gone`.
+  // One iterator pass: per-VM resources into `out`, its storage reused from tick to
+  // tick (at 10,000 VMs a fresh vector is 2.4 MB of fresh pages per tick). Processes that
+  // vanished without an exit event (exited before they were tracked) come back as events
+  // in `gone`.
+  Status collect(std::vector<VmEvent>& gone, std::vector<VmResources>& out);
   Result<std::vector<VmResources>> collect(std::vector<VmEvent>& gone);
 
   size_t tracked() const { return procs_.size(); }

@@ -39,9 +39,10 @@ class SampleSource {
   // Whether the last sync_devices left devices to attach (it works within a time budget,
   // so that ticks go on while a cold start attaches thousands); call it again soon.
   virtual bool sync_pending() const { return false; }
-  // The network counters of every counted device, now.
-  virtual Result<NetSnapshot> collect_net(const Inventory& inv, Netlink& nl,
-                                          int64_t timestamp_ns) = 0;
+  // The network counters of every counted device, now, into `out` (its storage reused
+  // from tick to tick).
+  virtual Status collect_net(const Inventory& inv, Netlink& nl, int64_t timestamp_ns,
+                             NetSnapshot& out) = 0;
   // VM starts and exits reported since the last call.
   virtual std::vector<VmEvent> poll_events() = 0;
   // Events the engine emits besides poll_events' (tracked processes found gone).

@@ -25,10 +25,10 @@ class SharedSource final : public SampleSource {
   // Nothing to attach: the agent's slots are looked up every tick.
   void sync_devices(const Inventory&, Netlink&) override {}
 
-  Result<NetSnapshot> collect_net(const Inventory& inv, Netlink& nl,
-                                  int64_t timestamp_ns) override {
+  Status collect_net(const Inventory& inv, Netlink& nl, int64_t timestamp_ns,
+                     NetSnapshot& out) override {
     read_slots(inv);
-    return collector_.collect(inv, devices_, nl, slot_limit_, timestamp_ns);
+    return collector_.collect(inv, devices_, nl, slot_limit_, timestamp_ns, out);
   }
 
   std::vector<VmEvent> poll_events() override { return maps_.new_events(event_seq_); }

@@ -241,6 +241,11 @@ char* write_fixed_fast(char* p, double v, int decimals) {
 
 }  // namespace
 
+void TagValue::set(std::string_view raw) {
+  text_.resize(2 * raw.size());
+  text_.resize(static_cast<size_t>(write_escaped(text_.data(), raw, kKeySpecials) - text_.data()));
+}
+
 LineWriter::LineWriter(std::string& out) : out_(out), pos_(out.size()) {}
 
 LineWriter::~LineWriter() {
@@ -253,7 +258,7 @@ void LineWriter::grow(size_t n) {
   out_.resize(pos_ + std::max(n, last_line_) + 64);
 }
 
-LineWriter& LineWriter::begin(std::string_view measurement) {
+LineWriter& LineWriter::begin(Key measurement) {
   if (open_) {
     pos_ = line_start_;  // the previous line was never end()ed
   } else {
@@ -262,8 +267,11 @@ LineWriter& LineWriter::begin(std::string_view measurement) {
   line_start_ = pos_;
   open_ = true;
   has_field_ = false;
-  char* p = room(2 * measurement.size());
-  commit(write_escaped(p, measurement, kMeasurementSpecials));
+  const std::string_view name = measurement.text();
+  char* p = room(2 * name.size());
+  // A plain key has none of the measurement's specials either (they are a subset).
+  commit(measurement.is_plain() ? copy_short(p, name.data(), name.size())
+                                : write_escaped(p, name, kMeasurementSpecials));
   has_name_ = pos_ > line_start_;
   return *this;
 }
@@ -280,6 +288,19 @@ LineWriter& LineWriter::tag(Key key, std::string_view value) {
   // Key or value may have escaped to nothing (e.g. only backslashes).
   if (key_end == mark + 1 || p == key_end + 1) return *this;
   commit(p);
+  return *this;
+}
+
+LineWriter& LineWriter::tag(Key key, const TagValue& value) {
+  const std::string_view v = value.text();
+  if (!open_ || has_field_ || v.empty()) return *this;
+  char* const mark = room(2 + key_room(key) + v.size());
+  char* p = mark;
+  *p++ = ',';
+  p = write_key(p, key);
+  if (p == mark + 1) return *this;  // the key escaped to nothing
+  *p++ = '=';
+  commit(copy_short(p, v.data(), v.size()));
   return *this;
 }
 

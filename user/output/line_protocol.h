@@ -66,6 +66,21 @@ class Fields {
   std::string_view s_;
 };
 
+// A tag value escaped once for the several lines that carry it (a tap's vm, bridge and
+// ifname tag three lines each): the escape scan runs once, the lines copy the result.
+class TagValue {
+ public:
+  TagValue() = default;
+  explicit TagValue(std::string_view raw) { set(raw); }
+  // Escapes raw as tag(key, raw) would; the buffer's capacity is kept for the next value.
+  void set(std::string_view raw);
+  // Empty when raw was empty or escaped to nothing: tag() then skips it.
+  std::string_view text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
 // Appends InfluxDB line protocol to a caller-owned buffer (no allocation per line beyond the
 // buffer's growth). Usage: w.begin("m").tag("k", "v").field_int("n", 1).end(ts);
 // Tags must come before fields; a tag after a field is skipped.
@@ -76,10 +91,12 @@ class LineWriter {
   LineWriter(const LineWriter&) = delete;
   LineWriter& operator=(const LineWriter&) = delete;
 
-  LineWriter& begin(std::string_view measurement);  // starts a line
+  // Starts a line. A literal name that needs no escaping (Key) is copied as it is.
+  LineWriter& begin(Key measurement);
   // Skipped when value is empty (line protocol forbids empty tag values).
   LineWriter& tag(Key key, std::string_view value);
-  LineWriter& field_int(Key key, int64_t v);  // 123i
+  LineWriter& tag(Key key, const TagValue& value);  // the same, escaped beforehand
+  LineWriter& field_int(Key key, int64_t v);        // 123i
   // Written as integer with i (clamped to INT64_MAX) for InfluxDB 1.x compatibility.
   LineWriter& field_uint(Key key, uint64_t v);
   // Shortest round-trip repr; NaN/Inf fields are skipped (not representable).

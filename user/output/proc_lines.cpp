@@ -42,11 +42,13 @@ uint64_t outblock(const vs_task_counters& c) {
 size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::string& out,
                         const TaskCounterSupport& kept) {
   LineWriter w(out);
+  TagValue vm;  // escaped once for the VM's four lines
   for (const VmResources& v : vms) {
     const vs_task_counters& c = v.counters;
+    vm.set(v.vm);
     // Field order as albatross writes resource_usage (struct rusage order).
     w.begin("resource_usage")
-        .tag("vm", v.vm)
+        .tag("vm", vm)
         .field_fixed("utime", seconds(c.utime_ns), 6)
         .field_fixed("stime", seconds(c.stime_ns), 6)
         .field_uint("maxrss", v.rss_pages)
@@ -61,7 +63,7 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
         .field_uint("nivcsw", c.nivcsw)
         .end(ts);
     w.begin("kinfo_mem")
-        .tag("vm", v.vm)
+        .tag("vm", vm)
         .field_uint("vsize", v.vsize_bytes)
         .field_uint("rss", v.rss_pages)
         .field_uint("tsize", v.text_pages)
@@ -75,13 +77,13 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
         .end(ts);
     if (kept.cpu_wait) {
       w.begin("vm_cpu")
-          .tag("vm", v.vm)
+          .tag("vm", vm)
           .field_fixed("run_delay", seconds(c.run_delay_ns), 6)
           .field_uint("run_count", c.run_count)
           .end(ts);
     }
     if (kept.io) {
-      w.begin("vm_io").tag("vm", v.vm);
+      w.begin("vm_io").tag("vm", vm);
       io_fields(w, c);
       w.end(ts);
     }
