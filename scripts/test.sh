@@ -48,7 +48,7 @@ echo "test.sh: clang++ Release build with dpkg-buildflags and its unit tests: $(
 skipped_under_asan='^(deploy|format|layers)\.|^Outputs\.InfluxDbDownForAMinute|^Dashboards\.EveryQuery'
 start=$(date +%s)
 bash "$here/build.sh" --tests --dir build-asan --target vmscope_unit_tests \
-  --target vmscope_root_tests -- -DVMSCOPE_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++ \
+  --target vmscope_root_tests --target fuzz_replays -- -DVMSCOPE_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only"
 reports=$(mktemp -d /tmp/vmscope-sanitizer.XXXXXX)
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:log_path=$reports/report"

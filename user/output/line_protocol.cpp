@@ -37,7 +37,7 @@ char* write_escaped(char* p, std::string_view s, std::string_view specials) {
   // Fast path: most names are plain identifiers (a tick encodes ~60,000 of them).
   const EscapeTable& table = specials == kMeasurementSpecials ? kMeasurementTable : kKeyTable;
   if (table.plain(s)) {
-    std::memcpy(p, s.data(), s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());  // an empty view may hold null
     return p + s.size();
   }
   size_t i = 0;
