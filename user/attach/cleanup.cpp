@@ -4,7 +4,6 @@
 #include <net/if.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <cstdlib>
 #include <map>
@@ -71,27 +70,6 @@ Result<CleanupCounts> cleanup_here() {
   return c;
 }
 
-// A handle on the network namespace with inode ino: its /run/netns entry or a process's.
-UniqueFd open_netns(ino_t ino) {
-  struct stat st;
-  auto try_path = [&](const std::string& path) -> UniqueFd {
-    if (stat(path.c_str(), &st) != 0 || st.st_ino != ino) return {};
-    return UniqueFd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  };
-  for (const char* dir : {"/run/netns", "/var/run/netns"}) {
-    DirHandle d(dir);
-    while (const dirent* e = d.next())
-      if (e->d_name[0] != '.')
-        if (UniqueFd fd = try_path(std::string(dir) + "/" + e->d_name); fd.valid()) return fd;
-  }
-  DirHandle proc("/proc");
-  while (const dirent* e = proc.next())
-    if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
-      if (UniqueFd fd = try_path(std::string("/proc/") + e->d_name + "/ns/net"); fd.valid())
-        return fd;
-  return {};
-}
-
 // cleanup_here() inside another namespace, on a thread of its own (setns moves only the
 // calling thread).
 Result<CleanupCounts> cleanup_in(int netns_fd) {
@@ -132,7 +110,8 @@ Result<CleanupCounts> cleanup_kept_state(bool all_namespaces, std::FILE* out) {
   bool refused = false;
   for (const auto& [name, ino] : others) {
     const std::string dir = std::string(kPinRoot) + "/" + name;
-    UniqueFd ns = open_netns(ino);
+    const auto path = netns_path(ino);
+    UniqueFd ns(path ? open(path->c_str(), O_RDONLY | O_CLOEXEC) : -1);
     if (ns.valid()) {
       auto c = cleanup_in(ns.get());
       if (!c) {

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <set>
 
 #include "attach/kept_state.h"
 #include "common/dir.h"
@@ -102,26 +101,6 @@ Result<bool> shape_matches(int fd, const MapShape& want, const std::string& path
          info.value_size == want.value_size;
 }
 
-// Network namespaces that exist: those of processes and those bound under /run/netns
-// (`ip netns add` keeps one with no process in it).
-std::set<ino_t> live_netns() {
-  std::set<ino_t> out;
-  struct stat st;
-  auto add = [&](const std::string& path) {
-    if (stat(path.c_str(), &st) == 0) out.insert(st.st_ino);
-  };
-  for (const char* dir : {"/run/netns", "/var/run/netns"}) {
-    DirHandle d(dir);
-    while (const dirent* e = d.next())
-      if (e->d_name[0] != '.') add(std::string(dir) + "/" + e->d_name);
-  }
-  DirHandle proc("/proc");
-  while (const dirent* e = proc.next())
-    if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
-      add(std::string("/proc/") + e->d_name + "/ns/net");
-  return out;
-}
-
 }  // namespace
 
 Result<SharedMapPaths> shared_map_paths(const std::string& bpffs_root,
@@ -193,6 +172,25 @@ void SharedMapPublisher::publish_maps(int tracked) {
   spdlog::debug("maps pinned in {} for vmscope top", paths_.pin_dir);
 }
 
+std::optional<std::string> netns_path(ino_t ino) {
+  struct stat st;
+  auto is_it = [&](const std::string& path) {
+    return stat(path.c_str(), &st) == 0 && st.st_ino == ino;
+  };
+  for (const char* dir : {"/run/netns", "/var/run/netns"}) {
+    DirHandle d(dir);
+    while (const dirent* e = d.next())
+      if (e->d_name[0] != '.')
+        if (std::string path = std::string(dir) + "/" + e->d_name; is_it(path)) return path;
+  }
+  DirHandle proc("/proc");
+  while (const dirent* e = proc.next())
+    if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
+      if (std::string path = std::string("/proc/") + e->d_name + "/ns/net"; is_it(path))
+        return path;
+  return std::nullopt;
+}
+
 Result<std::optional<int>> running_agent(const SharedMapPaths& paths) {
   UniqueFd lock(::open(paths.lock_file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!lock.valid()) return std::optional<int>();
@@ -203,7 +201,6 @@ Result<std::optional<int>> running_agent(const SharedMapPaths& paths) {
 }
 
 void remove_stale_pin_dirs(const std::string& root, const std::string& run_root) {
-  std::optional<std::set<ino_t>> live;  // only looked up when a candidate is found
   DirHandle dir(root);
   while (const dirent* e = dir.next()) {
     std::string_view name = e->d_name;
@@ -214,9 +211,8 @@ void remove_stale_pin_dirs(const std::string& root, const std::string& run_root)
       auto held = lock_held(lock.get(), lock_path);
       if (!held || *held) continue;  // its agent runs (or we cannot tell: leave it)
     }
-    if (!live) live = live_netns();
     const auto ino = static_cast<ino_t>(std::strtoull(name.data() + 4, nullptr, 10));
-    if (live->count(ino)) continue;  // kept for the namespace's next agent
+    if (netns_path(ino)) continue;  // kept for the namespace's next agent
     spdlog::debug("removing pins of a network namespace that is gone: {}/{}", root, name);
     remove_pin_dir(root + "/" + std::string(name));
     unlink(lock_path.c_str());

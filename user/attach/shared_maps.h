@@ -9,6 +9,8 @@
 // tests and on hosts that split VMs by namespace.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -83,6 +85,10 @@ class SharedMapPublisher {
 // Whether an agent holds the lock of these paths now (what `vmscope cleanup` refuses),
 // with its pid; nullopt when none does.
 Result<std::optional<int>> running_agent(const SharedMapPaths& paths);
+
+// A path naming the network namespace with inode ino (its /run/netns entry, or a
+// process's /proc/<pid>/ns/net), or nullopt when it exists no more.
+std::optional<std::string> netns_path(ino_t ino);
 
 // Pin directories of namespaces that are gone (no process, no /run/netns entry) and that
 // no agent holds: nobody would ever remove them otherwise.
