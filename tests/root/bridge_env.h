@@ -4,9 +4,11 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_env.h"
@@ -73,5 +75,35 @@ inline std::optional<Point> wait_point(Child& agent, const std::string& measurem
   if (!line) return std::nullopt;
   return parse_point(*line);
 }
+
+// One frame injected by the holder every 0.5 ms from start() to stop(), while agents
+// come and go: what an upgrade or restart must count in full.
+class PacedTraffic {
+ public:
+  PacedTraffic(Child& holder, std::vector<uint8_t> frame)
+      : holder_(holder), frame_(std::move(frame)) {}
+  ~PacedTraffic() { stop(); }
+  void start() {
+    stop_ = false;
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        inject(holder_, frame_);
+        ++sent_;
+        usleep(500);
+      }
+    });
+  }
+  void stop() {
+    if (!stop_.exchange(true) && thread_.joinable()) thread_.join();
+  }
+  uint64_t sent() const { return sent_; }
+
+ private:
+  Child& holder_;
+  std::vector<uint8_t> frame_;
+  std::atomic<bool> stop_{true};
+  std::atomic<uint64_t> sent_{0};
+  std::thread thread_;
+};
 
 }  // namespace vmscope::test

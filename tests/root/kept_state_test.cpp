@@ -7,9 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <thread>
-
 #include "bridge_env.h"
 #include "test_env.h"
 
@@ -40,6 +37,19 @@ std::optional<Point> self_point(Child& agent) {
   return last;
 }
 
+// A bridge with one tap, held by a solo5-hvt-looking process, and a UDP frame from its VM.
+struct WebVm {
+  Bridge br;
+  std::unique_ptr<Child> holder;
+  std::vector<uint8_t> frame;
+  WebVm() {
+    br.add_tap("vmmtap0");
+    holder = br.hold("solo5-hvt", kSolo5Args);
+    frame =
+        ipv4_frame(mac_of(br.ns, "br0"), kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, kUdpPayload);
+  }
+};
+
 struct RestartCase {
   const char* attach;
   int stop_signal;
@@ -51,15 +61,13 @@ class KeptCounters : public ::testing::TestWithParam<RestartCase> {};
 // stops it) and after its restart: vm_net and bridge equal all of it, as the tap counted it.
 TEST_P(KeptCounters, ContinueAcrossStopTrafficAndRestart) {
   const RestartCase c = GetParam();
-  Bridge br;
-  br.add_tap("vmmtap0");
-  auto holder = br.hold("solo5-hvt", kSolo5Args);
+  WebVm vm;
+  Bridge& br = vm.br;
   const Netns& ns = br.ns;
-  const Mac br_mac = mac_of(ns, "br0");
-  const auto frame = ipv4_frame(br_mac, kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, kUdpPayload);
+  const auto& frame = vm.frame;
   uint64_t frames = 0;
   auto send = [&](int n) {
-    for (int i = 0; i < n; ++i) inject(*holder, frame);
+    for (int i = 0; i < n; ++i) inject(*vm.holder, frame);
     frames += n;
     ASSERT_TRUE(wait_stat(ns, "vmmtap0", "rx_packets", frames));
   };
@@ -115,34 +123,25 @@ class Upgrade : public ::testing::TestWithParam<std::string> {};
 // throughout: its program is swapped in atomically, and counted equals sent. Then
 // `vmscope cleanup` leaves no pin, link, filter or program.
 TEST_P(Upgrade, ToADifferingProgramWithTrafficThroughout) {
-  Bridge br;
-  br.add_tap("vmmtap0");
-  auto holder = br.hold("solo5-hvt", kSolo5Args);
+  WebVm vm;
+  Bridge& br = vm.br;
   const Netns& ns = br.ns;
-  const auto frame =
-      ipv4_frame(mac_of(ns, "br0"), kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, kUdpPayload);
+  const auto& frame = vm.frame;
 
   auto old_agent = br.agent({"--attach", GetParam()});
   ASSERT_TRUE(wait_point(*old_agent, "interface", "vm", "web", 0)) << old_agent->stderr_text();
   const std::string old_tag = ingress_tag(held_programs(old_agent->pid()));
 
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> sent{0};
-  std::thread traffic([&] {
-    while (!stop) {
-      inject(*holder, frame);
-      ++sent;
-      usleep(500);
-    }
-  });
+  PacedTraffic traffic(*vm.holder, frame);
+  traffic.start();
   usleep(300'000);
   old_agent->signal(SIGTERM);  // as systemctl restart does after the package replaced it
   ASSERT_EQ(old_agent->wait(10s), 0) << old_agent->stderr_text();
   auto new_agent = br.agent({"--attach", GetParam()}, vmscope_variant_bin());
   ASSERT_TRUE(wait_point(*new_agent, "vm_net", "vm", "web", 0)) << new_agent->stderr_text();
   usleep(300'000);
-  stop = true;
-  traffic.join();
+  traffic.stop();
+  const uint64_t sent = traffic.sent();
   ASSERT_TRUE(wait_stat(ns, "vmmtap0", "rx_packets", sent));
 
   const std::string new_programs = held_programs(new_agent->pid());
@@ -159,7 +158,7 @@ TEST_P(Upgrade, ToADifferingProgramWithTrafficThroughout) {
   std::printf(
       "[ figures ] %s upgrade: %llu frames sent, tap rx %lld B, vm_net udp %lld B, "
       "program tag %s -> %s\n",
-      GetParam().c_str(), (unsigned long long)sent.load(), (long long)rx,
+      GetParam().c_str(), (unsigned long long)sent, (long long)rx,
       (long long)net->i("vm_to_host_udp_bytes"), old_tag.c_str(), new_tag.c_str());
 
   new_agent->signal(SIGTERM);
@@ -175,23 +174,101 @@ TEST_P(Upgrade, ToADifferingProgramWithTrafficThroughout) {
 
 INSTANTIATE_TEST_SUITE_P(AttachModes, Upgrade, ::testing::Values("tcx", "clsact"));
 
-// Maps kept by a build of another layout are not read: one warning, the reset counted in
-// the agent's own line, and counting from zero.
-TEST(KeptLayout, AnotherLayoutIsResetWithOneWarning) {
-  Bridge br;
-  br.add_tap("vmmtap0");
-  auto holder = br.hold("solo5-hvt", kSolo5Args);
-  const auto frame =
-      ipv4_frame(mac_of(br.ns, "br0"), kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, kUdpPayload);
+class LayoutUpgrade : public ::testing::TestWithParam<std::string> {};
+
+// Upgrades between builds whose kept maps differ in layout (vmscope_layout_variant: a
+// smaller service_pending table), and back, with traffic throughout, then a SIGKILL
+// restart: the old maps' counts are carried over each time, never reset, and counted
+// equals sent at every step, in vm_net and bridge alike.
+TEST_P(LayoutUpgrade, CarriesTheCountsOverWithTrafficThroughout) {
+  WebVm vm;
+  Bridge& br = vm.br;
+  const Netns& ns = br.ns;
+  const auto& frame = vm.frame;
+  // From when the first agent counts (the tap's counters then hold only frames vmscope saw).
+  PacedTraffic traffic(*vm.holder, frame);
+
+  // Counted equals sent once the traffic pauses; then it resumes.
+  auto expect_all_counted = [&](Child& agent, const char* when) {
+    traffic.stop();
+    const uint64_t sent = traffic.sent();
+    ASSERT_TRUE(wait_stat(ns, "vmmtap0", "rx_packets", sent));
+    const int64_t rx = int64_t(ns.stat("vmmtap0", "rx_bytes"));
+    ASSERT_EQ(rx, int64_t(sent * frame.size())) << when;
+    auto net = wait_point(agent, "vm_net", "vm", "web", now_ns());
+    ASSERT_TRUE(net) << when << ": " << agent.stderr_text();
+    EXPECT_EQ(net->i("vm_to_host_udp_bytes"), rx) << when << ": " << agent.stderr_text();
+    auto bridge = wait_point(agent, "bridge", "bridge", "br0", now_ns());
+    ASSERT_TRUE(bridge) << when;
+    EXPECT_EQ(bridge->i("vm_to_host_bytes"), rx) << when;
+    std::printf(
+        "[ figures ] %s, %s: %llu frames, tap rx %lld B, vm_net udp %lld B, bridge %lld B\n",
+        GetParam().c_str(), when, (unsigned long long)sent, (long long)rx,
+        (long long)net->i("vm_to_host_udp_bytes"), (long long)bridge->i("vm_to_host_bytes"));
+    traffic.start();
+  };
+  auto expect_migrated = [&](Child& agent, const char* when) {
+    auto self = self_point(agent);
+    ASSERT_TRUE(self) << when << ": " << agent.stderr_text();
+    EXPECT_EQ(self->i("kept_state_migrations"), 1) << when;
+    EXPECT_EQ(self->i("kept_state_resets"), 0) << when;
+    EXPECT_NE(agent.stderr_text().find("carrying the counts of 2 devices over"), std::string::npos)
+        << when << ": " << agent.stderr_text();
+    EXPECT_EQ(agent.stderr_text().find("cannot be"), std::string::npos) << agent.stderr_text();
+  };
+  auto restart = [&](std::unique_ptr<Child>& agent, int sig, const std::string& bin) {
+    usleep(300'000);  // traffic while the old agent still runs
+    agent->signal(sig);
+    agent->wait(10s);
+    usleep(200'000);  // and while none runs
+    agent = br.agent({"--attach", GetParam()}, bin);
+    ASSERT_TRUE(wait_point(*agent, "vm_net", "vm", "web", 0)) << agent->stderr_text();
+    usleep(1'500'000);  // past the harvest of the old maps (a tick after the swap)
+  };
+
+  auto agent = br.agent({"--attach", GetParam()});
+  ASSERT_TRUE(wait_point(*agent, "interface", "vm", "web", 0)) << agent->stderr_text();
+  traffic.start();
+  restart(agent, SIGTERM, vmscope_layout_variant_bin());
+  expect_migrated(*agent, "upgraded to another layout");
+  expect_all_counted(*agent, "upgraded to another layout");
+  restart(agent, SIGTERM, vmscope_bin());
+  expect_migrated(*agent, "back to the first layout");
+  expect_all_counted(*agent, "back to the first layout");
+  restart(agent, SIGKILL, vmscope_bin());
+  auto self = self_point(*agent);
+  ASSERT_TRUE(self);
+  EXPECT_EQ(self->i("kept_state_migrations"), 0) << "the same layout: adopted";
+  EXPECT_EQ(self->i("net_continued"), 2);
+  expect_all_counted(*agent, "restarted after SIGKILL");
+  traffic.stop();
+  agent->signal(SIGTERM);
+  EXPECT_EQ(agent->wait(10s), 0) << agent->stderr_text();
+  vmscope_cleanup(ns);
+  EXPECT_NE(sh("test -e " + pin_dir(ns)), 0) << "pins left: " << capture("ls " + pin_dir(ns));
+}
+
+INSTANTIATE_TEST_SUITE_P(AttachModes, LayoutUpgrade, ::testing::Values("tcx", "clsact"));
+
+// Kept maps that cannot be read (an unknown record) are dropped: one warning, the reset
+// counted in the self-metrics, counting from zero.
+TEST(KeptLayout, AnUnreadableLayoutIsResetWithOneWarning) {
+  WebVm vm;
+  Bridge& br = vm.br;
+  const auto& frame = vm.frame;
   auto agent = br.agent({});
   ASSERT_TRUE(wait_point(*agent, "interface", "vm", "web", 0)) << agent->stderr_text();
-  for (int i = 0; i < 4; ++i) inject(*holder, frame);
+  for (int i = 0; i < 4; ++i) inject(*vm.holder, frame);
   ASSERT_TRUE(wait_stat(br.ns, "vmmtap0", "rx_packets", 4));
   agent->signal(SIGTERM);
   ASSERT_EQ(agent->wait(10s), 0);
-  // Another build's record: another fingerprint.
-  must("bpftool map update pinned " + pin_dir(br.ns) +
-       "/layout key 0 0 0 0 value 1 2 3 4 5 6 7 8 0 0 0 0 0 0 0 0");
+  // A record of the first form (revision 1) of another build: nothing says what its maps
+  // hold.
+  const std::string layout = pin_dir(br.ns) + "/layout";
+  must("rm " + layout + " && bpftool map create " + layout +
+       " type array key 4 value 16 entries 1 name vs_kept_layout");
+  must("bpftool map update pinned " + layout +
+       " key 0 0 0 0 value 1 2 3 4 5 6 7 8 0 0 0 0 1 0 0 0");
 
   agent = br.agent({});
   auto self = self_point(*agent);
@@ -202,7 +279,7 @@ TEST(KeptLayout, AnotherLayoutIsResetWithOneWarning) {
   size_t first = err.find("cannot be continued");
   ASSERT_NE(first, std::string::npos) << err;
   EXPECT_EQ(err.find("cannot be continued", first + 1), std::string::npos) << "warned twice";
-  for (int i = 0; i < 3; ++i) inject(*holder, frame);
+  for (int i = 0; i < 3; ++i) inject(*vm.holder, frame);
   ASSERT_TRUE(wait_stat(br.ns, "vmmtap0", "rx_packets", 7));
   auto net = wait_point(*agent, "vm_net", "vm", "web", now_ns());
   ASSERT_TRUE(net);

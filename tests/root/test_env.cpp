@@ -313,6 +313,9 @@ std::string vmscope_bin() {
 std::string vmscope_variant_bin() {
   return VMSCOPE_VARIANT_BIN;
 }
+std::string vmscope_layout_variant_bin() {
+  return VMSCOPE_LAYOUT_VARIANT_BIN;
+}
 std::string vmscope_cleanup(const Netns& ns) {
   return capture("nsenter --net=/run/netns/" + ns.name() + " " + vmscope_bin() +
                  " cleanup 2>&1; true");

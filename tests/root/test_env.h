@@ -111,6 +111,8 @@ std::string trim(std::string s);
 std::string vmscope_bin();
 // A vmscope whose network program differs (tests/CMakeLists.txt: the upgrade test's).
 std::string vmscope_variant_bin();
+// A vmscope whose kept maps have another layout (the layout-migration test's).
+std::string vmscope_layout_variant_bin();
 // `vmscope cleanup` run in ns: what the agents kept there goes. Its output.
 std::string vmscope_cleanup(const Netns& ns);
 std::string helper_bin(const std::string& name);

@@ -432,10 +432,14 @@ TEST(TopShared, ReadsTheRunningAgentsMapsInsteadOfAttaching) {
                SpawnOptions{ns.name(), "solo5-hvt", {}, true});
   ASSERT_TRUE(holder.wait_line([](const std::string& l) { return l.rfind("ready ", 0) == 0; }, 5s));
 
-  // Pins a killed agent left in a namespace that is gone: the next agent removes them.
-  const std::string stale = "/sys/fs/bpf/vmscope/net-1";
-  must("mkdir -p " + stale + " && bpftool map create " + stale +
-       "/net_stats type array key 4 value 4 entries 1 name vs_stale_test");
+  // Pins a killed agent left in a namespace that is gone: the next agent removes them
+  // once they are an hour old. Recent ones stay (the namespace may be named only in
+  // another mount namespace, its agent restarting).
+  const std::string stale = "/sys/fs/bpf/vmscope/net-1", recent = "/sys/fs/bpf/vmscope/net-2";
+  for (const std::string& dir : {stale, recent})
+    must("mkdir -p " + dir + " && bpftool map create " + dir +
+         "/net_stats type array key 4 value 4 entries 1 name vs_stale_test");
+  must("touch -d '61 minutes ago' " + stale);
 
   Child agent("/usr/bin/nsenter", in_netns(ns, {"run", "--interval", "0.5", "--output", "-"}));
   ASSERT_TRUE(
@@ -443,6 +447,8 @@ TEST(TopShared, ReadsTheRunningAgentsMapsInsteadOfAttaching) {
       << agent.stderr_text();
   const std::string agent_programs = held_programs(agent.pid());
   EXPECT_NE(sh("test -e " + stale), 0) << "stale pins survived";
+  EXPECT_EQ(sh("test -e " + recent + "/net_stats"), 0) << "recent pins removed";
+  must("rm -r " + recent);
 
   // A second agent in the same namespace runs, but leaves the first one's pins alone.
   const std::string pins = "/sys/fs/bpf/vmscope/net-" +

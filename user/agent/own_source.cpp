@@ -65,6 +65,7 @@ class OwnSource final : public SampleSource {
 
   Status collect_net(const Inventory& inv, Netlink& nl, int64_t timestamp_ns,
                      NetSnapshot& out) override {
+    collector_.set_carry(programs_.carry_for_tick());
     return collector_.collect(inv, attacher_.devices(), nl, programs_.slot_limit(), timestamp_ns,
                               out);
   }
@@ -91,6 +92,7 @@ class OwnSource final : public SampleSource {
     }
     m.net_far_slots_max = programs_.capacity();
     m.kept_state_resets = programs_.kept_state_reset() ? 1 : 0;
+    m.kept_state_migrations = programs_.kept_state_migrated() ? 1 : 0;
     m.net_continued = attacher_.continued();
     programs_.program_fds(prog_fds);
     collector_.program_fds(prog_fds);

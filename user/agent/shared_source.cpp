@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "agent/sample_source.h"
+#include "attach/kept_state.h"
 
 namespace vmscope {
 namespace {
@@ -28,6 +29,7 @@ class SharedSource final : public SampleSource {
   Status collect_net(const Inventory& inv, Netlink& nl, int64_t timestamp_ns,
                      NetSnapshot& out) override {
     read_slots(inv);
+    read_carry_maps();
     return collector_.collect(inv, devices_, nl, slot_limit_, timestamp_ns, out);
   }
 
@@ -69,12 +71,21 @@ class SharedSource final : public SampleSource {
     slot_limit_ = limit;
   }
 
+  // What the agent carried over from an earlier layout's maps (a few entries, or none).
+  void read_carry_maps() {
+    if (!maps_.net_carry.valid() || !maps_.service_carry.valid()) return;
+    if (auto c = read_carry(maps_.net_carry.get(), maps_.service_carry.get(), this_layout()))
+      carry_ = std::move(*c);
+    collector_.set_carry(&carry_);
+  }
+
   SharedMaps maps_;  // outlives the tracker, which reads its `tracked` map
   NetCollector collector_;
   std::unique_ptr<ProcTracker> procs_;
   SlotTable devices_;  // ifindex -> the agent's slot
   uint32_t slot_limit_ = 0;
   uint64_t event_seq_ = 0;
+  CarryTable carry_;
 };
 
 }  // namespace

@@ -8,12 +8,14 @@
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 
 #include "attach/kept_state.h"
 #include "common/bpf_programs.h"
 #include "common/unique_fd.h"
+#include "drain/counter_sums.h"
 #include "drain/cpu_limit.h"
 #include "drain/slot_capacity.h"
 #include "net.skel.h"
@@ -60,7 +62,7 @@ Result<NetPrograms> NetPrograms::load(uint32_t net_slots, const std::string& kee
   SlotCapacity cap = choose_slot_capacity(net_slots, *cpus);
   KeptMaps kept;
   if (!keep_dir.empty()) kept = open_kept_maps(keep_dir);
-  if (kept.adopted) {
+  if (kept.adopted || kept.migrate) {
     if (net_slots != 0 && net_slots != kept.slots)
       spdlog::warn(
           "net_slots = {} applies after `vmscope cleanup`: the counters kept in {} have {} slots",
@@ -76,21 +78,154 @@ Result<NetPrograms> NetPrograms::load(uint32_t net_slots, const std::string& kee
   }
   if (net_bpf__load(skel.get()))
     return Error::from_errno("load BPF network programs (net.bpf.o)", errno);
-  if (!keep_dir.empty() && !kept.adopted) {
-    if (auto st = pin_kept_maps(skel->obj, keep_dir, cap.slots); !st)
-      spdlog::warn("network counters not kept for the next run: {}", st.error().message);
-  }
   spdlog::info("network counters for {} devices ({}): {:.1f} MiB of kernel memory", cap.slots,
                cap.why, static_cast<double>(slot_memory_bytes(cap.slots, *cpus)) / (1 << 20));
   NetPrograms programs(skel.release(), cap.slots);
   programs.kept_reset_ = kept.reset;
+  if (keep_dir.empty()) return programs;  // a run that keeps nothing carries nothing either
+
+  // The carry maps: adopted with the counter maps, else fresh (and pinned with them).
+  const bool adopt_carry = kept.adopted && kept.net_carry.valid();
+  if (adopt_carry) {
+    programs.net_carry_ = std::move(kept.net_carry);
+    programs.service_carry_ = std::move(kept.service_carry);
+    auto carry =
+        read_carry(programs.net_carry_.get(), programs.service_carry_.get(), this_layout());
+    if (!carry) return carry.error().context("continue the kept counters");
+    programs.carry_ = std::move(*carry);
+  } else {
+    auto carry = create_carry_maps(cap.slots);
+    if (!carry) return carry.error();
+    programs.net_carry_ = std::move(carry->first);
+    programs.service_carry_ = std::move(carry->second);
+    if (auto st = pin_kept_maps(programs.skel_->obj, programs.net_carry_.get(),
+                                programs.service_carry_.get(), keep_dir, cap.slots);
+        !st)
+      spdlog::warn("network counters not kept for the next run: {}", st.error().message);
+  }
   if (kept.adopted) {
     auto slots = read_kept_slots(programs.if_slot_fd(), programs.if_slot_far_fd());
     if (!slots) return slots.error();
     programs.take_kept_slots(*slots);
     spdlog::info("continuing the counters of {} devices kept by the previous run", slots->size());
+  } else if (kept.migrate) {
+    if (auto st = programs.start_migration(kept); !st) {
+      spdlog::warn(
+          "network counters kept by the previous vmscope run ({}) cannot be carried over: {}; "
+          "vm_net and bridge counters restart from zero",
+          keep_dir, st.error().message);
+      programs.kept_reset_ = true;
+    }
   }
   return programs;
+}
+
+Status NetPrograms::start_migration(KeptMaps& old) {
+  // Everything that can fail first: on failure nothing has changed (the caller resets).
+  auto from = KeptFieldConverter::from(old.old_fields);
+  if (!from) return from.error();
+  auto slots = read_kept_slots(old.fd("if_slot"), old.fd("if_slot_far"));
+  if (!slots) return slots.error();
+  CarryTable carried;  // what the old build had itself carried over, in this build's structs
+  if (old.net_carry.valid()) {
+    auto c = read_carry(old.net_carry.get(), old.service_carry.get(), *from);
+    if (!c) return c.error();
+    carried = std::move(*c);
+  }
+  UniqueFd old_net(dup(old.fd("net_stats"))), old_service(dup(old.fd("service_stats")));
+  if (!old_net.valid() || !old_service.valid())
+    return Error::from_errno("hold the previous layout's counter maps", errno);
+
+  for (const std::string& name : from->dropped())
+    spdlog::warn("the counter {} of the previous vmscope build is not in this one: dropped", name);
+  // Every slot the old maps count goes on in the same slot of the new ones.
+  std::vector<std::pair<int, uint32_t>> moving;
+  std::vector<uint32_t> old_slots;
+  for (const auto& [ifindex, slot] : *slots) {
+    if (slot >= capacity_ || !write_if_slot(ifindex, slot + 1)) continue;
+    uint32_t vm_tap = 0;
+    if (bpf_map_lookup_elem(old.fd("service_slots"), &slot, &vm_tap) == 0)
+      (void)bpf_map_update_elem(service_slots_fd(), &slot, &vm_tap, BPF_ANY);
+    moving.emplace_back(ifindex, slot);
+    old_slots.push_back(slot);
+    if (auto c = carried.find(slot); c != carried.end()) {
+      carry_[slot] = c->second;
+      persist_carry(slot);
+    }
+  }
+  take_kept_slots(moving);
+  copy_pending(old.fd("service_pending"));
+  migration_ = std::make_unique<LayoutMigration>(std::move(old_net), std::move(old_service),
+                                                 std::move(*from), old_slots);
+  migrated_ = true;
+  spdlog::info(
+      "the previous vmscope run kept network counters of another layout: carrying the counts of "
+      "{} devices over",
+      old_slots.size());
+  return {};
+}
+
+void NetPrograms::copy_pending(int old_pending) {
+  // Open handshakes and DNS queries, where their keys and values did not change: their
+  // answers then match as if nothing happened.
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(old_pending, &info, &len) != 0 ||
+      info.key_size != sizeof(vs_pending_key) || info.value_size != sizeof(vs_pending))
+    return;
+  vs_pending_key key{}, prev{};
+  vs_pending value{};
+  bool first = true;
+  while (bpf_map_get_next_key(old_pending, first ? nullptr : &prev, &key) == 0) {
+    if (bpf_map_lookup_elem(old_pending, &key, &value) == 0)
+      (void)bpf_map_update_elem(service_pending_fd(), &key, &value, BPF_NOEXIST);
+    prev = key;
+    first = false;
+  }
+}
+
+void NetPrograms::persist_carry(uint32_t slot) {
+  auto it = carry_.find(slot);
+  if (it == carry_.end() || !net_carry_.valid()) return;
+  if (bpf_map_update_elem(net_carry_.get(), &slot, &it->second.net, BPF_ANY) ||
+      bpf_map_update_elem(service_carry_.get(), &slot, &it->second.service, BPF_ANY))
+    spdlog::warn("keep the carried counts of slot {}: {} (lost if vmscope restarts)", slot,
+                 strerror(errno));
+}
+
+void NetPrograms::forget_carry(uint32_t slot) {
+  if (migration_) migration_->dropped(slot);
+  if (carry_.erase(slot) == 0 || !net_carry_.valid()) return;
+  (void)bpf_map_delete_elem(net_carry_.get(), &slot);
+  (void)bpf_map_delete_elem(service_carry_.get(), &slot);
+}
+
+const CarryTable* NetPrograms::carry_for_tick() {
+  const uint64_t tick = tick_++;
+  if (!migration_) return &carry_;
+  auto st = migration_->advance(
+      tick,
+      [&](uint32_t slot, const CarriedCounts& old) {
+        CarriedCounts& c = carry_[slot];
+        add_counters(c.net, old.net);
+        add_counters(c.service, old.service);
+        persist_carry(slot);
+      },
+      live_);
+  if (!st) spdlog::warn("{}", st.error().message);
+  if (migration_->done()) {
+    spdlog::info("carried the counts of {} devices over from the previous layout's maps",
+                 migration_->moved());
+    migration_.reset();
+    return &carry_;
+  }
+  carry_view_ = carry_;
+  for (const auto& [slot, old] : live_) {
+    CarriedCounts& c = carry_view_[slot];
+    add_counters(c.net, old.net);
+    add_counters(c.service, old.service);
+  }
+  return &carry_view_;
 }
 
 void NetPrograms::take_kept_slots(const std::vector<std::pair<int, uint32_t>>& slots) {
@@ -167,6 +302,7 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex, bool continue_kept) {
     kept_.erase(kept);
     if (continue_kept) {
       slot_of_[ifindex] = slot;
+      if (migration_) migration_->claimed(slot, tick_);
       return slot;
     }
   } else if (!free_slots_.empty()) {
@@ -179,6 +315,7 @@ Result<uint32_t> NetPrograms::assign_slot(int ifindex, bool continue_kept) {
         fmt::format("assign counter slot to ifindex {}: all {} slots in use", ifindex, capacity_));
   }
   // Zero before publishing: the previous owner's counts must not leak into the new device.
+  forget_carry(slot);
   if (bpf_map_update_elem(net_stats_fd(), &slot, zeros_.data(), BPF_ANY)) {
     free_slots_.insert(slot);
     return Error::from_errno(fmt::format("zero net_stats slot {}", slot), errno);
@@ -205,6 +342,7 @@ void NetPrograms::release_slot(int ifindex) {
   auto it = slot_of_.find(ifindex);
   if (it == slot_of_.end()) return;
   (void)write_if_slot(ifindex, 0);  // the device may be gone already; nothing to undo then
+  forget_carry(it->second);
   free_slots_.insert(it->second);
   slot_of_.erase(it);
   // Shrink the drain range when the top slots are free (ordered: no sort per release,

@@ -9,12 +9,17 @@
 #include <utility>
 #include <vector>
 
+#include "attach/layout_migration.h"
 #include "common/result.h"
+#include "common/unique_fd.h"
+#include "drain/carry.h"
 #include "vmscope.h"
 
 struct net_bpf;
 
 namespace vmscope {
+
+struct KeptMaps;
 
 class NetPrograms {
  public:
@@ -49,8 +54,14 @@ class NetPrograms {
   // Devices whose slots the previous run kept and that no assign_slot claimed yet.
   std::vector<int> unclaimed_kept() const;
   bool has_kept_slot(int ifindex) const { return kept_.count(ifindex) != 0; }
-  // Whether the previous run's counters were of another layout and dropped (one warning).
+  // Whether the previous run's counters could not be read and were dropped (one warning).
   bool kept_state_reset() const { return kept_reset_; }
+  // Whether they were of another layout and are carried over (attach/layout_migration.h).
+  bool kept_state_migrated() const { return migrated_; }
+  // Once per tick, before the drain reads: what the slots carry from an earlier layout's
+  // maps (NetDrain::set_carry). Moves the counts a migration made final into the kept
+  // carry maps. Valid until the next call.
+  const CarryTable* carry_for_tick();
   // Highest slot in use + 1: how far a drain has to read.
   uint32_t slot_limit() const;
   // Slots there are (every slot-indexed map's max_entries) and slots in use.
@@ -66,11 +77,25 @@ class NetPrograms {
   NetPrograms(net_bpf* skel, uint32_t capacity);
   void take_kept_slots(const std::vector<std::pair<int, uint32_t>>& slots);
   Status write_if_slot(int ifindex, uint32_t value);
+  // Migrating from kept maps of another layout: the new maps count the same devices in
+  // the same slots, and the old maps' counts are carried over.
+  Status start_migration(KeptMaps& old);
+  void copy_pending(int old_pending);
+  // slot no longer carries anything (a new device gets it, or none).
+  void forget_carry(uint32_t slot);
+  void persist_carry(uint32_t slot);
 
   std::unique_ptr<net_bpf, Deleter> skel_;
   std::unordered_map<int, uint32_t> slot_of_;  // ifindex -> slot
   std::unordered_map<int, uint32_t> kept_;     // kept by the previous run, not yet claimed
   bool kept_reset_ = false;
+  bool migrated_ = false;
+  UniqueFd net_carry_, service_carry_;  // kept carry maps (none for a run that keeps nothing)
+  CarryTable carry_;                    // their contents
+  CarryTable carry_view_;               // carry_ plus a migration's live counts, per tick
+  CarryTable live_;
+  std::unique_ptr<LayoutMigration> migration_;
+  uint64_t tick_ = 0;
   std::set<uint32_t> free_slots_;  // released slots, reused first
   uint32_t next_slot_ = 0;         // never-used slots start here
   uint32_t capacity_ = 0;

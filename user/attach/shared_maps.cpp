@@ -8,10 +8,13 @@
 #include <sys/statfs.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "attach/kept_state.h"
+#include "attach/tc_attachment.h"
 #include "common/dir.h"
 #include "vmscope.h"
 
@@ -23,6 +26,8 @@ namespace {
 constexpr const char* kMapNames[] = {"net_stats",     "if_slot", "if_slot_far",
                                      "service_stats", "tracked", "recent_events"};
 constexpr const char* kPerRunPins[] = {"tracked", "recent_events"};
+// How long the pins of a namespace that looks gone stay (remove_stale_pin_dirs).
+constexpr std::chrono::seconds kStalePinAge{3600};
 
 std::string parent_of(const std::string& path) {
   return path.substr(0, path.rfind('/'));
@@ -213,8 +218,16 @@ void remove_stale_pin_dirs(const std::string& root, const std::string& run_root)
     }
     const auto ino = static_cast<ino_t>(std::strtoull(name.data() + 4, nullptr, 10));
     if (netns_path(ino)) continue;  // kept for the namespace's next agent
+    // A namespace named only in another mount namespace (a container's or chroot's
+    // /run/netns) looks gone from here: its pins stay while a kept tcx link is still on a
+    // device, or while they are recent (its agent may just be restarting).
+    const std::string pin_dir = root + "/" + std::string(name);
+    struct stat st;
+    if (stat(pin_dir.c_str(), &st) != 0 || time(nullptr) - st.st_mtime < kStalePinAge.count() ||
+        kept_links_attached(pin_dir))
+      continue;
     spdlog::debug("removing pins of a network namespace that is gone: {}/{}", root, name);
-    remove_pin_dir(root + "/" + std::string(name));
+    remove_pin_dir(pin_dir);
     unlink(lock_path.c_str());
   }
 }
@@ -296,6 +309,9 @@ Result<std::optional<SharedMaps>> SharedMaps::open(const SharedMapPaths& paths) 
           "reads: run the top of the agent's build, or restart the agent with this build",
           path, m.agent_pid));
   }
+  UniqueFd* carry[] = {&m.net_carry, &m.service_carry};
+  for (size_t i = 0; i < std::size(kCarryMapNames); ++i)
+    carry[i]->reset(bpf_obj_get_opts((paths.pin_dir + "/" + kCarryMapNames[i]).c_str(), &ro));
   return std::optional<SharedMaps>(std::move(m));
 }
 

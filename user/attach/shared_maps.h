@@ -98,7 +98,8 @@ void remove_stale_pin_dirs(const std::string& bpffs_root, const std::string& run
 struct SharedMaps {
   int agent_pid = 0;
   UniqueFd net_stats, if_slot, if_slot_far, service_stats, tracked,
-      events;  // tracked may be invalid
+      events;                         // tracked may be invalid
+  UniqueFd net_carry, service_carry;  // attach/kept_state.h; invalid if the agent has none
 
   // nullopt when no agent runs here (the lock is free); an error when one runs but its
   // maps cannot be opened.

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "attach/kept_state.h"
+#include "common/dir.h"
 
 namespace vmscope {
 namespace {
@@ -29,15 +30,32 @@ bool tcx_unsupported(int err) {
   return err == EINVAL || err == EOPNOTSUPP || err == 524 /* ENOTSUPP, kernel-internal */;
 }
 
-// Whether a tcx link is still attached to ifindex. A link whose device went is defunct:
-// the kernel reports ifindex 0 for it. (Debian 12's struct bpf_link_info has no tcx
-// member; its first word is the ifindex, as xdp's is.)
 bool tcx_link_on(int link_fd, int ifindex) {
+  return tcx_link_ifindex(link_fd) == ifindex;
+}
+
+}  // namespace
+
+// A link whose device went is defunct: the kernel reports ifindex 0 for it. (Debian 12's
+// struct bpf_link_info has no tcx member; its first word is the ifindex, as xdp's is.)
+int tcx_link_ifindex(int link_fd) {
   bpf_link_info info{};
   uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0) return false;
-  return info.type == kBpfLinkTypeTcx && static_cast<int>(info.xdp.ifindex) == ifindex;
+  if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0 || info.type != kBpfLinkTypeTcx) return 0;
+  return static_cast<int>(info.xdp.ifindex);
 }
+
+bool kept_links_attached(const std::string& dir) {
+  DirHandle d(dir);
+  while (const dirent* e = d.next()) {
+    if (ifindex_of_tcx_pin(e->d_name) == 0) continue;
+    UniqueFd link(bpf_obj_get((dir + "/" + e->d_name).c_str()));
+    if (link.valid() && tcx_link_ifindex(link.get()) != 0) return true;
+  }
+  return false;
+}
+
+namespace {
 
 bpf_tc_hook hook_of(int ifindex, vs_dir dir) {
   bpf_tc_hook hook{};

@@ -31,6 +31,13 @@ struct TcOwner {
   std::string keep_dir;
 };
 
+// The device a tcx link is attached to; 0 when it is no tcx link or its device went.
+int tcx_link_ifindex(int link_fd);
+// Whether a tcx link pinned in dir (a kept state directory) is still attached to a
+// device: its network namespace lives (perhaps visible only from another mount
+// namespace), whatever else says.
+bool kept_links_attached(const std::string& dir);
+
 class TcAttachment {
  public:
   // mode kAuto: tcx, or clsact when the kernel lacks tcx. The mode actually used is

@@ -17,6 +17,18 @@ inline void add_counters(vs_net_counters& a, const vs_net_counters& b) {
 }
 
 // a += b, counter by counter.
+inline void add_counters(vs_service_counters& a, const vs_service_counters& b) {
+#define VS_ADD_(field) a.field += b.field;
+  VS_SERVICE_COUNTERS(VS_ADD_)
+#undef VS_ADD_
+}
+
+// a += b, both directions.
+inline void add_counters(vs_dev_counters& a, const vs_dev_counters& b) {
+  for (int d = 0; d < VS_DIR_COUNT; ++d) add_counters(a.dir[d], b.dir[d]);
+}
+
+// a += b, counter by counter.
 inline void add_counters(vs_task_counters& a, const vs_task_counters& b) {
 #define VS_ADD_(field, ...) a.field += b.field;
   VS_TASK_COUNTERS(VS_ADD_)

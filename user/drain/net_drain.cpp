@@ -16,13 +16,6 @@
 namespace vmscope {
 namespace {
 
-// a += b, counter by counter.
-void add_service(vs_service_counters& a, const vs_service_counters& b) {
-#define VS_ADD_(field) a.field += b.field;
-  VS_SERVICE_COUNTERS(VS_ADD_)
-#undef VS_ADD_
-}
-
 // One batch lookup of slots [0, entries) of the per-CPU array fd: per_slot(slot, cpus)
 // for each slot read (cpus: ncpus values).
 template <typename V, typename F>
@@ -105,7 +98,23 @@ Status NetDrain::read(uint32_t slot_limit) {
   if (cpu_error_) return *cpu_error_;
   if (slot_limit > capacity_) slot_limit = capacity_;
   if (!tried_summer_) load_summer();
-  return summer_ ? read_summed(slot_limit) : read_batch(slot_limit);
+  auto st = summer_ ? read_summed(slot_limit) : read_batch(slot_limit);
+  if (st) add_carry(slot_limit);
+  return st;
+}
+
+void NetDrain::add_carry(uint32_t slot_limit) {
+  carried_.clear();
+  carried_at_.clear();
+  if (!carry_ || carry_->empty()) return;
+  carried_at_.assign(slot_limit, 0);
+  for (const auto& [slot, c] : *carry_) {
+    if (slot >= slot_limit) continue;
+    CarriedCounts& sum = carried_.emplace_back(c);
+    add_counters(sum.net, sums_[slot]);
+    add_counters(sum.service, service_sums_[slot]);
+    carried_at_[slot] = static_cast<uint32_t>(carried_.size());
+  }
 }
 
 std::optional<uint32_t> NetDrain::pending_entries() const {
@@ -162,7 +171,7 @@ Status NetDrain::read_batch(uint32_t slot_limit) {
   if (!st) return st;
   return batch_read(maps_.service_stats, slot_limit, ncpus, keys_, percpu_service_, "service_stats",
                     [&](uint32_t slot, const vs_service_counters* cpu) {
-                      for (size_t c = 0; c < ncpus; ++c) add_service(batch_service_[slot], cpu[c]);
+                      for (size_t c = 0; c < ncpus; ++c) add_counters(batch_service_[slot], cpu[c]);
                     });
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/mapping.h"
 #include "common/result.h"
+#include "drain/carry.h"
 #include "drain/counter_sums.h"
 #include "vmscope.h"
 
@@ -36,10 +37,18 @@ class NetDrain {
   NetDrain(NetDrain&&) noexcept;
   NetDrain& operator=(NetDrain&&) noexcept;
 
-  // Reads slots [0, slot_limit); afterwards counters(slot, dir) holds the CPU sums.
+  // Counts to add to the kernel's, by slot (nullptr: none); the table must outlive the
+  // drain's reads and is read by each read().
+  void set_carry(const CarryTable* carry) { carry_ = carry; }
+  // Reads slots [0, slot_limit); afterwards counters(slot, dir) holds the CPU sums (plus
+  // the slot's carry).
   Status read(uint32_t slot_limit);
-  const vs_net_counters& counters(uint32_t slot, vs_dir dir) const { return sums_[slot].dir[dir]; }
-  const vs_service_counters& service(uint32_t slot) const { return service_sums_[slot]; }
+  const vs_net_counters& counters(uint32_t slot, vs_dir dir) const {
+    return carried(slot) ? carried_[carried_at_[slot] - 1].net.dir[dir] : sums_[slot].dir[dir];
+  }
+  const vs_service_counters& service(uint32_t slot) const {
+    return carried(slot) ? carried_[carried_at_[slot] - 1].service : service_sums_[slot];
+  }
   // Entries the last sweep left in service_pending; nullopt where nothing sweeps.
   std::optional<uint32_t> pending_entries() const;
   // Appends the summing program's fd once it is loaded (first read()), for run-time
@@ -59,6 +68,8 @@ class NetDrain {
   bool load_summer();
   Status read_summed(uint32_t slot_limit);
   Status read_batch(uint32_t slot_limit);
+  void add_carry(uint32_t slot_limit);
+  bool carried(uint32_t slot) const { return slot < carried_at_.size() && carried_at_[slot] != 0; }
 
   NetMapFds maps_;
   size_t ncpus_ = 0;
@@ -76,6 +87,9 @@ class NetDrain {
   std::vector<vs_dev_counters> batch_sums_;  // [slot]
   std::vector<vs_service_counters> percpu_service_;
   std::vector<vs_service_counters> batch_service_;
+  const CarryTable* carry_ = nullptr;
+  std::vector<CarriedCounts> carried_;  // sums plus carry of the carried slots
+  std::vector<uint32_t> carried_at_;    // [slot]: index + 1 into carried_, 0 = none
 };
 
 }  // namespace vmscope

@@ -61,6 +61,8 @@ class NetCollector {
   explicit NetCollector(const NetMapFds& maps) : drain_(maps) {}
 
   void program_fds(std::vector<int>& out) const { drain_.program_fds(out); }
+  // Counts carried over from an earlier layout's maps (NetDrain::set_carry).
+  void set_carry(const CarryTable* carry) { drain_.set_carry(carry); }
   // Open handshakes and DNS queries after the last tick's sweep (self-metrics); nullopt
   // where this collector does not sweep.
   std::optional<uint32_t> pending_entries() const { return drain_.pending_entries(); }

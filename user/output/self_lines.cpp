@@ -30,6 +30,7 @@ void encode_self(const SelfMetrics& m, int64_t ts, std::string& out) {
       .field_uint("net_far_slots_max", m.net_far_slots_max)
       .field_uint("net_continued", m.net_continued)
       .field_uint("kept_state_resets", m.kept_state_resets)
+      .field_uint("kept_state_migrations", m.kept_state_migrations)
       .field_uint("tracked_procs", m.tracked_procs)
       .field_uint("tracked_procs_max", m.tracked_procs_max)
       .field_uint("service_pending", m.service_pending)

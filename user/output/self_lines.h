@@ -27,9 +27,10 @@ struct SelfMetrics {
   // this process does not sweep (top reading an agent)
   uint64_t service_pending = 0, service_pending_max = 0;
   uint64_t proc_events_lost = 0;
-  // Network devices whose counters went on from the previous run's kept state, and
-  // whether that state was of another layout and dropped (1: counters restarted at 0).
-  uint64_t net_continued = 0, kept_state_resets = 0;
+  // Network devices whose counters went on from the previous run's kept state; whether
+  // that state could not be read and was dropped (1: counters restarted at 0), and whether
+  // it was of another layout and carried over (1: counters went on).
+  uint64_t net_continued = 0, kept_state_resets = 0, kept_state_migrations = 0;
   uint64_t rss_bytes = 0;
   bool bpf_stats = false;  // kernel.bpf_stats_enabled: run counts/times are real
   std::vector<ProgramStats> programs;

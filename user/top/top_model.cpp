@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "drain/counter_sums.h"
+
 namespace vmscope {
 namespace {
 
@@ -12,13 +14,6 @@ namespace {
 // no rate for that interval rather than a huge one.
 uint64_t delta(uint64_t now, uint64_t before) {
   return now >= before ? now - before : 0;
-}
-
-// Field by field over the one list of service counters (bpf/vmscope.h).
-void add_service(vs_service_counters& sum, const vs_service_counters& c) {
-#define VS_ADD_(f) sum.f += c.f;
-  VS_SERVICE_COUNTERS(VS_ADD_)
-#undef VS_ADD_
 }
 
 vs_service_counters service_delta(const vs_service_counters& now,
@@ -182,7 +177,7 @@ const TopFrame& TopModel::update(const TickSample& s) {
       tap.rx = t.host_to_vm;
       tap.tx = t.vm_to_host;
       tap.errors = t.kernel;
-      add_service(r.service, t.service);
+      add_counters(r.service, t.service);
       TapPrev now{t.host_to_vm, t.vm_to_host, drops_of(t.kernel), t.service};
       if (auto p = prev_taps_.find(t.ifindex); p != prev_taps_.end() && rates) {
         const TapPrev& b = p->second;
@@ -197,7 +192,7 @@ const TopFrame& TopModel::update(const TickSample& s) {
         r.drops_per_s += tap.drops_per_s;
         r.conns_per_s += rate(delta(now.rx.tcp_syns, b.rx.tcp_syns)) +
                          rate(delta(now.tx.tcp_syns, b.tx.tcp_syns));
-        add_service(r.service_last, service_delta(now.service, b.service));
+        add_counters(r.service_last, service_delta(now.service, b.service));
         r.service_interval_s = net_dt;
         r.rates_known = true;
       }
