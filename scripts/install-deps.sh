@@ -26,6 +26,8 @@ TEST_PACKAGES=(
   qemu-system-x86 linux-image-amd64 busybox-static cpio gzip xz-utils
   # InfluxDB 1.x for the end-to-end and deploy tests, reached with curl
   influxdb curl
+  # the InfluxDB 2 API and bad-output tests make a throwaway CA and server certificate
+  openssl
   # Prometheus 2.42 scraping the agent, and its promtool checking /metrics; python3 runs
   # dashboards/prometheus/generate.py --check
   prometheus python3

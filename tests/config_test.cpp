@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "config/sort_key.h"
@@ -401,6 +402,40 @@ TEST(ConfigListen, OffByDefaultFlagAndFile) {
   EXPECT_EQ(out.message,
             "vmscope: listen address \"9847\": no port (expected ADDR:PORT, e.g. "
             "127.0.0.1:9847 or [::1]:9847)");
+}
+
+// InfluxDB 2.x/3.x: the token from [http] or the environment (which wins), never a flag;
+// the CA bundle from [http] or --tls-ca-file. A bad token is an error that does not show it.
+TEST(ConfigHttp, TokenFromFileOrEnvironmentCaFromFileOrFlag) {
+  unsetenv(kTokenEnv);
+  auto c =
+      apply_toml("[http]\ntoken = \"t0k\"\ntls_ca_file = \"/etc/hostname\"", "f.toml", Config{});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->http_token, "t0k");
+  EXPECT_EQ(c->tls_ca_file, "/etc/hostname");
+
+  auto out = parse({"run", "--tls-ca-file", "/etc/hostname"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.tls_ca_file, "/etc/hostname");
+  EXPECT_EQ(out.cli->config.http_token, "");
+  EXPECT_EQ(parse({"run", "--token", "x"}).exit_code, 2) << "no flag may carry the token";
+
+  setenv(kTokenEnv, "from-env", 1);
+  out = parse({"run"});
+  ASSERT_TRUE(out.cli) << out.message;
+  EXPECT_EQ(out.cli->config.http_token, "from-env");
+  setenv(kTokenEnv, "two words", 1);
+  out = parse({"run"});
+  unsetenv(kTokenEnv);
+  EXPECT_EQ(out.exit_code, 2);
+  EXPECT_EQ(out.message,
+            "vmscope: http token (config http.token or VMSCOPE_INFLUX_TOKEN): contains a space "
+            "or control character");
+  EXPECT_EQ(out.message.find("words"), std::string::npos);
+
+  c = apply_toml("[http]\ntoken = 5", "f.toml", Config{});
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message, "f.toml: key \"token\" has the wrong type");
 }
 
 }  // namespace

@@ -36,6 +36,8 @@ TEST(DeployConfig, CommentedExamplesAreValidToo) {
   auto c = apply_toml(text, "deploy/vmscope.toml (examples)", Config{});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->http_username, "vmscope");
+  EXPECT_FALSE(c->http_token.empty());
+  EXPECT_EQ(c->tls_ca_file, "/etc/vmscope/influxdb-ca.pem");
   ASSERT_EQ(c->overrides.size(), 2u);
   EXPECT_EQ(c->overrides[0].tap, "vmmtap7");
   EXPECT_EQ(c->overrides[1].name, "db");

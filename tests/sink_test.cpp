@@ -7,7 +7,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,6 +21,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "output/compress.h"
 #include "output/sinks_impl.h"
 
 namespace vmscope {
@@ -121,6 +121,9 @@ TEST(MakeSink, GoodUrls) {
            "http://127.0.0.1:8086/write?db=vms",
            "https://influx.example/write?db=vms&rp=week&precision=ns",
            "http://influx.example/proxy/influx/write?precision=n&db=vms",
+           "http://127.0.0.1:8086/api/v2/write?org=acme&bucket=vms",
+           "https://influx.example:8181/api/v2/write?bucket=vms&precision=ns",
+           "https://influx.example/proxy/api/v2/write?orgID=0123abcd&bucket=vm%20metrics",
        }) {
     SCOPED_TRACE(url);
     auto sink = make_sink(url, SinkOptions{});  // parses only: no resolving, no connecting
@@ -136,8 +139,9 @@ TEST(MakeSink, BadUrls) {
       {"udp://:8094", "output \"udp://:8094\": missing host"},
       {"http:///write?db=x", "output \"http:///write?db=x\": missing host"},
       {"telegraf:8094",
-       "output \"telegraf:8094\": want -, tcp://HOST[:PORT], udp://HOST[:PORT] or "
-       "http(s)://HOST[:PORT]/write?db=NAME"},
+       "output \"telegraf:8094\": want -, tcp://HOST[:PORT], udp://HOST[:PORT], "
+       "http(s)://HOST[:PORT]/write?db=NAME or "
+       "http(s)://HOST[:PORT]/api/v2/write?org=ORG&bucket=BUCKET"},
       {"ftp://h", "output \"ftp://h\": unsupported scheme \"ftp\" (want tcp, udp, http or https)"},
       {"TCP://h", "output \"TCP://h\": unsupported scheme \"TCP\" (want tcp, udp, http or https)"},
       {"tcp://h:", "output \"tcp://h:\": bad port \"\""},
@@ -152,9 +156,29 @@ TEST(MakeSink, BadUrls) {
       {"udp://::1:8094", "output \"udp://::1:8094\": IPv6 address must be in brackets, like [::1]"},
       {"tcp://[::1", "output \"tcp://[::1\": missing ] after IPv6 address"},
       {"tcp://[::1]x", "output \"tcp://[::1]x\": bad host \"[::1]x\""},
-      {"http://h:8086", "output \"http://h:8086\": path \"\" is not /write (want /write?db=NAME)"},
+      {"http://h:8086",
+       "output \"http://h:8086\": path \"\" is not an InfluxDB write endpoint (want "
+       "/write?db=NAME or /api/v2/write?org=ORG&bucket=BUCKET)"},
       {"http://h/query?db=x",
-       "output \"http://h/query?db=x\": path \"/query\" is not /write (want /write?db=NAME)"},
+       "output \"http://h/query?db=x\": path \"/query\" is not an InfluxDB write endpoint (want "
+       "/write?db=NAME or /api/v2/write?org=ORG&bucket=BUCKET)"},
+      {"http://h/api/v2/write?org=o",
+       "output \"http://h/api/v2/write?org=o\": missing bucket= in the query (want "
+       "/api/v2/write?org=ORG&bucket=BUCKET)"},
+      {"http://h/api/v2/write?db=x",
+       "output \"http://h/api/v2/write?db=x\": missing bucket= in the query (want "
+       "/api/v2/write?org=ORG&bucket=BUCKET)"},
+      {"https://h/api/v2/write?bucket=b&precision=n",
+       "output \"https://h/api/v2/write?bucket=b&precision=n\": precision \"n\" not supported "
+       "(timestamps are ns)"},
+      {"https://h/api/v2/write?bucket=b&precision=ms",
+       "output \"https://h/api/v2/write?bucket=b&precision=ms\": precision \"ms\" not supported "
+       "(timestamps are ns)"},
+      {"http://h/api/v2/write?org=my org&bucket=b",
+       "output \"http://h/api/v2/write?org=my org&bucket=b\": libcurl refuses the URL: Bad query"},
+      {"http://token:s3cret@h/api/v2/write?bucket=b",
+       "output \"http://***@h/api/v2/write?bucket=b\": credentials in the URL are not supported; "
+       "use the HTTP username/password options"},
       {"http://h/write",
        "output \"http://h/write\": missing db= in the query (want /write?db=NAME)"},
       {"https://h/write?db=&rp=x",
@@ -172,6 +196,18 @@ TEST(MakeSink, BadUrls) {
     ASSERT_FALSE(sink.ok());
     EXPECT_EQ(sink.error().message, want);
   }
+}
+
+// An https output with a CA bundle it cannot read is refused at start; http ones ignore it.
+TEST(MakeSink, UnreadableCaFile) {
+  SinkOptions opts;
+  opts.tls_ca_file = "/nonexistent/ca.pem";
+  auto sink = make_sink("https://h/api/v2/write?bucket=b", opts);
+  ASSERT_FALSE(sink.ok());
+  EXPECT_EQ(sink.error().message,
+            "output \"https://h/api/v2/write?bucket=b\": tls_ca_file /nonexistent/ca.pem: No such "
+            "file or directory");
+  EXPECT_TRUE(make_sink("http://h/api/v2/write?bucket=b", opts).ok());
 }
 
 // ---- Backlog ----
@@ -406,22 +442,9 @@ TEST(UdpSink, GroupsGreedily) {
 // ---- HTTP ----
 
 // The body as InfluxDB reads it: gunzipped when sent with Content-Encoding: gzip.
-std::string gunzip(std::string_view gz) {
-  z_stream z{};
-  if (inflateInit2(&z, 15 + 16) != Z_OK) return "<inflateInit2 failed>";
-  std::string out;
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
-  z.avail_in = static_cast<uInt>(gz.size());
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    char buf[65536];
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof(buf);
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.append(buf, sizeof(buf) - z.avail_out);
-  }
-  inflateEnd(&z);
-  return rc == Z_STREAM_END ? out : "<bad gzip>";
+std::string gunzip_body(std::string_view gz) {
+  auto out = gunzip(gz);
+  return out ? *out : "<bad gzip>";
 }
 
 struct Request {
@@ -505,7 +528,7 @@ class HttpServer {
       }
       req.body = in.substr(hdr_end + 4, len);
       if (req.headers.count("content-encoding") && req.headers["content-encoding"] == "gzip")
-        req.body = gunzip(req.body);
+        req.body = gunzip_body(req.body);
       in.erase(0, hdr_end + 4 + len);
       int status = 204;
       {
@@ -579,6 +602,75 @@ TEST_F(HttpSinkTest, PostsWithBasicAuth) {
   ASSERT_EQ(server.requests().size(), 2u);
   EXPECT_EQ(server.requests()[1].body, "mem,vm=a used=1i 2\n");
   EXPECT_EQ(sink->stats().lines_written, 3u);
+}
+
+// InfluxDB 2.x/3.x: /api/v2/write with the token, precision=ns said explicitly, gzip body.
+TEST_F(HttpSinkTest, V2PostsWithTokenAndNanosecondPrecision) {
+  HttpServer server;
+  ASSERT_TRUE(server.ok());
+  SinkOptions opts = fast_options();
+  opts.http_token = "tok-123==";
+  opts.http_username = "ignored";  // basic auth is for /write only
+  opts.http_password = "ignored";
+  const std::string url = server.url("/api/v2/write?org=acme&bucket=vms");
+  auto sink = must_make(url, opts);
+  ASSERT_TRUE(sink);
+  EXPECT_EQ(sink->url(), url) << "logs and the spool name the URL as configured";
+  sink->write("cpu,vm=a usage=0.5 1\n");
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].request_line, "POST /api/v2/write?org=acme&bucket=vms&precision=ns HTTP/1.1");
+  EXPECT_EQ(reqs[0].headers.at("authorization"), "Token tok-123==");
+  EXPECT_EQ(reqs[0].headers.at("content-encoding"), "gzip");
+  EXPECT_EQ(reqs[0].body, "cpu,vm=a usage=0.5 1\n");
+  EXPECT_EQ(sink->stats().lines_written, 1u);
+
+  // A precision given (ns) is kept, not repeated; no token: no Authorization header.
+  sink.reset();  // the test server serves one connection at a time
+  auto plain = must_make(server.url("/api/v2/write?precision=ns&bucket=vms"), fast_options());
+  ASSERT_TRUE(plain);
+  plain->write("m v=1i 2\n");
+  ASSERT_EQ(server.requests().size(), 2u);
+  EXPECT_EQ(server.requests()[1].request_line,
+            "POST /api/v2/write?precision=ns&bucket=vms HTTP/1.1");
+  EXPECT_EQ(server.requests()[1].headers.count("authorization"), 0u);
+}
+
+// 2.x's 1.x-compatible /write takes the token too; a username means basic auth instead.
+TEST_F(HttpSinkTest, V1SendsTheTokenUnlessAUsernameIsSet) {
+  HttpServer server;
+  ASSERT_TRUE(server.ok());
+  SinkOptions opts = fast_options();
+  opts.http_token = "tok";
+  auto sink = must_make(server.url("/write?db=vms"), opts);
+  ASSERT_TRUE(sink);
+  sink->write("a v=1i 1\n");
+  sink.reset();  // the test server serves one connection at a time
+  opts.http_username = "vm";
+  opts.http_password = "s3cret";
+  auto basic = must_make(server.url("/write?db=vms"), opts);
+  ASSERT_TRUE(basic);
+  basic->write("b v=1i 1\n");
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].request_line, "POST /write?db=vms HTTP/1.1");
+  EXPECT_EQ(reqs[0].headers.at("authorization"), "Token tok");
+  EXPECT_EQ(reqs[1].headers.at("authorization"), "Basic dm06czNjcmV0");
+}
+
+// A 401 (a wrong or missing token) keeps the batch: once the token is fixed it is delivered.
+TEST_F(HttpSinkTest, UnauthorizedKeepsBatchQueued) {
+  HttpServer server;
+  ASSERT_TRUE(server.ok());
+  server.script({401, 204});
+  auto sink = must_make(server.url("/api/v2/write?bucket=vms"), fast_options());
+  ASSERT_TRUE(sink);
+  sink->write("a v=1i 1\n");
+  EXPECT_EQ(sink->stats().lines_written, 0u);
+  EXPECT_EQ(sink->pending_bytes(), 9u);
+  sink->flush();
+  EXPECT_EQ(sink->stats().lines_written, 1u);
+  EXPECT_EQ(sink->stats().lines_dropped, 0u);
 }
 
 TEST_F(HttpSinkTest, ServerErrorKeepsBatchQueued) {

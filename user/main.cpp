@@ -89,14 +89,22 @@ int main(int argc, char** argv) {
   vmscope::SinkOptions sink_opts;
   sink_opts.http_username = config.http_username;
   sink_opts.http_password = config.http_password;
+  sink_opts.http_token = config.http_token;
+  sink_opts.tls_ca_file = config.tls_ca_file;
+  // A bad output URL costs that output, not the others: one line naming it, and the agent
+  // runs with the rest (exit 2 only when none is left).
   std::vector<std::unique_ptr<vmscope::Sink>> sinks;
   for (const auto& url : config.outputs) {
     auto sink = vmscope::make_sink(url, sink_opts);
     if (!sink) {
-      std::fprintf(stderr, "vmscope: %s\n", sink.error().message.c_str());
-      return 2;
+      spdlog::error("{}: output skipped", sink.error().message);
+      continue;
     }
     sinks.push_back(std::move(*sink));
+  }
+  if (sinks.empty()) {
+    std::fprintf(stderr, "vmscope: no usable output\n");
+    return 2;
   }
   if (auto st = vmscope::run_agent(config, std::move(sinks)); !st) {
     std::fprintf(stderr, "vmscope: %s\n", st.error().message.c_str());

@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -20,6 +21,17 @@ Status check_net_slots(int64_t v, std::string_view what) {
   if (v == 0 || (v >= kMinSlots && v <= kMaxSlots)) return {};
   return Error::msg(fmt::format("{} {}: must be 0 (from the host) or between {} and {}", what, v,
                                 kMinSlots, kMaxSlots));
+}
+
+// The token goes into a header: a control character or space would end or split it. The
+// message never shows the token. (tls_ca_file is checked by the https outputs that use it.)
+Status check_http_secrets(const Config& c) {
+  for (unsigned char ch : c.http_token)
+    if (ch <= ' ' || ch == 0x7f)
+      return Error::msg(
+          fmt::format("http token (config http.token or {}): contains a space or control character",
+                      kTokenEnv));
+  return {};
 }
 
 }  // namespace
@@ -38,6 +50,7 @@ Status validate(const Config& c) {
       return Error::msg(fmt::format("override for \"{}\": {}", o.name, err));
   if (!c.listen.empty())
     if (auto a = parse_listen_address(c.listen); !a) return a.error();
+  if (auto st = check_http_secrets(c); !st) return st;
   if (c.spool_dir.empty() || c.spool_dir.front() != '/')
     return Error::msg(fmt::format("spool dir \"{}\": must be an absolute path", c.spool_dir));
   if (c.spool_max_bytes != 0 && c.spool_max_bytes < (uint64_t{1} << 20))
@@ -139,10 +152,13 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
     const toml::table* http = n->as_table();
     if (!http) return Error::msg(fmt::format("{}: \"http\" must be a table", where));
     for (const auto& [k, _] : *http)
-      if (k.str() != "username" && k.str() != "password")
+      if (k.str() != "username" && k.str() != "password" && k.str() != "token" &&
+          k.str() != "tls_ca_file")
         return Error::msg(fmt::format("{}: unknown key \"http.{}\"", where, k.str()));
     if (auto st = read_key(*http, "username", where, c.http_username); !st) return st.error();
     if (auto st = read_key(*http, "password", where, c.http_password); !st) return st.error();
+    if (auto st = read_key(*http, "token", where, c.http_token); !st) return st.error();
+    if (auto st = read_key(*http, "tls_ca_file", where, c.tls_ca_file); !st) return st.error();
   }
   if (const toml::node* n = root.get("spool")) {
     const toml::table* spool = n->as_table();
@@ -216,7 +232,7 @@ struct Flags {
   double interval_s = 0;
   int64_t count = 0;
   std::vector<std::string> outputs;
-  std::string spool_dir, spool_max_size, listen;
+  std::string spool_dir, spool_max_size, listen, tls_ca_file;
   // top
   bool batch = false, own = false;
   int64_t iterations = 0;
@@ -251,8 +267,11 @@ CLI::App* add_run(CLI::App& app, Flags& f) {
   run->add_option("--interval", f.interval_s, "seconds between ticks (default 1)");
   run->add_option("--count", f.count, "stop after N ticks (default: run until signalled)");
   run->add_option("--output", f.outputs,
-                  "-, tcp://HOST[:PORT], udp://HOST[:PORT], http://HOST:PORT/write?db=NAME "
-                  "(repeatable; default -)");
+                  "-, tcp://HOST[:PORT], udp://HOST[:PORT], http(s)://HOST:PORT/write?db=NAME, "
+                  "http(s)://HOST:PORT/api/v2/write?org=ORG&bucket=BUCKET (repeatable; "
+                  "default -; the token comes from the config or VMSCOPE_INFLUX_TOKEN)");
+  run->add_option("--tls-ca-file", f.tls_ca_file,
+                  "CA bundle (PEM) that signs the https outputs' servers (default: the system's)");
   run->add_option("--listen", f.listen,
                   "serve Prometheus metrics on http://ADDR:PORT/metrics, e.g. 127.0.0.1:9847 "
                   "(default: no endpoint)");
@@ -319,6 +338,8 @@ Status apply_run_flags(const Flags& f, const CLI::App& run, Config& c) {
   if (run.count("--output")) c.outputs = f.outputs;
   if (run.count("--spool-dir")) c.spool_dir = f.spool_dir;
   if (run.count("--listen")) c.listen = f.listen;
+  if (run.count("--tls-ca-file")) c.tls_ca_file = f.tls_ca_file;
+  if (const char* token = std::getenv(kTokenEnv); token && *token) c.http_token = token;
   if (run.count("--spool-max-size")) {
     auto size = parse_size(f.spool_max_size);
     if (!size) return size.error().context("--spool-max-size");

@@ -27,6 +27,9 @@ struct Config {
   // 0 = from the host (twice its links, at least 1024-8192 by CPU count).
   uint32_t net_slots = 0;
   std::string http_username, http_password;
+  // InfluxDB 2.x/3.x: [http] token, or VMSCOPE_INFLUX_TOKEN (wins; never a flag, which ps
+  // shows). tls_ca_file: [http] tls_ca_file or --tls-ca-file, the CA bundle of https outputs.
+  std::string http_token, tls_ca_file;
   // The Prometheus endpoint's ADDR:PORT (e.g. 127.0.0.1:9847); empty: nothing listens.
   std::string listen;
   std::vector<NameOverride> overrides;
@@ -69,6 +72,9 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args);
 Result<Config> apply_toml(std::string_view toml_text, std::string_view source, Config base);
 
 Status validate(const Config& c);
+
+// The environment variable that carries the InfluxDB token.
+inline constexpr const char* kTokenEnv = "VMSCOPE_INFLUX_TOKEN";
 
 // "512MiB", "2G", "1048576", "0": bytes, with an optional binary suffix K/KiB, M/MiB, G/GiB.
 Result<uint64_t> parse_size(std::string_view text);

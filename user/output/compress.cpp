@@ -33,6 +33,29 @@ Status gzip_into(std::string_view data, std::string& out, int level) {
   return deflate_into(data, out, level, 15 + 16);  // +16: gzip header and trailer
 }
 
+Result<std::string> gunzip(std::string_view gz) {
+  if (gz.size() > UINT_MAX) return Error::msg("gunzip: input over 4 GiB");
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 16) != Z_OK) return Error::msg("inflateInit2 failed");
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  z.avail_in = static_cast<uInt>(gz.size());
+  std::string out;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    char buf[65536];
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof(buf);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - z.avail_out);
+  }
+  const std::string why = rc != Z_STREAM_END ? (z.msg ? z.msg : zError(rc))
+                          : z.avail_in != 0  ? "trailing bytes"
+                                             : "";
+  inflateEnd(&z);
+  if (!why.empty()) return Error::msg(fmt::format("gunzip: {}", why));
+  return out;
+}
+
 Result<std::string> deflate_zlib(std::string_view data, int level) {
   if (data.size() > UINT_MAX) return Error::msg("deflate: input over 4 GiB");
   std::string out;

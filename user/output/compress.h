@@ -15,6 +15,10 @@ namespace vmscope {
 // already and a 1.3 MB tick costs ~10 ms instead of ~40 ms at the default level.
 Status gzip_into(std::string_view data, std::string& out, int level = 1);
 
+// The whole of a gzip stream, as a server reads a Content-Encoding: gzip body (the tests'
+// receivers); fails on anything but one complete stream.
+Result<std::string> gunzip(std::string_view gz);
+
 // zlib format (RFC 1950); the caller stores the original size for inflate_zlib.
 Result<std::string> deflate_zlib(std::string_view data, int level = 1);
 // Fails unless data inflates to exactly raw_size bytes.

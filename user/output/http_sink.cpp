@@ -1,9 +1,12 @@
-// HTTP sink: POST batches of lines to InfluxDB 1.x /write with libcurl.
+// HTTP sink: POST batches of lines to InfluxDB's /write (1.x) or /api/v2/write (2.x, 3.x)
+// with libcurl.
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <mutex>
 #include <string>
 
@@ -41,9 +44,13 @@ size_t batch_len(std::string_view pending) {
   return nl != std::string_view::npos ? nl + 1 : pending.find('\n') + 1;
 }
 
-// One line of a server reply for a log message.
-std::string summarize(std::string_view body) {
+// One line of a server reply for a log message; a server that echoes the token (none is
+// known to) still does not get it into the log.
+std::string summarize(std::string_view body, std::string_view secret) {
   std::string s(body.substr(0, 300));
+  if (!secret.empty())
+    for (size_t p = s.find(secret); p != std::string::npos; p = s.find(secret, p + 3))
+      s.replace(p, secret.size(), "***");
   std::replace_if(
       s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   while (!s.empty() && s.back() == ' ') s.pop_back();
@@ -59,15 +66,16 @@ size_t collect_body(char* data, size_t size, size_t nmemb, void* user) {
 
 class HttpSink final : public Sink {
  public:
-  HttpSink(std::string url, const SinkOptions& opts, CurlPtr curl, SlistPtr headers)
-      : url_(std::move(url)),
+  HttpSink(HttpTarget target, const SinkOptions& opts, CurlPtr curl, SlistPtr headers)
+      : url_(std::move(target.url)),
+        request_url_(std::move(target.request_url)),
         opts_(opts),
         backlog_(opts.max_backlog_bytes),
         link_(url_),
         curl_(std::move(curl)),
         headers_(std::move(headers)) {
     CURL* c = curl_.get();
-    curl_easy_setopt(c, CURLOPT_URL, url_.c_str());
+    curl_easy_setopt(c, CURLOPT_URL, request_url_.c_str());
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers_.get());
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // timeouts without SIGALRM
@@ -75,11 +83,12 @@ class HttpSink final : public Sink {
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error_);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &response_);
-    if (!opts_.http_username.empty()) {
+    if (target.api == WriteApi::kV1 && !opts_.http_username.empty()) {
       curl_easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
       curl_easy_setopt(c, CURLOPT_USERNAME, opts_.http_username.c_str());
       curl_easy_setopt(c, CURLOPT_PASSWORD, opts_.http_password.c_str());
     }
+    if (!opts_.tls_ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, opts_.tls_ca_file.c_str());
   }
 
   const std::string& url() const override { return url_; }
@@ -140,18 +149,25 @@ class HttpSink final : public Sink {
         link_.up();
         if (!rejected_) {
           spdlog::warn("output {}: InfluxDB rejected a batch (HTTP 400): {}", url_,
-                       summarize(response_));
+                       summarize(response_, opts_.http_token));
           rejected_ = true;
         }
         stats_.lines_dropped += backlog_.drop(body.size());
         continue;
       }
-      link_.down(fmt::format("HTTP {}", code), summarize(response_));
+      // 401/403 keep the batch too: once the credentials are fixed, the spool delivers it.
+      link_.down(code == 401 || code == 403
+                     ? fmt::format("HTTP {} (check the credentials: http.token, "
+                                   "VMSCOPE_INFLUX_TOKEN or http.username/password)",
+                                   code)
+                     : fmt::format("HTTP {}", code),
+                 summarize(response_, opts_.http_token));
       return;
     }
   }
 
   const std::string url_;
+  const std::string request_url_;
   const SinkOptions opts_;
   Backlog backlog_;
   LinkLog link_;
@@ -166,22 +182,48 @@ class HttpSink final : public Sink {
 
 }  // namespace
 
-Result<std::unique_ptr<Sink>> make_http_sink(std::string url, const SinkOptions& opts) {
+namespace {
+
+// libcurl's own URL parser, so that what it would refuse at the first POST (a space in the
+// bucket's name, say) is refused at start instead.
+Status check_url(const std::string& url) {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), curl_url_cleanup);
+  if (!u) return Error::msg("curl_url failed");
+  if (const CURLUcode rc = curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0); rc != CURLUE_OK)
+    return Error::msg(fmt::format("libcurl refuses the URL: {}", curl_url_strerror(rc)));
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Sink>> make_http_sink(HttpTarget target, const SinkOptions& opts) {
   if (const CURLcode rc = global_init(); rc != CURLE_OK) {
     return Error::msg(fmt::format("curl_global_init: {}", curl_easy_strerror(rc)));
   }
+  if (Status st = check_url(target.request_url); !st) return st.error();
+  // A missing CA bundle would fail every handshake; say so at start instead.
+  if (target.request_url.starts_with("https:") && !opts.tls_ca_file.empty() &&
+      ::access(opts.tls_ca_file.c_str(), R_OK) != 0)
+    return Error::from_errno(fmt::format("tls_ca_file {}", opts.tls_ca_file), errno);
   CurlPtr curl(curl_easy_init());
   if (!curl) return Error::msg("curl_easy_init failed");
+  // The token goes in a header of our own, as InfluxDB wants "Token", not "Bearer"; basic
+  // auth wins on /write when a username is set.
+  const bool token =
+      !opts.http_token.empty() && (target.api == WriteApi::kV2 || opts.http_username.empty());
+  const std::string authorization = token ? "Authorization: Token " + opts.http_token : "";
   SlistPtr headers;
   // curl_slist_append returns the new head, or nullptr leaving the old list intact.
   for (const char* h : {"Content-Type: text/plain; charset=utf-8", "Content-Encoding: gzip",
-                        "Expect:"}) {  // no 100-continue round trip before each body
+                        "Expect:",  // no 100-continue round trip before each body
+                        authorization.c_str()}) {
+    if (*h == '\0') continue;
     curl_slist* next = curl_slist_append(headers.get(), h);
     if (next == nullptr) return Error::msg("curl_slist_append failed");
     if (!headers) headers.reset(next);  // later appends keep the same head
   }
   return std::unique_ptr<Sink>(
-      std::make_unique<HttpSink>(std::move(url), opts, std::move(curl), std::move(headers)));
+      std::make_unique<HttpSink>(std::move(target), opts, std::move(curl), std::move(headers)));
 }
 
 }  // namespace vmscope::sink_detail

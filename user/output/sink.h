@@ -1,4 +1,4 @@
-// Sink: where encoded line protocol goes (stdout, Telegraf over TCP/UDP, InfluxDB 1.x over HTTP).
+// Sink: where encoded line protocol goes (stdout, Telegraf over TCP/UDP, InfluxDB over HTTP).
 // A sink is used from one thread; it never throws and keeps a bounded backlog while the
 // destination is down.
 #pragma once
@@ -16,6 +16,10 @@ namespace vmscope {
 
 struct SinkOptions {
   std::string http_username, http_password;  // basic auth for http(s) sinks
+  // `Authorization: Token` for /api/v2/write, and for /write without a username (InfluxDB
+  // 2.x's 1.x-compatible API). Never logged.
+  std::string http_token;
+  std::string tls_ca_file;  // https: CA bundle (PEM) that signs the server; empty: the system's
   // Per-sink buffer while the destination is down; oldest whole lines dropped beyond it.
   size_t max_backlog_bytes = 8 << 20;
   std::chrono::milliseconds timeout{2000};  // connect/write timeout per attempt
@@ -54,7 +58,10 @@ class Sink {
 // "udp://HOST[:PORT]" (default 8094; one datagram per group of whole lines, at most 1400 bytes
 //   each unless a single line is longer);
 // "http://HOST[:PORT]/write?db=NAME[&rp=RP][&precision=ns]" and https (InfluxDB 1.x /write via
-//   libcurl, POST with Content-Encoding: gzip, expects 204; db is required).
+//   libcurl, POST with Content-Encoding: gzip, expects 204; db is required);
+// "http://HOST[:PORT]/api/v2/write?bucket=B[&org=O|&orgID=ID][&precision=ns]" and https
+//   (InfluxDB 2.x, 3.x and other stores of the v2 write API; bucket is required, org is for
+//   2.x; precision=ns is added when absent). Either path may follow a reverse proxy's prefix.
 // HOST is a name, an IPv4 address or a bracketed IPv6 address; names are resolved when
 // connecting, not here, so a sink can be made while DNS or the destination is down.
 // Bad URL -> Error with one-line message like: output "tcp://": missing host

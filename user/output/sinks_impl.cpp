@@ -177,16 +177,25 @@ Result<HostPort> parse_authority(std::string_view auth, uint16_t default_port) {
   return hp;
 }
 
-// Checks an InfluxDB 1.x write target: /write?db=NAME[&rp=RP][&precision=ns].
-Status check_write_target(std::string_view target) {
+constexpr std::string_view kWantV1 = "/write?db=NAME";
+constexpr std::string_view kWantV2 = "/api/v2/write?org=ORG&bucket=BUCKET";
+
+// Checks an InfluxDB write target, /write?db=NAME[&rp=RP][&precision=ns] (1.x) or
+// /api/v2/write?bucket=B[&org=O][&precision=ns] (2.x/3.x), and says which API it is.
+Result<sink_detail::WriteApi> check_write_target(std::string_view target) {
+  using sink_detail::WriteApi;
   const size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
-  // A reverse proxy may put InfluxDB under a prefix, so only the last segment must be /write.
-  if (path != "/write" && !path.ends_with("/write")) {
-    return Error::msg(fmt::format("path \"{}\" is not /write (want /write?db=NAME)", path));
-  }
-  bool has_db = false;
+  // A reverse proxy may put InfluxDB under a prefix, so only the path's end is checked.
+  WriteApi api = WriteApi::kV1;
+  if (path == "/api/v2/write" || path.ends_with("/api/v2/write"))
+    api = WriteApi::kV2;
+  else if (path != "/write" && !path.ends_with("/write"))
+    return Error::msg(fmt::format("path \"{}\" is not an InfluxDB write endpoint (want {} or {})",
+                                  path, kWantV1, kWantV2));
+  const std::string_view name_key = api == WriteApi::kV1 ? "db" : "bucket";
+  bool has_name = false;
   size_t pos = 0;
   while (pos <= query.size()) {
     const size_t amp = std::min(query.find('&', pos), query.size());
@@ -195,14 +204,31 @@ Status check_write_target(std::string_view target) {
     const size_t eq = param.find('=');
     const std::string_view key = param.substr(0, eq);
     const std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
-    if (key == "db") has_db = !value.empty();
+    if (key == name_key) has_name = !value.empty();
     // Timestamps are always nanoseconds; another precision would misplace every point.
-    if (key == "precision" && value != "ns" && value != "n") {
+    if (key == "precision" && value != "ns" && (api == WriteApi::kV2 || value != "n")) {
       return Error::msg(fmt::format("precision \"{}\" not supported (timestamps are ns)", value));
     }
   }
-  if (!has_db) return Error::msg("missing db= in the query (want /write?db=NAME)");
-  return {};
+  if (!has_name) {
+    return Error::msg(fmt::format("missing {}= in the query (want {})", name_key,
+                                  api == WriteApi::kV1 ? kWantV1 : kWantV2));
+  }
+  return api;
+}
+
+// The v2 API's default precision is ns in InfluxDB 2.x, but not every store of that API
+// agrees (InfluxDB 3 can guess it from the magnitude): vmscope's ns are said explicitly.
+std::string v2_request_url(std::string_view url) {
+  const size_t q = url.find('?');
+  if (q != std::string_view::npos) {
+    const std::string_view query = url.substr(q);  // "?a=b&c=d"
+    for (size_t p = query.find("precision="); p != std::string_view::npos;
+         p = query.find("precision=", p + 1))
+      if (query[p - 1] == '?' || query[p - 1] == '&') return std::string(url);
+  }
+  return fmt::format("{}{}precision=ns", url,
+                     q == std::string_view::npos ? "?" : (url.back() == '&' ? "" : "&"));
 }
 
 // "http://user:pw@h/..." -> "http://***@h/..." so a rejected URL does not leak a password.
@@ -228,7 +254,9 @@ Result<std::unique_ptr<Sink>> make_sink(std::string_view url, const SinkOptions&
   const size_t sep = url.find("://");
   if (sep == std::string_view::npos) {
     return fail(
-        "want -, tcp://HOST[:PORT], udp://HOST[:PORT] or http(s)://HOST[:PORT]/write?db=NAME");
+        fmt::format("want -, tcp://HOST[:PORT], udp://HOST[:PORT], http(s)://HOST[:PORT]{} or "
+                    "http(s)://HOST[:PORT]{}",
+                    kWantV1, kWantV2));
   }
   const std::string_view scheme = url.substr(0, sep);
   const std::string_view rest = url.substr(sep + 3);
@@ -250,8 +278,11 @@ Result<std::unique_ptr<Sink>> make_sink(std::string_view url, const SinkOptions&
   if (scheme == "http" || scheme == "https") {
     auto hp = parse_authority(rest.substr(0, auth_end), 0);
     if (!hp) return fail(hp.error().message);
-    if (Status st = check_write_target(target); !st) return fail(st.error().message);
-    auto sink = sink_detail::make_http_sink(std::string(url), opts);
+    auto api = check_write_target(target);
+    if (!api) return fail(api.error().message);
+    sink_detail::HttpTarget http{std::string(url), std::string(url), *api};
+    if (*api == sink_detail::WriteApi::kV2) http.request_url = v2_request_url(url);
+    auto sink = sink_detail::make_http_sink(std::move(http), opts);
     if (!sink) return fail(sink.error().message);
     return sink;
   }

@@ -120,6 +120,17 @@ std::unique_ptr<Sink> make_tcp_sink(std::string url, std::string host, uint16_t 
                                     const SinkOptions& opts);
 std::unique_ptr<Sink> make_udp_sink(std::string url, std::string host, uint16_t port,
                                     const SinkOptions& opts);
-Result<std::unique_ptr<Sink>> make_http_sink(std::string url, const SinkOptions& opts);
+
+// Which InfluxDB write API an http(s) output's path names.
+enum class WriteApi {
+  kV1,  // /write?db=NAME: InfluxDB 1.x, and 2.x's compatibility API
+  kV2,  // /api/v2/write?org=O&bucket=B: InfluxDB 2.x, 3.x (and Cloud)
+};
+struct HttpTarget {
+  std::string url;          // as configured: named in logs, hashed for the spool
+  std::string request_url;  // what is POSTed to (v2: precision=ns added when absent)
+  WriteApi api = WriteApi::kV1;
+};
+Result<std::unique_ptr<Sink>> make_http_sink(HttpTarget target, const SinkOptions& opts);
 
 }  // namespace vmscope::sink_detail
