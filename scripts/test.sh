@@ -51,6 +51,9 @@ bash "$here/build.sh" --tests --dir build-asan --target vmscope_unit_tests \
   --target vmscope_root_tests --target fuzz_replays -- -DVMSCOPE_SANITIZE=ON -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only"
 reports=$(mktemp -d /tmp/vmscope-sanitizer.XXXXXX)
+# Writable by every uid (not listable): the least-privilege test runs the agent and its
+# VMs as other users, whose reports would otherwise be lost.
+chmod 1733 "$reports"
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:log_path=$reports/report"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/report"
 status=0

@@ -32,7 +32,9 @@ TEST(HostCheck, NoCapabilityFailsOnCapBpf) {
   const auto lines = check_capabilities(0);
   const CheckLine* f = first_failure(lines);
   ASSERT_NE(f, nullptr);
-  EXPECT_EQ(format_check_line(*f), "✗ CAP_BPF: missing: no program can load (run as root)");
+  EXPECT_EQ(format_check_line(*f),
+            "✗ CAP_BPF: missing: no BPF map or program can be created (run as root, or with "
+            "the capabilities of vmscope.service)");
   for (const CheckLine& l : lines) EXPECT_FALSE(l.ok) << l.what;
 }
 

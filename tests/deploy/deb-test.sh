@@ -13,6 +13,11 @@ test -x /usr/sbin/vmscope
 /usr/sbin/vmscope run --help >/dev/null
 test -f /etc/vmscope/vmscope.toml
 dpkg-query -W -f='${Conffiles}\n' vmscope | grep -q /etc/vmscope/vmscope.toml
+# The unit runs the agent as the system user the postinst creates, which owns the spool.
+getent passwd vmscope >/dev/null || { echo "postinst created no vmscope user" >&2; exit 1; }
+[ "$(stat -c '%U:%G %a' /var/lib/vmscope)" = "vmscope:vmscope 700" ] ||
+  { echo "/var/lib/vmscope: $(stat -c '%U:%G %a' /var/lib/vmscope), want vmscope:vmscope 700" >&2; exit 1; }
+grep -qx "User=vmscope" /usr/lib/systemd/system/vmscope.service
 out=$(systemd-analyze verify /usr/lib/systemd/system/vmscope.service 2>&1) || { echo "$out" >&2; exit 1; }
 if echo "$out" | grep -q "vmscope.service"; then echo "$out" >&2; exit 1; fi
 for f in host.json vm-overview.json; do
@@ -45,4 +50,4 @@ dpkg -r vmscope >/dev/null
   echo "filters left after dpkg -r" >&2; exit 1; }
 dpkg -P vmscope >/dev/null
 ! test -e /var/lib/vmscope || { echo "/var/lib/vmscope left after purge" >&2; exit 1; }
-echo "$deb: installs, unit verifies, config is a conffile, dashboards and provisioning in place; removal cleans the kernel state, purge the spool"
+echo "$deb: installs, creates the vmscope user owning /var/lib/vmscope, unit verifies, config is a conffile, dashboards and provisioning in place; removal cleans the kernel state, purge the spool"

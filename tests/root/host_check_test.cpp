@@ -60,8 +60,9 @@ TEST(HostCheckOnThisHost, WithoutCapabilitiesCheckFailsAndRunRefuses) {
   const Ran r = run(unprivileged("run --count 1"));
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_EQ(r.out,
-            "vmscope: ✗ CAP_BPF: missing: no program can load (run as root) (`vmscope check` "
-            "lists every requirement)\n");
+            "vmscope: ✗ CAP_BPF: missing: no BPF map or program can be created (run as root, or "
+            "with the capabilities of vmscope.service) (`vmscope check` lists every "
+            "requirement)\n");
 }
 
 TEST(HostCheckOnThisHost, VersionNamesRevisionAndKernel) {

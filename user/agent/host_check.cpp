@@ -2,9 +2,7 @@
 
 #include <bpf/btf.h>
 #include <fmt/format.h>
-#include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 
 #include <cstring>
@@ -80,10 +78,12 @@ CheckLine check_tc(int version) {
   return line(true, true, "tc attachment", "clsact filters (tcx needs kernel 6.6)");
 }
 
+// The driver, not the device node: the unit's PrivateDevices= gives the agent a /dev
+// without net/tun, while VMs elsewhere hold taps. sysfs lists the registered misc device.
 CheckLine check_tun() {
-  struct stat st {};
-  if (stat("/dev/net/tun", &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == 10 &&
-      minor(st.st_rdev) == 200)
+  std::ifstream dev("/sys/class/misc/tun/dev");
+  std::string numbers;
+  if (std::getline(dev, numbers) && numbers == "10:200")
     return line(true, false, "/dev/net/tun", "tun/tap driver present");
   return line(false, false, "/dev/net/tun",
               "missing: no VM tap can exist (modprobe tun); processes are still monitored");
@@ -112,20 +112,30 @@ std::vector<CheckLine> check_capabilities(uint64_t effective) {
                 kBpf = 39;
   // CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON, as on kernels before 5.8.
   const bool admin = has(kSysAdmin);
-  auto cap = [&](int n, const char* name, bool required, const char* why, const char* without) {
+  auto cap = [&](int n, const char* name, bool required, const char* why,
+                 const std::string& without) {
     const bool ok = has(n) || (admin && (n == kBpf || n == kPerfmon));
     return line(ok, required, name, ok ? why : fmt::format("missing: {}", without));
   };
+  // What each one is for was found by dropping it (tests/root/least_privilege_test.cpp,
+  // README "Least privilege"): the first three are needed to load the network programs
+  // at all, the last two to tie another user's VM to its tap.
+  constexpr const char* kHint = " (run as root, or with the capabilities of vmscope.service)";
   return {
-      cap(kBpf, "CAP_BPF", true, "BPF programs and maps", "no program can load (run as root)"),
-      cap(kPerfmon, "CAP_PERFMON", true, "tracepoints and task data",
-          "no process program can load (run as root)"),
-      cap(kNetAdmin, "CAP_NET_ADMIN", true, "tc attachments, rtnetlink",
-          "no tap can be attached (run as root)"),
-      cap(kSysPtrace, "CAP_SYS_PTRACE", false, "other users' /proc/<pid>/fd (tap owners)",
+      cap(kBpf, "CAP_BPF", true, "BPF maps and programs",
+          fmt::format("no BPF map or program can be created{}", kHint)),
+      cap(kPerfmon, "CAP_PERFMON", true,
+          "network programs verified as trusted, tracing programs (exec/fork/exit, task walk)",
+          fmt::format("neither the network nor the process programs load{}", kHint)),
+      cap(kNetAdmin, "CAP_NET_ADMIN", true, "tc programs and their attachments, link events",
+          fmt::format("the network programs do not load, no tap can be attached{}", kHint)),
+      cap(kSysPtrace, "CAP_SYS_PTRACE", false,
+          "other users' /proc/<pid>/fd/<n> and fdinfo (which tap a VM holds)",
           "taps of other users' VMs are not tied to their VM"),
-      cap(kDacReadSearch, "CAP_DAC_READ_SEARCH", false, "other users' /proc/<pid>/fdinfo",
-          "taps of other users' VMs are not tied to their VM"),
+      cap(kDacReadSearch, "CAP_DAC_READ_SEARCH", false,
+          "list other users' /proc/<pid>/fd; reach /sys/fs/bpf (mode 0700) without root",
+          "taps of other users' VMs are not tied to their VM; without root, nothing is kept "
+          "in /sys/fs/bpf for the next run"),
   };
 }
 

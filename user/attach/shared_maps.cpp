@@ -106,6 +106,14 @@ Result<bool> shape_matches(int fd, const MapShape& want, const std::string& path
          info.value_size == want.value_size;
 }
 
+// An agent run as a user of its own (vmscope.service) finds both directories made for it;
+// run by hand, it needs the same.
+const char* not_root_hint(int err) {
+  return err == EACCES ? " (as a user other than root, the agent needs /run/vmscope and "
+                         "/sys/fs/bpf/vmscope of its own, as vmscope.service makes them)"
+                       : "";
+}
+
 }  // namespace
 
 Result<SharedMapPaths> shared_map_paths(const std::string& bpffs_root,
@@ -123,8 +131,8 @@ std::optional<SharedMapPublisher> SharedMapPublisher::acquire(const SharedMapPat
   mkdir(parent_of(paths.lock_file).c_str(), 0755);
   p.lock_.reset(open(paths.lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (!p.lock_.valid()) {
-    spdlog::warn("counters not kept for the next run nor shared with vmscope top: open {}: {}",
-                 paths.lock_file, strerror(errno));
+    spdlog::warn("counters not kept for the next run nor shared with vmscope top: open {}: {}{}",
+                 paths.lock_file, strerror(errno), not_root_hint(errno));
     return std::nullopt;
   }
   if (!try_lock_exclusive(p.lock_.get())) {
@@ -151,8 +159,8 @@ std::optional<SharedMapPublisher> SharedMapPublisher::acquire(const SharedMapPat
   p.unpin_per_run();  // pins a killed agent left behind
   remove_stale_pin_dirs(root, parent_of(paths.lock_file));
   if (mkdir(paths.pin_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    spdlog::warn("counters not kept for the next run nor shared with vmscope top: create {}: {}",
-                 paths.pin_dir, strerror(errno));
+    spdlog::warn("counters not kept for the next run nor shared with vmscope top: create {}: {}{}",
+                 paths.pin_dir, strerror(errno), not_root_hint(errno));
     return std::nullopt;
   }
   return p;
