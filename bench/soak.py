@@ -341,6 +341,12 @@ def check(a):
     mine = [t for t in ma["tracked"] if t in mine_pids]
     net = [k for k in before if k != "tracked"]
     same = all(before[k] == after.get(k) for k in net) and len(net) == 3
+    # The agent's own count of the same (its `vmscope` line): the first after the namespace
+    # was set up against the last.
+    for k in ("net_slots", "taps", "net_far_slots", "service_pending"):
+        b, e = ticks[a.self_base][1].get(k, "?"), ticks[-1][1].get(k, "?")
+        before[f"self {k}"], after[f"self {k}"] = b.rstrip("i"), e.rstrip("i")
+        same &= b == e
     verdict("BPF map entries back at baseline", same and not mine,
             "before the first start " + ", ".join(f"{k} {v}" for k, v in sorted(before.items()))
             + "; after the last stop " + ", ".join(f"{k} {v}" for k, v in sorted(after.items()))
@@ -377,6 +383,8 @@ def main():
     c.add_argument("--fds-after", type=int, required=True)
     c.add_argument("--maps-before", required=True)
     c.add_argument("--maps-after", required=True)
+    c.add_argument("--self-base", type=int, required=True,
+                   help="index of the `vmscope` line taken as the self-metrics baseline")
     m = sub.add_parser("maps")
     m.add_argument("pid", type=int)
     m.add_argument("out")

@@ -111,6 +111,7 @@ done
   { echo "soak.sh: the agent never reported $want_taps taps" >&2; exit 2; }
 sleep $((3 * INTERVAL))
 python3 "$ROOT/bench/soak.py" maps "$AGENT" "$WORK/maps-before.json" || exit 2
+self_base=$(($(grep -c '^vmscope,' "$LINES") - 1))  # the last line before the first start
 fds_before=$(fd_count)
 fd_kinds "$WORK/fds-before"
 say "agent pid $AGENT in netns $NS, $want_taps taps; baseline maps $(cat "$WORK/maps-before.json" | cut -c1-120)"
@@ -177,7 +178,7 @@ say "outputs: TCP receiver $(cat "$LINES.count") lines, $tcp_events events, $tcp
 
 python3 "$ROOT/bench/soak.py" check --prefix "$PREFIX" --log "$WORK/load.log" --lines "$LINES" \
   --samples "$WORK/samples" --interval "$INTERVAL" --warm-until "$warm_until" \
-  --load-end "$load_end" --fds-before "$fds_before" --fds-after "$fds_after" \
+  --load-end "$load_end" --fds-before "$fds_before" --fds-after "$fds_after" --self-base "$self_base" \
   --maps-before "$WORK/maps-before.json" --maps-after "$WORK/maps-after.json"
 rc=$?
 if [ "$influx_events" = "$tcp_events" ] && [ "$influx_ticks" = "$tcp_ticks" ]; then
