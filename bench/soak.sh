@@ -57,10 +57,11 @@ cleanup() {
   [ -n "$AGENT" ] && kill -9 "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null
   "$ROOT/tests/influx/stop-influxdb.sh" --timeout 10 --dir "$WORK/influx" >/dev/null 2>&1
   if [ -e "/run/netns/$NS" ]; then
-    ip netns exec "$NS" "$BIN" cleanup >/dev/null 2>&1
+    # nsenter, not `ip netns exec`, which remounts /sys without the pins under /sys/fs/bpf.
+    nsenter --net="/run/netns/$NS" "$BIN" cleanup >"$WORK/cleanup.log" 2>&1
     bench_netns_delete "$NS"  # the receiver and the VMs left go with it
   fi
-  [ -n "${KEEP_WORK:-}" ] && echo "soak.sh: work files kept in $WORK" || rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] && cat "$WORK/cleanup.log" 2>/dev/null && echo "soak.sh: work files kept in $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
