@@ -26,6 +26,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "outage.sh: needs root" >&2; exit 2; }
 [ -x "$BIN" ] || { echo "outage.sh: $BIN not built" >&2; exit 2; }
 source "$ROOT/bench/netns.sh"
+source "$ROOT/bench/agent.sh"
 
 NS=vsb-outage-$$
 WORK=$(mktemp -d /tmp/vmscope-outage.XXXXXX)
@@ -40,14 +41,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 influx() { ip netns exec "$NS" curl -sS -m 60 "$@"; }
-query() {  # query Q -> JSON
-  influx -G "http://127.0.0.1:$PORT/query" --data-urlencode db=vmscope --data-urlencode "q=$1"
-}
-# Fields of the last `vmscope` line the agent printed, as "name=value" words.
-self_field() {
-  tail -n 1 "$WORK/self.lp" | tr ' ,' '\n\n' | sed -n "s/^$1=\([0-9]*\)i\$/\1/p"
-}
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$AGENT/status" 2>/dev/null || echo 0; }
+query() { bench_influx_query "$NS" "$PORT" vmscope "$1"; }
+self_field() { bench_self_field "$WORK/self.lp" "$1"; }
+rss_kib() { bench_rss_kib "$AGENT"; }
 
 bench_netns_create "$NS" "$TAPS" || { echo "outage.sh: cannot create netns" >&2; exit 2; }
 "$ROOT/tests/influx/start-influxdb.sh" --dir "$WORK/influx" --port "$PORT" --netns "$NS" \

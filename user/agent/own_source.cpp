@@ -83,7 +83,9 @@ class OwnSource final : public SampleSource {
   }
 
   void describe(SelfMetrics& m, std::vector<int>& prog_fds) const override {
-    m.net_slots = programs_.slot_limit();
+    // The slots in use, as net_slots_max is compared with: not the drain range
+    // (slot_limit), which a device on a high slot keeps above the count after churn.
+    m.net_slots = programs_.slots_used();
     m.net_slots_max = programs_.capacity();
     m.net_far_slots = programs_.far_entries();
     if (auto pending = collector_.pending_entries()) {

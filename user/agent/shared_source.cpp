@@ -40,7 +40,8 @@ class SharedSource final : public SampleSource {
 
   void describe(SelfMetrics& m, std::vector<int>& prog_fds) const override {
     collector_.program_fds(prog_fds);  // top's own summing program, if loaded
-    m.net_slots = slot_limit_;
+    // In use, as the agent reports it (slot_limit_ is the drain range).
+    m.net_slots = static_cast<uint32_t>(devices_.size());
     m.net_slots_max = collector_.slot_capacity();  // the agent's
     m.net_far_slots = 0;
     m.net_far_slots_max = m.net_slots_max;
