@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "agent/host_check.h"
+#include "agent/options.h"
 #include "attach/cleanup.h"
 #include "config/config.h"
 #include "top/top.h"
@@ -38,8 +39,8 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("vmscope"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
-  vmscope::ParseOutcome parsed =
-      vmscope::parse_command_line(std::vector<std::string>(argv, argv + argc));
+  const std::vector<std::string> args(argv, argv + argc);
+  vmscope::ParseOutcome parsed = vmscope::parse_command_line(args);
   if (!parsed.cli) {
     std::fputs(parsed.message.c_str(), parsed.exit_code == 0 ? stdout : stderr);
     if (!parsed.message.empty() && parsed.message.back() != '\n')
@@ -86,9 +87,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  vmscope::SinkOptions sink_opts;
-  sink_opts.http_username = config.http_username;
-  sink_opts.http_password = config.http_password;
+  const vmscope::SinkOptions sink_opts = vmscope::sink_options(config);
   std::vector<std::unique_ptr<vmscope::Sink>> sinks;
   for (const auto& url : config.outputs) {
     auto sink = vmscope::make_sink(url, sink_opts);
@@ -98,7 +97,7 @@ int main(int argc, char** argv) {
     }
     sinks.push_back(std::move(*sink));
   }
-  if (auto st = vmscope::run_agent(config, std::move(sinks)); !st) {
+  if (auto st = vmscope::run_agent(config, std::move(sinks), args); !st) {
     std::fprintf(stderr, "vmscope: %s\n", st.error().message.c_str());
     return 1;
   }
