@@ -110,10 +110,10 @@ TEST(Reload, NewOutputIntervalAndLogLevelWithoutResetOrLostTick) {
     frames += n;
     ASSERT_TRUE(wait_stat(ns, "vmmtap0", "rx_packets", frames));
   };
-  auto expect_all_counted = [&](const char* when) {
+  auto expect_all_counted = [&](const char* when, const std::string& vm) {
     const int64_t rx = int64_t(ns.stat("vmmtap0", "rx_bytes"));
     ASSERT_EQ(rx, int64_t(frames * frame.size())) << when;
-    auto net = wait_point(agent, "vm_net", "vm", "web", now_ns());
+    auto net = wait_point(agent, "vm_net", "vm", vm, now_ns());
     ASSERT_TRUE(net) << when << ": " << agent.stderr_text();
     EXPECT_EQ(net->i("vm_to_host_udp_bytes"), rx) << when;
     std::printf("[ figures ] %s: %llu frames, tap rx %lld B, vm_net udp %lld B\n", when,
@@ -121,14 +121,16 @@ TEST(Reload, NewOutputIntervalAndLogLevelWithoutResetOrLostTick) {
                 (long long)net->i("vm_to_host_udp_bytes"));
   };
   send(5);
-  expect_all_counted("before the reload");
+  expect_all_counted("before the reload", "web");
   // At info, a link change logs nothing.
   ns.must("ip link add brq1 type bridge");
   usleep(300000);
   EXPECT_EQ(count_lines(agent.stderr_text(), "link event"), 0u) << agent.stderr_text();
 
+  // The VM renamed by an override, too: its counters go on under the new name.
   write_file(conf, "interval = 0.25\nlog_level = \"debug\"\noutputs = [\"" + first + "\", \"" +
-                       second + "\", \"-\"]\n");
+                       second +
+                       "\", \"-\"]\n[[override]]\nprocess = \"alice:web\"\nname = \"web2\"\n");
   const int64_t hup_ns = now_ns();
   agent.signal(SIGHUP);
   ASSERT_TRUE(wait_stderr(agent, "reload of " + conf + ": interval 0.5 -> 0.25"))
@@ -136,17 +138,23 @@ TEST(Reload, NewOutputIntervalAndLogLevelWithoutResetOrLostTick) {
   EXPECT_EQ(count_lines(agent.stderr_text(),
                         "reload of " + conf +
                             ": interval 0.5 -> 0.25, log_level info -> debug, outputs (added " +
-                            second + ")"),
+                            second + "), override (0 -> 1 entries)"),
             1u)
       << agent.stderr_text();
   const int64_t applied_ns = now_ns();
+  {
+    std::istringstream in(agent.stderr_text());
+    for (std::string l; std::getline(in, l);)
+      if (l.find("reload") != std::string::npos) std::printf("[ log ] %s\n", l.c_str());
+  }
   ns.must("ip link add brq2 type bridge");
   EXPECT_TRUE(wait_stderr(agent, "link event: changed brq2")) << "debug is on now";
   send(7);
-  expect_all_counted("after the reload");
+  expect_all_counted("after the reload", "web2");
+  EXPECT_TRUE(wait_point(agent, "resource_usage", "vm", "web2", now_ns())) << "the process too";
   usleep(2'000'000);
   send(3);
-  expect_all_counted("after the reload, more traffic");
+  expect_all_counted("after the reload, more traffic", "web2");
 
   agent.signal(SIGTERM);
   const int st = agent.wait(10s);
@@ -182,7 +190,7 @@ TEST(Reload, NewOutputIntervalAndLogLevelWithoutResetOrLostTick) {
   const int64_t rx = int64_t(ns.stat("vmmtap0", "rx_bytes"));
   for (const char* db : {"first", "second"}) {
     const std::vector<int64_t> last = influx_column(
-        influx, db, "SELECT last(vm_to_host_udp_bytes) FROM vm_net WHERE vm = 'web'", 1);
+        influx, db, "SELECT last(vm_to_host_udp_bytes) FROM vm_net WHERE vm = 'web2'", 1);
     ASSERT_EQ(last.size(), 1u) << db;
     EXPECT_EQ(last[0], rx) << db;
   }
@@ -226,6 +234,7 @@ TEST(Reload, ABadConfigKeepsTheRunningOneWithOneErrorLine) {
     std::istringstream in(err);
     for (std::string l; std::getline(in, l);)
       if (l.find(" error ") != std::string::npos) last = l;
+    std::printf("[ log ] %s\n", last.c_str());
     EXPECT_NE(last.find(conf), std::string::npos) << "names the file: " << last;
     EXPECT_NE(last.find("running on with the previous configuration"), std::string::npos) << last;
     // Still running, still at 0.2 s.
