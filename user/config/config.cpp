@@ -498,8 +498,8 @@ Reload plan_reload(const Config& running, Config next) {
   if (take(&Config::overrides))
     r.changed.push_back(fmt::format("override ({} -> {} entries)", running.overrides.size(),
                                     next.overrides.size()));
-  if (take(&Config::http_username) | take(&Config::http_password))
-    r.changed.push_back("http credentials");  // never logged
+  const bool user = take(&Config::http_username), password = take(&Config::http_password);
+  if (user || password) r.changed.push_back("http credentials");  // never logged
   if (named != next) r.changed.push_back("other settings");
   r.config = std::move(next);
   return r;
