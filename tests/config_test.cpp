@@ -436,6 +436,91 @@ TEST(ConfigHttp, TokenFromFileOrEnvironmentCaFromFileOrFlag) {
   c = apply_toml("[http]\ntoken = 5", "f.toml", Config{});
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().message, "f.toml: key \"token\" has the wrong type");
+// Reload (SIGHUP): the command line parsed again; what changed, and restart-only keys
+// kept at their running values.
+struct ReloadFile {
+  ReloadFile() {
+    char tmpl[] = "/tmp/vmscope-reload-XXXXXX";
+    int fd = mkstemp(tmpl);
+    close(fd);
+    path = tmpl;
+  }
+  ~ReloadFile() { std::remove(path.c_str()); }
+  void write(const std::string& text) const { std::ofstream(path) << text; }
+  std::string path;
+};
+
+TEST(ConfigReload, ChangesAreListedAndFlagsStillWin) {
+  ReloadFile f;
+  f.write("interval = 1\nlog_level = \"info\"\noutputs = [\"tcp://127.0.0.1:8094\"]\n");
+  const std::vector<std::string> args = {"vmscope", "run", "--config", f.path, "--count", "7"};
+  auto start = parse_command_line(args);
+  ASSERT_TRUE(start.cli) << start.message;
+  EXPECT_EQ(start.cli->config.config_file, f.path);
+
+  auto same = reload_config(args, start.cli->config);
+  ASSERT_TRUE(same) << same.error().message;
+  EXPECT_TRUE(same->changed.empty());
+  EXPECT_TRUE(same->restart.empty());
+  EXPECT_EQ(same->config, start.cli->config);
+
+  f.write(
+      "interval = 0.5\nlog_level = \"debug\"\ncount = 3\n"
+      "outputs = [\"tcp://127.0.0.1:8094\", \"udp://127.0.0.1:8094\"]\n"
+      "[[override]]\ntap = \"t0\"\nname = \"x\"\n");
+  auto next = reload_config(args, start.cli->config);
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_DOUBLE_EQ(next->config.interval_s, 0.5);
+  EXPECT_EQ(next->config.log_level, "debug");
+  EXPECT_EQ(next->config.count, 7u) << "--count given at start wins over the file";
+  EXPECT_EQ(next->changed, (std::vector<std::string>{"interval 1 -> 0.5", "log_level info -> debug",
+                                                     "outputs (added udp://127.0.0.1:8094)",
+                                                     "override (0 -> 1 entries)"}));
+  EXPECT_TRUE(next->restart.empty());
+}
+
+TEST(ConfigReload, RestartOnlyKeysKeepTheirRunningValues) {
+  Config running;
+  running.outputs = {"-"};
+  Config next = running;
+  next.attach_mode = AttachMode::kClsact;
+  next.net_slots = 4096;
+  next.spool_dir = "/elsewhere";
+  next.spool_max_bytes = 2 << 20;
+  next.outputs = {"udp://127.0.0.1:1"};
+  next.http_password = "secret";
+  Reload r = plan_reload(running, next);
+  EXPECT_EQ(r.config.attach_mode, AttachMode::kAuto);
+  EXPECT_EQ(r.config.net_slots, 0u);
+  EXPECT_EQ(r.config.spool_dir, running.spool_dir);
+  EXPECT_EQ(r.config.spool_max_bytes, running.spool_max_bytes);
+  EXPECT_EQ(r.config.outputs, next.outputs);
+  EXPECT_EQ(r.restart,
+            (std::vector<std::string>{"attach (running with auto)", "net_slots (running with 0)",
+                                      "spool.dir (running with /var/lib/vmscope/spool)",
+                                      "spool.max_size (running with 536870912)"}));
+  EXPECT_EQ(r.changed, (std::vector<std::string>{"outputs (added udp://127.0.0.1:1; removed -)",
+                                                 "http credentials"}));
+  for (const auto& c : r.changed) EXPECT_EQ(c.find("secret"), std::string::npos);
+}
+
+TEST(ConfigReload, ABadFileIsOneErrorNamingTheFile) {
+  ReloadFile f;
+  f.write("interval = 1\n");
+  const std::vector<std::string> args = {"vmscope", "run", "--config", f.path};
+  auto start = parse_command_line(args);
+  ASSERT_TRUE(start.cli) << start.message;
+  for (const std::string bad : {"interval = ", "interval = 0", "outputs = 3", "color = 1"}) {
+    f.write(bad + "\n");
+    auto r = reload_config(args, start.cli->config);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().message.rfind(f.path, 0), 0u) << r.error().message;
+    EXPECT_EQ(r.error().message.find('\n'), std::string::npos);
+  }
+  std::remove(f.path.c_str());
+  auto gone = reload_config(args, start.cli->config);
+  ASSERT_FALSE(gone);
+  EXPECT_NE(gone.error().message.find(f.path), std::string::npos) << gone.error().message;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -118,7 +119,8 @@ TEST(OutputWriter, AStuckSinkNeitherBlocksWritesNorGrowsTheQueueUnbounded) {
 // as the real sinks' backlogs do.
 class SwitchableSink : public Sink {
  public:
-  explicit SwitchableSink(bool up) : up_(up) {}
+  explicit SwitchableSink(bool up, std::string url = "test://switchable")
+      : url_(std::move(url)), up_(up) {}
   const std::string& url() const override { return url_; }
   void write(std::string_view lines) override {
     std::lock_guard lk(mu_);
@@ -152,7 +154,7 @@ class SwitchableSink : public Sink {
   }
 
  private:
-  std::string url_ = "test://switchable";
+  std::string url_;
   mutable std::mutex mu_;
   bool up_;
   std::string pending_, received_;
@@ -233,6 +235,131 @@ TEST(OutputWriter, ARestartedWriterSendsThePreviousSpoolFirst) {
   }
   ASSERT_TRUE(wait_for([&] { return s->received().size() == want.size(); })) << s->received();
   EXPECT_EQ(s->received(), want);
+}
+
+// A sink the writer owns in front of one the test keeps: a removed output's sink is
+// destroyed once its worker is done, and the test still looks at what it received.
+class SharedSink : public Sink {
+ public:
+  explicit SharedSink(std::shared_ptr<SwitchableSink> s) : s_(std::move(s)) {}
+  const std::string& url() const override { return s_->url(); }
+  void write(std::string_view lines) override { s_->write(lines); }
+  void flush() override { s_->flush(); }
+  SinkStats stats() const override { return s_->stats(); }
+  size_t pending_bytes() const override { return s_->pending_bytes(); }
+  std::string take_unsent() override { return s_->take_unsent(); }
+
+ private:
+  std::shared_ptr<SwitchableSink> s_;
+};
+
+// Reloads: sinks by URL, made by the test, kept so that the test can look at them.
+struct SinkFactory {
+  std::map<std::string, std::vector<std::shared_ptr<SwitchableSink>>> made;
+  bool up = true;
+  OutputWriter::MakeSink maker() {
+    return [this](const std::string& url) -> Result<std::unique_ptr<Sink>> {
+      if (url.rfind("test://", 0) != 0) return Error::msg("output \"" + url + "\": bad");
+      auto s = std::make_shared<SwitchableSink>(up, url);
+      made[url].push_back(s);
+      return std::unique_ptr<Sink>(std::make_unique<SharedSink>(s));
+    };
+  }
+  std::vector<std::unique_ptr<Sink>> initial(const std::vector<std::string>& urls) {
+    std::vector<std::unique_ptr<Sink>> out;
+    for (const auto& u : urls) {
+      auto sink = maker()(u);
+      out.push_back(std::move(*sink));
+    }
+    return out;
+  }
+};
+
+TEST(OutputWriterReload, KeptOutputsKeepTheirSinkNewOnesStartRemovedOnesFlush) {
+  SinkFactory f;
+  OutputWriter w(f.initial({"test://a", "test://b"}));
+  SwitchableSink *a = f.made["test://a"][0].get(), *b = f.made["test://b"][0].get();
+  std::string before, after;
+  for (int i = 0; i < 10; ++i) {
+    before += tick_line(i);
+    w.write(tick_line(i));
+  }
+  ASSERT_TRUE(w.reconfigure({"test://c", "test://a"}, /*renew=*/false, f.maker()));
+  EXPECT_EQ(w.size(), 2u);
+  EXPECT_EQ(f.made["test://a"].size(), 1u) << "a kept its sink";
+  ASSERT_EQ(f.made["test://c"].size(), 1u);
+  SwitchableSink* c = f.made["test://c"][0].get();
+  for (int i = 10; i < 20; ++i) {
+    after += tick_line(i);
+    w.write(tick_line(i));
+  }
+  w.close();
+  EXPECT_EQ(a->received(), before + after) << "no line lost or repeated across the reload";
+  EXPECT_EQ(b->received(), before) << "the removed output delivered its queue";
+  EXPECT_EQ(c->received(), after) << "the new output from the reload on";
+  // Counters never go back: the removed output's lines stay counted.
+  EXPECT_EQ(w.totals().lines_written, 10u + 20u + 10u);
+}
+
+TEST(OutputWriterReload, RenewedSinkTakesOverTheUndeliveredLinesFirst) {
+  SinkFactory f;
+  f.up = false;
+  OutputWriter w(f.initial({"test://a"}));
+  SwitchableSink* old = f.made["test://a"][0].get();
+  std::string want;
+  for (int i = 0; i < 5; ++i) {
+    want += tick_line(i);
+    w.write(tick_line(i));
+  }
+  ASSERT_TRUE(wait_for([&] { return old->pending_bytes() == want.size(); }));
+  f.up = true;
+  ASSERT_TRUE(w.reconfigure({"test://a"}, /*renew=*/true, f.maker()));
+  ASSERT_EQ(f.made["test://a"].size(), 2u);
+  SwitchableSink* fresh = f.made["test://a"][1].get();
+  for (int i = 5; i < 10; ++i) {
+    want += tick_line(i);
+    w.write(tick_line(i));
+  }
+  ASSERT_TRUE(wait_for([&] { return fresh->received().size() == want.size(); }))
+      << fresh->received();
+  EXPECT_EQ(fresh->received(), want);
+  w.close();
+  EXPECT_EQ(w.totals().lines_written, 10u);
+}
+
+TEST(OutputWriterReload, ABadUrlChangesNothing) {
+  SinkFactory f;
+  OutputWriter w(f.initial({"test://a"}));
+  auto st = w.reconfigure({"test://a", "tcp://"}, /*renew=*/true, f.maker());
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message, "output \"tcp://\": bad");
+  EXPECT_EQ(w.size(), 1u);
+  w.write(tick_line(1));
+  w.close();
+  EXPECT_EQ(f.made["test://a"][0]->received(), tick_line(1)) << "the first sink, not renewed";
+}
+
+// A removed output whose destination is down keeps its lines in its spool; the next
+// writer with that URL sends them first.
+TEST(OutputWriterReload, ARemovedOutputsUndeliveredLinesStayInItsSpool) {
+  SpoolDir d;
+  SinkFactory f;
+  f.up = false;
+  std::string want;
+  {
+    OutputWriter w(f.initial({"test://a"}), SpoolOptions{d.path, 1 << 20});
+    for (int i = 0; i < 5; ++i) {
+      want += tick_line(i);
+      w.write(tick_line(i));
+    }
+    ASSERT_TRUE(w.reconfigure({"test://b"}, /*renew=*/false, f.maker()));
+    w.close();
+  }
+  f.up = true;
+  OutputWriter w(f.initial({"test://a"}), SpoolOptions{d.path, 1 << 20});
+  SwitchableSink* a = f.made["test://a"].back().get();
+  ASSERT_TRUE(wait_for([&] { return a->received().size() == want.size(); })) << a->received();
+  EXPECT_EQ(a->received(), want);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "agent/host_check.h"
+#include "agent/options.h"
 #include "attach/cleanup.h"
 #include "config/config.h"
 #include "top/top.h"
@@ -38,8 +39,8 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("vmscope"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
-  vmscope::ParseOutcome parsed =
-      vmscope::parse_command_line(std::vector<std::string>(argv, argv + argc));
+  const std::vector<std::string> args(argv, argv + argc);
+  vmscope::ParseOutcome parsed = vmscope::parse_command_line(args);
   if (!parsed.cli) {
     std::fputs(parsed.message.c_str(), parsed.exit_code == 0 ? stdout : stderr);
     if (!parsed.message.empty() && parsed.message.back() != '\n')
@@ -86,11 +87,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  vmscope::SinkOptions sink_opts;
-  sink_opts.http_username = config.http_username;
-  sink_opts.http_password = config.http_password;
-  sink_opts.http_token = config.http_token;
-  sink_opts.tls_ca_file = config.tls_ca_file;
+  const vmscope::SinkOptions sink_opts = vmscope::sink_options(config);
   // A bad output URL costs that output, not the others: one line naming it, and the agent
   // runs with the rest (exit 2 only when none is left).
   std::vector<std::unique_ptr<vmscope::Sink>> sinks;
@@ -106,7 +103,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vmscope: no usable output\n");
     return 2;
   }
-  if (auto st = vmscope::run_agent(config, std::move(sinks)); !st) {
+  if (auto st = vmscope::run_agent(config, std::move(sinks), args); !st) {
     std::fprintf(stderr, "vmscope: %s\n", st.error().message.c_str());
     return 1;
   }

@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <fmt/ranges.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
@@ -23,20 +24,16 @@ std::string host_name() {
   return buf;
 }
 
-// The loop's own settings.
-struct LoopOptions {
-  double interval_s = 1.0;
-  uint64_t count = 0;  // ticks before a clean exit; 0 = until signalled
-};
-
 class Agent {
  public:
-  Agent(const LoopOptions& opts, std::vector<std::unique_ptr<Sink>> sinks,
-        const SpoolOptions& spool, std::unique_ptr<Engine> engine,
+  // args: the command line, parsed again (file and flags) by a reload.
+  Agent(const Config& config, std::vector<std::string> args,
+        std::vector<std::unique_ptr<Sink>> sinks, std::unique_ptr<Engine> engine,
         std::unique_ptr<MetricsServer> metrics)
-      : opts_(opts),
+      : config_(config),
+        args_(std::move(args)),
         metrics_(std::move(metrics)),
-        output_(std::move(sinks), spool),
+        output_(std::move(sinks), SpoolOptions{config.spool_dir, config.spool_max_bytes}),
         engine_(std::move(engine)),
         host_(host_name()),
         kept_(running_kernel_task_counter_support()) {
@@ -52,11 +49,11 @@ class Agent {
 
   Status run() {
     if (auto st = engine_->start(); !st) return st;
-    auto timer = make_timer(opts_.interval_s);
+    auto timer = make_timer(config_.interval_s);
     if (!timer) return timer.error();
-    auto sigfd = make_stop_signalfd();
+    auto sigfd = make_stop_signalfd(/*reload=*/true);
     if (!sigfd) return sigfd.error();
-    spdlog::info("vmscope running: interval {}s, {} output(s), {} tap(s) found", opts_.interval_s,
+    spdlog::info("vmscope running: interval {}s, {} output(s), {} tap(s) found", config_.interval_s,
                  output_.size(), engine_->inventory().taps().size());
     if (metrics_) spdlog::info("Prometheus metrics on http://{}/metrics", metrics_->address());
 
@@ -70,7 +67,7 @@ class Agent {
     // longer gap in the graphs than the restart itself.
     tick();
     ++ticks;
-    while (opts_.count == 0 || ticks < opts_.count) {
+    while (config_.count == 0 || ticks < config_.count) {
       // Devices left to attach (a cold start at scale): attach more whenever idle.
       const int ready = poll(fds, 4, engine_->sync_pending() ? 0 : -1);
       if (ready < 0) {
@@ -84,8 +81,13 @@ class Agent {
       }
       if (fds[2].revents) {
         signalfd_siginfo si;
-        if (read(sigfd->get(), &si, sizeof(si)) == sizeof(si))
-          spdlog::info("signal {}: stopping", strsignal(static_cast<int>(si.ssi_signo)));
+        const bool got = read(sigfd->get(), &si, sizeof(si)) == sizeof(si);
+        // Between ticks, never inside one: the loop is where both happen.
+        if (got && si.ssi_signo == SIGHUP) {
+          reload(timer->get());
+          continue;
+        }
+        if (got) spdlog::info("signal {}: stopping", strsignal(static_cast<int>(si.ssi_signo)));
         break;
       }
       if (fds[1].revents) engine_->on_link_events();
@@ -120,8 +122,65 @@ class Agent {
     lines.reserve(capacity);
   }
 
+  // SIGHUP: the command line parsed again (the file re-read, the flags over it), applied
+  // without touching the kernel side or the drain's state. Outputs first: they are the
+  // one part that can still fail (a sink cannot be made), and then nothing changes.
+  void reload(int timer_fd) {
+    const std::string& file = config_.config_file;
+    const std::string what = file.empty() ? "reload (no --config file)" : "reload of " + file;
+    auto planned = reload_config(args_, config_);
+    if (!planned) {
+      const std::string& m = planned.error().message;
+      spdlog::error("{}: {}; running on with the previous configuration",
+                    file.empty() || m.find(file) != std::string::npos ? "reload" : what, m);
+      return;
+    }
+    const Config& next = planned->config;
+    const bool renew = sink_options(next) != sink_options(config_);
+    if (renew || next.outputs != config_.outputs) {
+      const SinkOptions opts = sink_options(next);
+      auto st = output_.reconfigure(next.outputs, renew,
+                                    [&](const std::string& url) { return make_sink(url, opts); });
+      if (!st) {
+        spdlog::error("{}: {}; running on with the previous configuration", what,
+                      st.error().message);
+        return;
+      }
+    }
+    if (next.interval_s != config_.interval_s) {
+      // The next tick one new interval after the last one (at once if that is past).
+      const double since_last = static_cast<double>(boottime_ns() - last_tick_ns_) / 1e9;
+      if (auto st =
+              set_timer(timer_fd, next.interval_s, std::max(0.0, next.interval_s - since_last));
+          !st)
+        spdlog::error("{}: {}", what, st.error().message);
+    }
+    if (next.drop_path != config_.drop_path || next.overrides != config_.overrides)
+      engine_->set_naming(engine_options(next));
+    if (next.listen != config_.listen) {
+      metrics_.reset();  // the old address is free before the new one binds
+      if (!next.listen.empty()) {
+        auto started = MetricsServer::start(next.listen);
+        if (started) metrics_ = std::move(*started);
+        if (!started) spdlog::error("{}: /metrics is not served", started.error().message);
+      }
+    }
+    // The line that says so is logged at the more verbose of the two levels.
+    const auto level = spdlog::level::from_str(next.log_level);
+    if (level < spdlog::get_level()) spdlog::set_level(level);
+    config_ = next;
+    spdlog::info("{}: {}", what,
+                 planned->changed.empty() ? "nothing changed"
+                                          : fmt::format("{}", fmt::join(planned->changed, ", ")));
+    spdlog::set_level(level);
+    if (!planned->restart.empty())
+      spdlog::warn("{}: {} changed, which only a restart applies", what,
+                   fmt::join(planned->restart, ", "));
+  }
+
   void tick() {
     const int64_t started = boottime_ns();
+    last_tick_ns_ = started;
     engine_->sample(sample_);
     const int64_t now = sample_.timestamp_ns;
     batch_.clear();
@@ -162,7 +221,9 @@ class Agent {
     return m;
   }
 
-  const LoopOptions opts_;
+  Config config_;  // what runs now; a reload replaces it as a whole
+  const std::vector<std::string> args_;
+  int64_t last_tick_ns_ = 0;                // boottime
   std::unique_ptr<MetricsServer> metrics_;  // --listen; stopped after the output
   OutputWriter output_;
   std::unique_ptr<Engine> engine_;
@@ -174,14 +235,15 @@ class Agent {
 
 }  // namespace
 
-Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks) {
+Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks,
+                 std::vector<std::string> args) {
   // What a host lacks is said in the words of `vmscope check`, before anything is loaded.
   const std::vector<CheckLine> checks = check_prerequisites();
   if (const CheckLine* failed = first_failure(checks))
     return Error::msg(format_check_line(*failed) + " (`vmscope check` lists every requirement)");
   for (const CheckLine& c : checks)
     if (!c.ok) spdlog::warn("{}", format_check_line(c));
-  if (auto st = block_stop_signals(); !st) return st;
+  if (auto st = block_stop_signals(/*reload=*/true); !st) return st;
   auto engine = Engine::create(engine_options(config), SourceChoice::kPublish);
   if (!engine) return engine.error();
   // A port in use loses /metrics, not the other outputs: one line, and the agent runs on.
@@ -191,9 +253,7 @@ Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks)
     if (started) metrics = std::move(*started);
     if (!started) spdlog::error("{}: /metrics is not served", started.error().message);
   }
-  Agent agent(LoopOptions{config.interval_s, config.count}, std::move(sinks),
-              SpoolOptions{config.spool_dir, config.spool_max_bytes}, std::move(*engine),
-              std::move(metrics));
+  Agent agent(config, std::move(args), std::move(sinks), std::move(*engine), std::move(metrics));
   return agent.run();
 }
 

@@ -130,6 +130,11 @@ void Engine::sample(TickSample& out) {
   proc_failing_ = !proc_st;
 }
 
+void Engine::set_naming(const EngineOptions& options) {
+  inventory_.set_naming(options.inventory.naming, options.inventory.overrides);
+  if (ProcTracker* procs = source_->procs()) procs->set_naming(options.processes);
+}
+
 void Engine::describe(SelfMetrics& m) const {
   m.tracked_procs_max = VS_MAX_PROCS;
   m.bpf_stats = bpf_stats_enabled();

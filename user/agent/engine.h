@@ -50,6 +50,8 @@ class Engine {
   const Inventory& inventory() const { return inventory_; }
   // What it reads: "own programs" or "reading vmscope run (pid N)".
   std::string source_label() const { return source_->label(); }
+  // New naming rules (a reload): taps and VM processes are named again from the next tick.
+  void set_naming(const EngineOptions& options);
   // Removes every attachment (also done by the destructor).
   void detach_all() { source_->detach_all(); }
   // Devices still to attach after the last sync; continue_sync() attaches more.

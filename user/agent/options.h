@@ -5,6 +5,7 @@
 
 #include "agent/engine.h"
 #include "config/config.h"
+#include "output/sink.h"
 
 namespace vmscope {
 
@@ -16,6 +17,16 @@ inline EngineOptions engine_options(const Config& c) {
   o.inventory.overrides = c.overrides;
   o.processes.naming.drop_path = c.drop_path;
   o.processes.overrides = c.overrides;
+  return o;
+}
+
+// What every output's sink takes of the configuration (at start and at a reload).
+inline SinkOptions sink_options(const Config& c) {
+  SinkOptions o;
+  o.http_username = c.http_username;
+  o.http_password = c.http_password;
+  o.http_token = c.http_token;
+  o.tls_ca_file = c.tls_ca_file;
   return o;
 }
 

@@ -86,6 +86,23 @@ void ProcTracker::scan_existing() {
   }
 }
 
+void ProcTracker::set_naming(VmProcessOptions opts) {
+  opts_ = std::move(opts);
+  std::map<std::string, std::string> renamed;  // old VM name -> new, for the VMs' children
+  for (auto& [tgid, t] : procs_) {
+    if (t.child || !t.proc.named) continue;
+    std::optional<VmProcess> now = classify_process(tgid, opts_);
+    if (!now || now->vm.name == t.proc.vm.name) continue;
+    spdlog::info("VM {} (pid {}) is named {} from now", t.proc.vm.name, tgid, now->vm.name);
+    renamed[t.proc.vm.name] = now->vm.name;
+    t.proc.vm = std::move(now->vm);
+  }
+  for (auto& [_, t] : procs_)
+    if (auto r = renamed.find(t.proc.vm.name); t.child && r != renamed.end())
+      t.proc.vm.name = r->second;
+  scan_existing();
+}
+
 void ProcTracker::follow(const std::vector<vs_task_sample>& samples) {
   for (const vs_task_sample& s : samples) {
     if (!s.is_leader || procs_.count(s.tgid)) continue;

@@ -32,6 +32,10 @@ class ProcTracker {
   int events_fd() const { return programs_->events_fd(); }
   // Handles waiting exec/exit events; returns the VM start/exit events they produced.
   std::vector<VmEvent> poll_events();
+  // New naming rules (a reload): the tracked VMs are named again, and processes the new
+  // rules make VMs are tracked from now (as at start, without a start event). A VM
+  // process no rule names any more keeps its name until it exits.
+  void set_naming(VmProcessOptions opts);
   // A tap's owner is a VM process too, named after the tap when no rule names it.
   void ensure_tracked(uint32_t tgid, const VmIdentity& vm, bool named);
   // One iterator pass: per-VM resources into `out`, its storage reused from tick to

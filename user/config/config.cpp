@@ -409,6 +409,7 @@ Result<CommandLine> resolve(const Flags& f, const Subcommands& sub) {
     return st.error();
   if (auto st = validate(*c); !st) return st.error();
   if (c->outputs.empty()) c->outputs.push_back("-");
+  c->config_file = f.config_file;
   cli.config = std::move(*c);
   return cli;
 }
@@ -461,6 +462,78 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   ParseOutcome out;
   out.cli = std::move(*cli);
   return out;
+}
+
+namespace {
+
+// "(added a; removed b)": what `to` has that `from` has not, and the reverse (as many
+// times as repeated); "(reordered)" when neither.
+std::string list_change(const std::vector<std::string>& from, const std::vector<std::string>& to) {
+  std::multiset<std::string> left(from.begin(), from.end());
+  std::vector<std::string> added, parts;
+  for (const auto& u : to)
+    if (auto it = left.find(u); it != left.end())
+      left.erase(it);
+    else
+      added.push_back(u);
+  if (!added.empty()) parts.push_back(fmt::format("added {}", fmt::join(added, " ")));
+  if (!left.empty()) parts.push_back(fmt::format("removed {}", fmt::join(left, " ")));
+  if (parts.empty()) parts.push_back("reordered");
+  return fmt::format("({})", fmt::join(parts, "; "));
+}
+
+}  // namespace
+
+Reload plan_reload(const Config& running, Config next) {
+  Reload r;
+  // Restart-only keys: the slot maps are sized and the programs attached once; the spool
+  // of a running output is open where it is.
+  const auto keep = [&](auto& now, const auto& was, std::string_view key, std::string shown) {
+    if (now == was) return;
+    r.restart.push_back(fmt::format("{} (running with {})", key, shown));
+    now = was;
+  };
+  keep(next.attach_mode, running.attach_mode, "attach", attach_mode_name(running.attach_mode));
+  keep(next.net_slots, running.net_slots, "net_slots", std::to_string(running.net_slots));
+  keep(next.spool_dir, running.spool_dir, "spool.dir", running.spool_dir);
+  keep(next.spool_max_bytes, running.spool_max_bytes, "spool.max_size",
+       std::to_string(running.spool_max_bytes));
+
+  // Every live key is taken over by `named` as it is compared: what differs from next
+  // afterwards is a key added later and not named here, applied too and said so.
+  Config named = running;
+  const auto take = [&](auto Config::*key) {
+    named.*key = next.*key;
+    return running.*key != next.*key;
+  };
+  const auto shown = [&](auto Config::*key, std::string_view name) {
+    if (take(key)) r.changed.push_back(fmt::format("{} {} -> {}", name, running.*key, next.*key));
+  };
+  shown(&Config::interval_s, "interval");
+  shown(&Config::count, "count");
+  shown(&Config::log_level, "log_level");
+  shown(&Config::drop_path, "drop_path");
+  shown(&Config::listen, "listen");
+  if (take(&Config::outputs))
+    r.changed.push_back("outputs " + list_change(running.outputs, next.outputs));
+  if (take(&Config::overrides))
+    r.changed.push_back(fmt::format("override ({} -> {} entries)", running.overrides.size(),
+                                    next.overrides.size()));
+  const bool user = take(&Config::http_username), password = take(&Config::http_password);
+  if (user || password) r.changed.push_back("http credentials");  // never logged
+  if (named != next) r.changed.push_back("other settings");
+  r.config = std::move(next);
+  return r;
+}
+
+Result<Reload> reload_config(const std::vector<std::string>& args, const Config& running) {
+  ParseOutcome parsed = parse_command_line(args);
+  if (!parsed.cli) {
+    std::string_view m = parsed.message;
+    if (m.rfind("vmscope: ", 0) == 0) m.remove_prefix(9);
+    return Error::msg(std::string(m));
+  }
+  return plan_reload(running, std::move(parsed.cli->config));
 }
 
 }  // namespace vmscope

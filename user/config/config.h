@@ -38,6 +38,9 @@ struct Config {
   // more than 4 times over even when no counter compresses (bench/RESULTS.md, outage).
   std::string spool_dir = "/var/lib/vmscope/spool";
   uint64_t spool_max_bytes = uint64_t{512} << 20;
+  std::string config_file;  // --config: what a reload reads again; empty: none
+
+  bool operator==(const Config&) const = default;
 };
 
 enum class Command { kRun, kList, kTop, kCheck, kCleanup, kVersion };
@@ -75,6 +78,17 @@ Status validate(const Config& c);
 
 // The environment variable that carries the InfluxDB token.
 inline constexpr const char* kTokenEnv = "VMSCOPE_INFLUX_TOKEN";
+// SIGHUP: the configuration to run with from now, from the command line parsed again
+// (the file read anew, the flags given at start over it). Keys that only a restart
+// applies (attach, net_slots, spool.dir, spool.max_size) keep their running values.
+struct Reload {
+  Config config;
+  std::vector<std::string> changed;  // applied now: "interval 1s -> 0.5s", "outputs +URL -URL"
+  std::vector<std::string> restart;  // changed in the file, applied at the next start
+};
+Result<Reload> reload_config(const std::vector<std::string>& args, const Config& running);
+// The comparison of reload_config, on a parsed configuration.
+Reload plan_reload(const Config& running, Config next);
 
 // "512MiB", "2G", "1048576", "0": bytes, with an optional binary suffix K/KiB, M/MiB, G/GiB.
 Result<uint64_t> parse_size(std::string_view text);

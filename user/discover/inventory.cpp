@@ -57,6 +57,14 @@ void Inventory::mark_all_dirty() {
   for (auto& [_, tap] : taps_) tap.owner_dirty = true;
 }
 
+void Inventory::set_naming(const NamingOptions& naming,
+                           const std::vector<NameOverride>& overrides) {
+  opts_.naming = naming;
+  opts_.overrides = overrides;
+  for (auto& [_, tap] : taps_) tap.warned_unnamed = false;
+  mark_all_dirty();
+}
+
 void Inventory::refresh_bridge_tag(TapState& tap) const {
   if (auto it = tap.vm.tap_nets.find(tap.link.name); it != tap.vm.tap_nets.end()) {
     tap.bridge = it->second;

@@ -41,6 +41,8 @@ class Inventory {
   void resolve_owners();
   // Marks every tap for re-resolution (slow safety net for missed changes).
   void mark_all_dirty();
+  // New naming rules (a reload): every tap is named again by the next resolve_owners.
+  void set_naming(const NamingOptions& naming, const std::vector<NameOverride>& overrides);
 
   const std::map<int, TapState>& taps() const { return taps_; }
   // Bridges that hold at least one VM tap, by ifindex.

@@ -35,6 +35,8 @@ struct NameOverride {
   std::string process_regex;  // ECMAScript regex searched in argv joined with ' ', or empty
   std::string name;           // VM name to use (required)
   std::string bridge;         // optional bridge tag
+
+  bool operator==(const NameOverride&) const = default;
 };
 
 struct VmIdentity {

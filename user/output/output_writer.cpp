@@ -16,25 +16,91 @@ constexpr auto kRetry = std::chrono::seconds(1);
 
 }  // namespace
 
-OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, size_t max_queued_bytes) {
-  for (auto& s : sinks)
-    workers_.push_back(std::make_unique<Worker>(std::move(s), nullptr, max_queued_bytes));
-}
+OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, size_t max_queued_bytes)
+    : OutputWriter(std::move(sinks), SpoolOptions{}, max_queued_bytes) {}
 
 OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
-                           size_t max_queued_bytes) {
-  for (auto& s : sinks) {
-    std::unique_ptr<Spool> sp;
-    // stdout never queues: nothing to spool.
-    if (!spool.dir.empty() && spool.max_bytes > 0 && s->url() != "-") {
-      auto opened = Spool::open(spool.dir + "/" + spool_id(s->url()), spool.max_bytes, s->url());
-      if (opened)
-        sp = std::move(*opened);
-      else
-        spdlog::warn("output {}: no spool, an outage loses what exceeds the memory backlog: {}",
-                     s->url(), opened.error().message);
+                           size_t max_queued_bytes)
+    : spool_(spool), max_queued_bytes_(max_queued_bytes) {
+  for (auto& s : sinks) workers_.push_back(make_worker(std::move(s)));
+}
+
+std::unique_ptr<OutputWriter::Worker> OutputWriter::make_worker(std::unique_ptr<Sink> s) {
+  std::unique_ptr<Spool> sp;
+  // stdout never queues: nothing to spool.
+  if (!spool_.dir.empty() && spool_.max_bytes > 0 && s->url() != "-") {
+    auto opened = Spool::open(spool_.dir + "/" + spool_id(s->url()), spool_.max_bytes, s->url());
+    if (opened)
+      sp = std::move(*opened);
+    else
+      spdlog::warn("output {}: no spool, an outage loses what exceeds the memory backlog: {}",
+                   s->url(), opened.error().message);
+  }
+  return std::make_unique<Worker>(std::move(s), std::move(sp), max_queued_bytes_);
+}
+
+Status OutputWriter::reconfigure(const std::vector<std::string>& urls, bool renew,
+                                 const MakeSink& make) {
+  // Every sink first: a bad URL changes nothing.
+  std::vector<std::unique_ptr<Worker>> old = std::move(workers_);
+  workers_.clear();
+  std::vector<Worker*> kept(urls.size(), nullptr);
+  std::vector<std::unique_ptr<Sink>> fresh(urls.size());
+  for (size_t i = 0; i < urls.size(); ++i) {
+    for (auto& w : old)
+      if (w && w->url() == urls[i] && std::find(kept.begin(), kept.end(), w.get()) == kept.end()) {
+        kept[i] = w.get();
+        break;
+      }
+    if (kept[i] && !renew) continue;
+    auto sink = make(urls[i]);
+    if (!sink) {
+      workers_ = std::move(old);
+      return sink.error();
     }
-    workers_.push_back(std::make_unique<Worker>(std::move(s), std::move(sp), max_queued_bytes));
+    fresh[i] = std::move(*sink);
+  }
+  for (size_t i = 0; i < urls.size(); ++i) {
+    if (!kept[i]) continue;
+    auto it = std::find_if(old.begin(), old.end(), [&](auto& w) { return w.get() == kept[i]; });
+    if (fresh[i]) (*it)->replace_sink(std::move(fresh[i]));
+    workers_.push_back(std::move(*it));
+  }
+  for (auto& w : old) {
+    if (!w) continue;
+    w->begin_close();
+    closing_.push_back(std::move(w));
+  }
+  // A URL removed by an earlier reload and back now: its spool directory must be free.
+  for (size_t i = 0; i < urls.size(); ++i)
+    if (fresh[i] && !kept[i]) {
+      for (auto& c : closing_)
+        if (c->url() == urls[i]) c->close();
+      reap(false);
+    }
+  // In the order of urls: kept ones where they are listed, new ones made now.
+  std::vector<std::unique_ptr<Worker>> ordered;
+  size_t next_kept = 0;
+  for (size_t i = 0; i < urls.size(); ++i)
+    ordered.push_back(kept[i] ? std::move(workers_[next_kept++])
+                              : make_worker(std::move(fresh[i])));
+  workers_ = std::move(ordered);
+  return {};
+}
+
+void OutputWriter::reap(bool wait) {
+  for (auto it = closing_.begin(); it != closing_.end();) {
+    if (!wait && !(*it)->finished()) {
+      ++it;
+      continue;
+    }
+    (*it)->close();
+    const SinkStats s = (*it)->stats();
+    removed_.lines_written += s.lines_written;
+    removed_.lines_dropped += s.lines_dropped;
+    removed_.bytes_written += s.bytes_written;
+    removed_.spool_dropped_batches += s.spool_dropped_batches;
+    it = closing_.erase(it);
   }
 }
 
@@ -43,6 +109,7 @@ OutputWriter::~OutputWriter() {
 }
 
 void OutputWriter::write(std::string batch) {
+  if (!closing_.empty()) reap(false);
   if (batch.empty()) return;
   auto shared = std::make_shared<const std::string>(std::move(batch));
   for (auto& w : workers_) w->push(shared);
@@ -53,25 +120,31 @@ void OutputWriter::close() {
   std::vector<std::thread> closers;
   for (auto& w : workers_) closers.emplace_back([&w] { w->close(); });
   for (auto& t : closers) t.join();
+  reap(true);
 }
 
 SinkStats OutputWriter::totals() const {
-  SinkStats t;
-  for (const auto& w : workers_) {
-    SinkStats s = w->stats();
+  SinkStats t = removed_;
+  const auto add = [&](const Worker& w) {
+    SinkStats s = w.stats();
     t.lines_written += s.lines_written;
     t.lines_dropped += s.lines_dropped;
     t.bytes_written += s.bytes_written;
     t.spool_bytes += s.spool_bytes;
     t.spool_batches += s.spool_batches;
     t.spool_dropped_batches += s.spool_dropped_batches;
-  }
+  };
+  for (const auto& w : workers_) add(*w);
+  for (const auto& w : closing_) add(*w);
   return t;
 }
 
 OutputWriter::Worker::Worker(std::unique_ptr<Sink> sink, std::unique_ptr<Spool> spool,
                              size_t max_queued_bytes)
-    : sink_(std::move(sink)), spool_(std::move(spool)), max_queued_bytes_(max_queued_bytes) {
+    : url_(sink->url()),
+      sink_(std::move(sink)),
+      spool_(std::move(spool)),
+      max_queued_bytes_(max_queued_bytes) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -96,19 +169,49 @@ void OutputWriter::Worker::push(const Batch& b) {
 }
 
 void OutputWriter::Worker::close() {
+  begin_close();
+  if (thread_.joinable()) thread_.join();
+}
+
+void OutputWriter::Worker::begin_close() {
   {
     std::lock_guard lk(mu_);
     closing_ = true;
   }
   cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+}
+
+void OutputWriter::Worker::replace_sink(std::unique_ptr<Sink> sink) {
+  {
+    std::lock_guard lk(mu_);
+    next_sink_ = std::move(sink);
+  }
+  cv_.notify_one();
 }
 
 SinkStats OutputWriter::Worker::stats() const {
   std::lock_guard lk(mu_);
   SinkStats s = sink_stats_;
-  s.lines_dropped += queue_dropped_lines_;
+  s.lines_written += replaced_.lines_written;
+  s.lines_dropped += queue_dropped_lines_ + replaced_.lines_dropped;
+  s.bytes_written += replaced_.bytes_written;
   return s;
+}
+
+// The worker's thread, between rounds: a line half written to the old sink's stream is
+// finished (flush, bounded by its timeout), and the whole lines it still holds go first.
+void OutputWriter::Worker::take_over(std::unique_ptr<Sink> next) {
+  const std::string unsent = sink_->take_unsent();
+  sink_->flush();
+  const SinkStats old = sink_->stats();
+  {
+    std::lock_guard lk(mu_);
+    replaced_.lines_written += old.lines_written;
+    replaced_.lines_dropped += old.lines_dropped;
+    replaced_.bytes_written += old.bytes_written;
+  }
+  sink_ = std::move(next);
+  if (!unsent.empty()) sink_->write(unsent);
 }
 
 namespace {
@@ -120,9 +223,10 @@ void OutputWriter::Worker::run() {
   for (;;) {
     bool last;
     Batch single;  // the only queued batch: written as it is, not copied
+    std::unique_ptr<Sink> next_sink;
     {
       std::unique_lock lk(mu_);
-      const auto ready = [&] { return closing_ || !queue_.empty(); };
+      const auto ready = [&] { return closing_ || !queue_.empty() || next_sink_; };
       if (spool_ && !spool_->empty()) {
         // Behind: replay without waiting while the destination takes it; when it is down,
         // try again with the next batch or after kRetry.
@@ -144,7 +248,9 @@ void OutputWriter::Worker::run() {
         queue_.pop_front();
       }
       last = closing_ && queue_.empty();
+      next_sink = std::move(next_sink_);
     }
+    if (next_sink) take_over(std::move(next_sink));
     const std::string& out = single ? *single : round;
     if (spool_) {
       deliver_spooling(out, last);
@@ -168,7 +274,10 @@ void OutputWriter::Worker::run() {
       std::lock_guard lk(mu_);
       sink_stats_ = s;
     }
-    if (last) return;
+    if (last) {
+      finished_ = true;
+      return;
+    }
   }
 }
 

@@ -8,8 +8,10 @@
 // previous agent's spool is replayed before this agent's first lines).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,9 +48,19 @@ class OutputWriter {
   // Delivers what is queued, flushes every sink (each bounded by its timeout) and stops
   // the threads. Idempotent.
   void close();
-  // Summed over all sinks, plus lines dropped before reaching them.
+  // Summed over all sinks, plus lines dropped before reaching them; the counters
+  // (not the spool's present size) include the outputs a reconfigure removed.
   SinkStats totals() const;
   size_t size() const { return workers_.size(); }
+
+  // A reload: the outputs become `urls`, in that order. An output running with the same
+  // URL keeps its sink, queue and spool (with renew, e.g. new credentials, a new sink
+  // from make takes over its queue and spool); a new URL gets a sink from make and its
+  // spool; a removed one is closed in the background: its queue goes out with one last
+  // flush (bounded by its timeout) and what that cannot deliver stays in its spool for a
+  // later run with that URL. Changes nothing when make fails for any URL.
+  using MakeSink = std::function<Result<std::unique_ptr<Sink>>(const std::string& url)>;
+  Status reconfigure(const std::vector<std::string>& urls, bool renew, const MakeSink& make);
 
  private:
   using Batch = std::shared_ptr<const std::string>;  // one copy, shared by all sinks
@@ -59,6 +71,13 @@ class OutputWriter {
     ~Worker();
     void push(const Batch& b);
     void close();
+    // close() without waiting: the thread delivers what is queued and ends (finished()).
+    void begin_close();
+    bool finished() const { return finished_; }
+    // The thread hands over to `sink` before its next round: what the old sink holds
+    // undelivered goes to the new one first.
+    void replace_sink(std::unique_ptr<Sink> sink);
+    const std::string& url() const { return url_; }
     SinkStats stats() const;
 
    private:
@@ -68,7 +87,9 @@ class OutputWriter {
     void replay_one();
     // Moves what the sink could not deliver to the end of the spool.
     void spill();
-    void set_down(bool down);       // logs the start of spooling once per outage
+    void set_down(bool down);  // logs the start of spooling once per outage
+    void take_over(std::unique_ptr<Sink> next);
+    const std::string url_;
     std::unique_ptr<Sink> sink_;    // used by this worker's thread only
     std::unique_ptr<Spool> spool_;  // likewise; null: none
     bool down_ = false;             // the last attempt left lines undelivered
@@ -80,11 +101,22 @@ class OutputWriter {
     size_t queued_bytes_ = 0;
     uint64_t queue_dropped_lines_ = 0;
     SinkStats sink_stats_;  // refreshed by the thread after each round
+    SinkStats replaced_;    // counters of the sinks replace_sink retired
+    std::unique_ptr<Sink> next_sink_;
     bool closing_ = false;
+    std::atomic<bool> finished_ = false;
     std::thread thread_;
   };
 
+  std::unique_ptr<Worker> make_worker(std::unique_ptr<Sink> sink);
+  // Joins the removed outputs' workers that are done (all of them with wait).
+  void reap(bool wait);
+
+  SpoolOptions spool_;
+  size_t max_queued_bytes_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<Worker>> closing_;  // removed by reconfigure, still delivering
+  SinkStats removed_;                             // counters of the removed outputs, reaped
 };
 
 }  // namespace vmscope

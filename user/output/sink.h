@@ -26,6 +26,8 @@ struct SinkOptions {
   // Like albatross-influx. Milliseconds (not seconds) so tests can use short intervals;
   // std::chrono::seconds values still assign to it.
   std::chrono::milliseconds reconnect_interval{std::chrono::seconds(5)};
+
+  bool operator==(const SinkOptions&) const = default;  // a reload renews sinks on a change
 };
 
 struct SinkStats {
