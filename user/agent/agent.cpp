@@ -17,10 +17,19 @@
 namespace vmscope {
 namespace {
 
-std::string host_name() {
-  char buf[256] = {};
-  gethostname(buf, sizeof(buf) - 1);
-  return buf;
+// The tags of every output and of /metrics, from the config (output/output_tags.h).
+OutputTags output_tags(const Config& config) {
+  OutputTags t;
+  t.tags = config.tags;
+  if (config.host_tag) {
+    t.host = config.hostname;
+    if (t.host.empty()) {
+      char buf[256] = {};
+      gethostname(buf, sizeof(buf) - 1);
+      t.host = buf;
+    }
+  }
+  return t;
 }
 
 // The loop's own settings.
@@ -32,14 +41,14 @@ struct LoopOptions {
 class Agent {
  public:
   Agent(const LoopOptions& opts, std::vector<std::unique_ptr<Sink>> sinks,
-        const SpoolOptions& spool, std::unique_ptr<Engine> engine,
+        const SpoolOptions& spool, const OutputTags& tags, std::unique_ptr<Engine> engine,
         std::unique_ptr<MetricsServer> metrics)
       : opts_(opts),
         metrics_(std::move(metrics)),
-        output_(std::move(sinks), spool),
+        output_(std::move(sinks), spool, tags),
         engine_(std::move(engine)),
-        host_(host_name()),
         kept_(running_kernel_task_counter_support()) {
+    if (metrics_) metrics_->set_tags(tags);
     if (!kept_.cpu_wait)
       spdlog::warn(
           "this kernel keeps no scheduler statistics (CONFIG_SCHED_INFO): vm_cpu (run_delay, "
@@ -146,7 +155,6 @@ class Agent {
 
   SelfMetrics self_metrics(int64_t started, size_t lines, size_t vms, size_t taps) {
     SelfMetrics m;
-    m.host = host_;
     m.lines = lines;
     m.vms = vms;
     m.taps = taps;
@@ -168,7 +176,6 @@ class Agent {
   std::unique_ptr<Engine> engine_;
   TickSample sample_;
   std::string batch_;
-  std::string host_;
   TaskCounterSupport kept_;  // counters this kernel keeps (its config)
 };
 
@@ -192,8 +199,8 @@ Status run_agent(const Config& config, std::vector<std::unique_ptr<Sink>> sinks)
     if (!started) spdlog::error("{}: /metrics is not served", started.error().message);
   }
   Agent agent(LoopOptions{config.interval_s, config.count}, std::move(sinks),
-              SpoolOptions{config.spool_dir, config.spool_max_bytes}, std::move(*engine),
-              std::move(metrics));
+              SpoolOptions{config.spool_dir, config.spool_max_bytes}, output_tags(config),
+              std::move(*engine), std::move(metrics));
   return agent.run();
 }
 

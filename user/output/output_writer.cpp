@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "output/line_protocol.h"
+
 namespace vmscope {
 namespace {
 
@@ -22,7 +24,11 @@ OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, size_t max_
 }
 
 OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
-                           size_t max_queued_bytes) {
+                           size_t max_queued_bytes)
+    : OutputWriter(std::move(sinks), spool, OutputTags{}, max_queued_bytes) {}
+
+OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
+                           const OutputTags& tags, size_t max_queued_bytes) {
   for (auto& s : sinks) {
     std::unique_ptr<Spool> sp;
     // stdout never queues: nothing to spool.
@@ -36,6 +42,11 @@ OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const Spool
     }
     workers_.push_back(std::make_unique<Worker>(std::move(s), std::move(sp), max_queued_bytes));
   }
+  set_tags(tags);
+}
+
+void OutputWriter::set_tags(const OutputTags& tags) {
+  for (auto& w : workers_) w->set_tag_suffix(line_tag_suffix(tags, w->url()));
 }
 
 OutputWriter::~OutputWriter() {
@@ -71,7 +82,10 @@ SinkStats OutputWriter::totals() const {
 
 OutputWriter::Worker::Worker(std::unique_ptr<Sink> sink, std::unique_ptr<Spool> spool,
                              size_t max_queued_bytes)
-    : sink_(std::move(sink)), spool_(std::move(spool)), max_queued_bytes_(max_queued_bytes) {
+    : url_(sink->url()),
+      sink_(std::move(sink)),
+      spool_(std::move(spool)),
+      max_queued_bytes_(max_queued_bytes) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -93,6 +107,11 @@ void OutputWriter::Worker::push(const Batch& b) {
     }
   }
   cv_.notify_one();
+}
+
+void OutputWriter::Worker::set_tag_suffix(std::string suffix) {
+  std::lock_guard lk(mu_);
+  tag_suffix_ = std::move(suffix);
 }
 
 void OutputWriter::Worker::close() {
@@ -117,6 +136,8 @@ constexpr size_t kKeptRoundBytes = 1 << 20;
 
 void OutputWriter::Worker::run() {
   std::string round;
+  std::string suffix;
+  std::vector<Batch> taken;  // this round's batches, tagged outside the lock
   for (;;) {
     bool last;
     Batch single;  // the only queued batch: written as it is, not copied
@@ -132,19 +153,24 @@ void OutputWriter::Worker::run() {
       }
       // Everything queued goes out in one write: a slow destination costs one timeout
       // per round, not one per batch. With a spool, rounds stay under kMaxRound.
-      round.clear();
-      if (queue_.size() == 1) {
+      suffix = tag_suffix_;  // a few bytes; the batches of this round get these tags
+      if (queue_.size() == 1 && suffix.empty()) {
         single = std::move(queue_.front());
         queued_bytes_ -= single->size();
         queue_.pop_front();
       }
-      while (!queue_.empty() && (!spool_ || round.empty() || round.size() < kMaxRound)) {
-        round += *queue_.front();
+      size_t bytes = 0;
+      while (!queue_.empty() && (!spool_ || bytes == 0 || bytes < kMaxRound)) {
+        bytes += queue_.front()->size();
         queued_bytes_ -= queue_.front()->size();
+        taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       last = closing_ && queue_.empty();
     }
+    round.clear();
+    for (const Batch& b : taken) append_with_tags(*b, suffix, round);
+    taken.clear();
     const std::string& out = single ? *single : round;
     if (spool_) {
       deliver_spooling(out, last);

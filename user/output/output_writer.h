@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "output/output_tags.h"
 #include "output/sink.h"
 #include "output/spool.h"
 
@@ -36,6 +37,9 @@ class OutputWriter {
   // without one (one warning).
   OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
                size_t max_queued_bytes = 16 << 20);
+  // The same, each output adding its tags (output/output_tags.h) to every line.
+  OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
+               const OutputTags& tags, size_t max_queued_bytes = 16 << 20);
   ~OutputWriter();  // close()
   OutputWriter(const OutputWriter&) = delete;
   OutputWriter& operator=(const OutputWriter&) = delete;
@@ -43,6 +47,9 @@ class OutputWriter {
   // Queues complete lines for every sink; never waits for I/O. Over a sink's bound, its
   // oldest queued batch is dropped and its lines counted as dropped.
   void write(std::string batch);
+  // The tags of the batches written from now on (a configuration reload): each output's
+  // suffix is encoded here, once.
+  void set_tags(const OutputTags& tags);
   // Delivers what is queued, flushes every sink (each bounded by its timeout) and stops
   // the threads. Idempotent.
   void close();
@@ -58,6 +65,8 @@ class OutputWriter {
     Worker(std::unique_ptr<Sink> sink, std::unique_ptr<Spool> spool, size_t max_queued_bytes);
     ~Worker();
     void push(const Batch& b);
+    void set_tag_suffix(std::string suffix);
+    const std::string& url() const { return url_; }
     void close();
     SinkStats stats() const;
 
@@ -69,6 +78,7 @@ class OutputWriter {
     // Moves what the sink could not deliver to the end of the spool.
     void spill();
     void set_down(bool down);       // logs the start of spooling once per outage
+    const std::string url_;         // the sink's, for set_tags from the tick's thread
     std::unique_ptr<Sink> sink_;    // used by this worker's thread only
     std::unique_ptr<Spool> spool_;  // likewise; null: none
     bool down_ = false;             // the last attempt left lines undelivered
@@ -77,6 +87,7 @@ class OutputWriter {
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::deque<Batch> queue_;
+    std::string tag_suffix_;  // the output's tags, spliced into each line (empty: none)
     size_t queued_bytes_ = 0;
     uint64_t queue_dropped_lines_ = 0;
     SinkStats sink_stats_;  // refreshed by the thread after each round
