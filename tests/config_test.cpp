@@ -134,6 +134,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgs{{"run", "--spool-dir", "spool"},
                 "vmscope: spool dir \"spool\": must be an absolute path"},
         BadArgs{{"run", "--tag", "dc"}, "vmscope: --tag \"dc\": expected KEY=VALUE"},
+        BadArgs{{"run", "--hostname", "a\\"},
+                "vmscope: hostname \"a\\\": no control characters, no final backslash"},
         BadArgs{{"run", "--tag", "dc="}, "vmscope: tag \"dc\": empty value"},
         BadArgs{{"run", "--tag", "vm=x"}, "vmscope: tag \"vm\": vmscope writes this key itself"},
         BadArgs{{"run", "--tag", "host=x"},
