@@ -55,7 +55,7 @@ ip netns exec "$NS" "$BIN" run --interval 1 --output "http://127.0.0.1:$PORT/wri
   --output - --spool-dir "$WORK/spool" 2>"$WORK/agent.log" \
   > >(awk -v self="$WORK/self.lp" -v sizes="$WORK/sizes" '
         { bytes += length($0) + 1; lines++ }
-        /^vmscope,/ { print > self; fflush(self); print bytes, lines > sizes; fflush(sizes);
+        /^vmscope / { print > self; fflush(self); print bytes, lines > sizes; fflush(sizes);
                       bytes = 0; lines = 0 }') &
 AGENT=$!
 

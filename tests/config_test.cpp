@@ -133,7 +133,47 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgs{{"run", "--spool-max-size", "1000"},
                 "vmscope: spool max size 1000 bytes: must be 0 (no spool) or at least 1MiB"},
         BadArgs{{"run", "--spool-dir", "spool"},
-                "vmscope: spool dir \"spool\": must be an absolute path"}));
+                "vmscope: spool dir \"spool\": must be an absolute path"},
+        BadArgs{{"run", "--tag", "dc"}, "vmscope: --tag \"dc\": expected KEY=VALUE"},
+        BadArgs{{"run", "--hostname", "a\\"},
+                "vmscope: hostname \"a\\\": no control characters, no final backslash"},
+        BadArgs{{"run", "--tag", "dc="}, "vmscope: tag \"dc\": empty value"},
+        BadArgs{{"run", "--tag", "vm=x"}, "vmscope: tag \"vm\": vmscope writes this key itself"},
+        BadArgs{{"run", "--tag", "host=x"},
+                "vmscope: tag \"host\": vmscope writes host itself (set hostname / --hostname)"},
+        BadArgs{{"run", "--tag", "a-b=x"},
+                "vmscope: tag \"a-b\": a key is a letter or _ followed by letters, digits or _"}));
+
+// Many hosts: [tags], host_tag and hostname in the file; --tag adds to and overrides the
+// file's tags, --no-host-tag and --hostname override the file.
+TEST(ConfigCli, TagsFromFileAndFlags) {
+  auto d = parse({"run"});
+  ASSERT_TRUE(d.cli) << d.message;
+  EXPECT_TRUE(d.cli->config.tags.empty());
+  EXPECT_TRUE(d.cli->config.host_tag);
+  EXPECT_EQ(d.cli->config.hostname, "");  // gethostname() when the agent starts
+
+  const std::string path = ::testing::TempDir() + "/vmscope-tags.toml";
+  {
+    std::ofstream f(path);
+    f << "hostname = \"node-1\"\n[tags]\ndc = \"fra 1\"\nrack = \"r7\"\n";
+  }
+  auto file = parse({"run", "--config", path});
+  ASSERT_TRUE(file.cli) << file.message;
+  EXPECT_EQ(file.cli->config.tags,
+            (std::map<std::string, std::string>{{"dc", "fra 1"}, {"rack", "r7"}}));
+  EXPECT_EQ(file.cli->config.hostname, "node-1");
+  EXPECT_TRUE(file.cli->config.host_tag);
+
+  auto flags = parse({"run", "--config", path, "--tag", "rack=r9", "--tag", "env=a=b", "--hostname",
+                      "n2", "--no-host-tag"});
+  ASSERT_TRUE(flags.cli) << flags.message;
+  EXPECT_EQ(flags.cli->config.tags,
+            (std::map<std::string, std::string>{{"dc", "fra 1"}, {"env", "a=b"}, {"rack", "r9"}}));
+  EXPECT_EQ(flags.cli->config.hostname, "n2");
+  EXPECT_FALSE(flags.cli->config.host_tag);
+  std::remove(path.c_str());
+}
 
 TEST(ConfigCli, SpoolDefaultsAndFlags) {
   auto out = parse({"run"});
@@ -337,6 +377,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "f.toml: key \"spool.max_size\": size \"lots\": expected bytes with an optional "
                 "K, KiB, M, MiB, G or GiB suffix"},
         BadToml{"[spool]\nmax_size = -5", "f.toml: key \"spool.max_size\" must be >= 0"},
+        BadToml{"tags = \"dc=fra\"", "f.toml: key \"tags\" must be a table"},
+        BadToml{"[tags]\ndc = 1", "f.toml: tag \"dc\" must be a string"},
+        BadToml{"[tags]\nbridge = \"b\"", "f.toml: tag \"bridge\": vmscope writes this key itself"},
+        BadToml{"[tags]\ndc = \"\"", "f.toml: tag \"dc\": empty value"},
+        BadToml{"host_tag = \"no\"", "f.toml: key \"host_tag\" has the wrong type"},
         BadToml{"[spool]\nmax_size = 1.5",
                 "f.toml: key \"spool.max_size\" must be a size like \"512MiB\" or bytes"},
         BadToml{"[spool]\ndir = \"rel\"", "f.toml: spool dir \"rel\": must be an absolute path"},

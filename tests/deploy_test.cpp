@@ -41,6 +41,9 @@ TEST(DeployConfig, CommentedExamplesAreValidToo) {
   ASSERT_EQ(c->overrides.size(), 2u);
   EXPECT_EQ(c->overrides[0].tap, "vmmtap7");
   EXPECT_EQ(c->overrides[1].name, "db");
+  EXPECT_EQ(c->listen, "127.0.0.1:9847");
+  EXPECT_EQ(c->hostname, "node-17");
+  EXPECT_EQ(c->tags, (std::map<std::string, std::string>{{"dc", "fra1"}, {"rack", "r7"}}));
 }
 
 }  // namespace

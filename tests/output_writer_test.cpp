@@ -21,6 +21,7 @@ using namespace std::chrono_literals;
 // Records what it receives; can be held so that write() blocks until released.
 class RecordingSink : public Sink {
  public:
+  explicit RecordingSink(std::string url = "test://") : url_(std::move(url)) {}
   const std::string& url() const override { return url_; }
   void write(std::string_view lines) override {
     std::unique_lock lk(mu_);
@@ -63,7 +64,7 @@ class RecordingSink : public Sink {
   }
 
  private:
-  std::string url_ = "test://";
+  std::string url_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool held_ = false, entered_ = false, flushed_ = false;
@@ -91,6 +92,52 @@ TEST(OutputWriter, DeliversInOrderToEverySinkAndFlushesOnClose) {
   EXPECT_TRUE(ra->flushed() && rb->flushed());
   EXPECT_EQ(w.totals().lines_written, 200u);
   EXPECT_EQ(w.totals().lines_dropped, 0u);
+}
+
+// Each output gets its own tags on every line: the global tags everywhere, host only where
+// the lines bypass Telegraf (http/https); a reload's set_tags applies to later batches.
+TEST(OutputWriter, EachOutputAddsItsTagsToEveryLine) {
+  auto http = std::make_unique<RecordingSink>("http://db:8086/write?db=v");
+  auto tcp = std::make_unique<RecordingSink>("tcp://telegraf:8094");
+  auto out = std::make_unique<RecordingSink>("-");
+  RecordingSink *rh = http.get(), *rt = tcp.get(), *ro = out.get();
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::move(http));
+  sinks.push_back(std::move(tcp));
+  sinks.push_back(std::move(out));
+  OutputTags tags;
+  tags.tags = {{"dc", "fra 1"}, {"rack", "r7"}};
+  tags.host = "h1";
+  OutputWriter w(std::move(sinks), SpoolOptions{}, tags);
+  w.write("interface,vm=a\\\\\\ b,bridge=br0 vm_to_host_bytes=1i 10\nvmscope tick_ns=5i 10\n");
+  w.write("vm_event,event=start,vm=a text=\"x y\" 11\n");
+  w.close();
+  EXPECT_EQ(rh->received(),
+            "interface,vm=a\\\\\\ b,bridge=br0,dc=fra\\ 1,host=h1,rack=r7 vm_to_host_bytes=1i 10\n"
+            "vmscope,dc=fra\\ 1,host=h1,rack=r7 tick_ns=5i 10\n"
+            "vm_event,event=start,vm=a,dc=fra\\ 1,host=h1,rack=r7 text=\"x y\" 11\n");
+  const std::string no_host =
+      "interface,vm=a\\\\\\ b,bridge=br0,dc=fra\\ 1,rack=r7 vm_to_host_bytes=1i 10\n"
+      "vmscope,dc=fra\\ 1,rack=r7 tick_ns=5i 10\n"
+      "vm_event,event=start,vm=a,dc=fra\\ 1,rack=r7 text=\"x y\" 11\n";
+  EXPECT_EQ(rt->received(), no_host);
+  EXPECT_EQ(ro->received(), no_host);
+}
+
+TEST(OutputWriter, SetTagsAppliesToLaterBatches) {
+  auto http = std::make_unique<RecordingSink>("https://db/write?db=v");
+  RecordingSink* rh = http.get();
+  rh->hold();  // the first batch is taken (and tagged) at once, then held in write()
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::move(http));
+  OutputWriter w(std::move(sinks), SpoolOptions{}, OutputTags{{}, "old"});
+  w.write("m v=1i 1\n");
+  ASSERT_TRUE(rh->wait_entered());  // taken, tagged, and being written
+  w.set_tags(OutputTags{{{"k", "v"}}, ""});
+  rh->release();
+  w.write("m v=2i 2\n");
+  w.close();
+  EXPECT_EQ(rh->received(), "m,host=old v=1i 1\nm,k=v v=2i 2\n");
 }
 
 TEST(OutputWriter, AStuckSinkNeitherBlocksWritesNorGrowsTheQueueUnbounded) {

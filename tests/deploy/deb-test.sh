@@ -26,6 +26,11 @@ for f in host.json vm-overview.json; do
   ! grep -q 'DS_INFLUXDB}' /usr/share/vmscope/grafana-provisioned/$f
   grep -q '"uid": "vmscope-influxdb"' /usr/share/vmscope/grafana-provisioned/$f
 done
+for f in host.json vm-overview.json; do
+  grep -q '${DS_PROMETHEUS}' /usr/share/vmscope/grafana-import/prometheus/$f
+  ! test -e /usr/share/vmscope/grafana-provisioned/prometheus
+done
+grep -q '^# listen = "127.0.0.1:9847"' /etc/vmscope/vmscope.toml
 grep -q 'path: /usr/share/vmscope/grafana-provisioned' /usr/share/vmscope/dashboards-vmscope.yaml
 grep -q 'uid: vmscope-influxdb' /usr/share/vmscope/datasource-vmscope.yaml
 

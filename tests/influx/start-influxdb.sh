@@ -2,8 +2,10 @@
 # Start a private InfluxDB 1.x (Debian package `influxdb`) for tests.
 #
 #   tests/influx/start-influxdb.sh --dir DIR --port PORT [--netns NS] [--rpc-port P] [--timeout SEC]
+#                                  [--http-bind ADDR]
 #
-# Writes DIR/influxdb.conf (meta/data/wal under DIR, HTTP on 127.0.0.1:PORT,
+# Writes DIR/influxdb.conf (meta/data/wal under DIR, HTTP on 127.0.0.1:PORT (or ADDR:PORT:
+# 0.0.0.0 to be reached from a peer namespace too; /ping is still asked on 127.0.0.1),
 # RPC on 127.0.0.1:--rpc-port, default PORT+10000 wrapped into 1024..65535,
 # reporting disabled, no udp/graphite/collectd/opentsdb, no _internal store,
 # quiet logging), starts influxd in the background (inside `ip netns exec NS`
@@ -14,7 +16,7 @@ set -euo pipefail
 
 die() { echo "start-influxdb: $*" >&2; exit 1; }
 
-dir="" port="" netns="" rpcport="" timeout=30
+dir="" port="" netns="" rpcport="" timeout=30 httpbind=127.0.0.1
 while [ $# -gt 0 ]; do
     case "$1" in
         --dir) dir=$2; shift 2 ;;
@@ -22,7 +24,8 @@ while [ $# -gt 0 ]; do
         --netns) netns=$2; shift 2 ;;
         --rpc-port) rpcport=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
-        *) echo "start-influxdb: unknown argument $1" >&2; sed -n '2,12p' "$0" >&2; exit 2 ;;
+        --http-bind) httpbind=$2; shift 2 ;;
+        *) echo "start-influxdb: unknown argument $1" >&2; sed -n '2,14p' "$0" >&2; exit 2 ;;
     esac
 done
 [ -n "$dir" ] || die "--dir is required"
@@ -83,7 +86,7 @@ bind-address = "127.0.0.1:$rpcport"
 
 [http]
   enabled = true
-  bind-address = "127.0.0.1:$port"
+  bind-address = "$httpbind:$port"
   auth-enabled = false
   log-enabled = false
   write-tracing = false

@@ -25,11 +25,13 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
+#include "bridge_env.h"
 #include "json.h"
 #include "test_env.h"
 #include "vm_fixture.h"
@@ -49,6 +51,13 @@ Json parse_file(const std::string& path) {
 // ---- the dashboards ------------------------------------------------------------------
 
 const char* const kFiles[] = {"vm-overview.json", "host.json"};
+const std::string kHostFilter = "\"host\" =~ /^$host$/";
+
+size_t count_of(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + what.size())) ++n;
+  return n;
+}
 const std::string kDsUid = "${DS_INFLUXDB}";
 
 std::string dashboard_path(const std::string& file) {
@@ -127,9 +136,18 @@ TEST(Dashboards, StructureIsImportableAndComplete) {
     for (const Json& v : tmpl->get("list")->items) vars[v.str("name")] = &v;
     ASSERT_TRUE(vars.count("vm")) << "variable vm missing";
     ASSERT_TRUE(vars.count("bridge")) << "variable bridge missing";
-    EXPECT_EQ(vars["vm"]->str("query"), "SHOW TAG VALUES WITH KEY = \"vm\"");
+    ASSERT_TRUE(vars.count("host")) << "variable host missing";
+    EXPECT_EQ(vars["vm"]->str("query"), "SHOW TAG VALUES WITH KEY = \"vm\" WHERE " + kHostFilter);
     EXPECT_EQ(vars["bridge"]->str("query"),
-              "SHOW TAG VALUES FROM \"interface\" WITH KEY = \"bridge\"");
+              "SHOW TAG VALUES FROM \"interface\" WITH KEY = \"bridge\" WHERE " + kHostFilter);
+    // host: all hosts by default, as a regex that also matches lines without a host tag
+    // (one host through Telegraf without one, the guests' own mollymawk series).
+    EXPECT_EQ(vars["host"]->str("query"), "SHOW TAG VALUES WITH KEY = \"host\"");
+    EXPECT_EQ(vars["host"]->str("allValue"), ".*");
+    const Json* current = vars["host"]->get("current");
+    ASSERT_TRUE(current && current->get("value"));
+    ASSERT_EQ(current->get("value")->items.size(), 1u);
+    EXPECT_EQ(current->get("value")->items[0].text, "$__all");
     for (const auto& [name, v] : vars) {
       EXPECT_EQ(v->str("type"), "query") << name;
       EXPECT_TRUE(ds_ok(v->get("datasource"))) << name;
@@ -145,6 +163,11 @@ TEST(Dashboards, StructureIsImportableAndComplete) {
           a.str("textColumn") == "text" && a.str("query").find("$timeFilter") != std::string::npos)
         annotated = true;
     EXPECT_TRUE(annotated) << "no InfluxQL annotation on vm_event with textColumn text";
+    for (const Json& a : d.get("annotations")->get("list")->items) {
+      if (ds_ok(a.get("datasource"))) {
+        EXPECT_NE(a.str("query").find(kHostFilter), std::string::npos) << a.str("name");
+      }
+    }
 
     // Panels.
     std::vector<const Json*> panels;
@@ -203,6 +226,18 @@ TEST(Dashboards, StructureIsImportableAndComplete) {
         }
         if (q.find("\"bridge\" =~") != std::string::npos) {
           EXPECT_NE(q.find("\"bridge\" =~ /^$bridge$/"), std::string::npos);
+        }
+        // Every read of a measurement filters on host, and every series of VMs or bridges
+        // is one host's (two hosts may run VMs of the same name).
+        EXPECT_EQ(count_of(q, "FROM \""), count_of(q, kHostFilter));
+        static const std::regex group_by(
+            R"(GROUP BY ((time\([^)]*\)|"[^"]+")(, (time\([^)]*\)|"[^"]+"))*))");
+        for (std::sregex_iterator m(q.begin(), q.end(), group_by), e; m != e; ++m) {
+          const std::string tags = (*m)[1];
+          if (tags.find("\"vm\"") != std::string::npos ||
+              tags.find("\"bridge\"") != std::string::npos) {
+            EXPECT_NE(tags.find("\"host\""), std::string::npos) << "GROUP BY " << tags;
+          }
         }
       }
     }
@@ -361,12 +396,14 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 }
 
 // As Grafana does for a single selected value (inside /^...$/ anchors) and a 1 s interval.
-std::string substitute(const std::string& q) {
+std::string substitute(const std::string& q, const std::string& vm = kVm,
+                       const std::string& bridge = kBridge) {
   std::string s = replace_all(q, "$timeFilter", "time > now() - 5m");
   s = replace_all(s, "$__interval", "1s");
   s = replace_all(s, "$interval", "1s");
-  s = replace_all(s, "$bridge", kBridge);
-  s = replace_all(s, "$vm", kVm);
+  s = replace_all(s, "$bridge", bridge);
+  s = replace_all(s, "$vm", vm);
+  s = replace_all(s, "$host", ".*");  // All, the default (allValue)
   return s;
 }
 
@@ -578,6 +615,160 @@ TEST(Dashboards, EveryQueryAnswersFromARealVmAndAgent) {
   }
   std::printf("[ dashboards ] test body %.1f s\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
+}
+
+// ---- two hosts -----------------------------------------------------------------------
+
+// The value of one cell as an integer (InfluxDB answers counters as JSON numbers).
+int64_t cell(const Series& s, size_t row, size_t col) {
+  return static_cast<int64_t>(std::llround(std::stod(s.values.at(row).at(col))));
+}
+
+// A throughput panel's query, turned into the counter it differentiates with the panel's
+// own filters and tags: SELECT last("x") ... GROUP BY <the panel's tags>.
+std::string counter_query(const std::string& panel, const std::string& field) {
+  const size_t from = panel.find(" FROM \"interface\"");
+  const size_t group = panel.find(" GROUP BY time($__interval), ");
+  if (from == std::string::npos || group == std::string::npos) return "";
+  std::string tags = panel.substr(group + std::strlen(" GROUP BY time($__interval), "));
+  tags = tags.substr(0, tags.find(" fill"));
+  return "SELECT last(\"" + field + "\") AS \"v\"" + panel.substr(from, group - from) +
+         " GROUP BY " + tags;
+}
+
+// As Grafana substitutes for the two hosts' VM: `web`, on the albatross network `service`
+// (the interface line's bridge tag, as the bridge variable lists it).
+std::string substitute2(const std::string& q) {
+  return substitute(q, "web", "service");
+}
+
+// Two agents, each in a network namespace of its own ("host") with a VM of the same name
+// behind a tap on a bridge of the same name, write over http to one InfluxDB 1.x with
+// different --hostname. Every throughput query of both dashboards, with `host` set to each,
+// answers that host's own counters: the last value equals its tap's kernel counter
+// exactly, and the bits of the panel add up to its counter's delta; with All, one series
+// per host.
+TEST(Dashboards, TwoHostsWithTheSameVmNameStayApart) {
+  TempDir tmp("vmscope-two-hosts");
+  struct Host {
+    Host(std::string n, int f) : name(std::move(n)), frames(f) {}
+    std::string name;
+    int frames;  // ARP requests the "VM" sends: each host's bytes differ
+    std::unique_ptr<Bridge> br = std::make_unique<Bridge>();
+    std::unique_ptr<Child> holder, agent;
+    uint64_t rx = 0, tx = 0;  // the tap's kernel counters at the end
+  };
+  Host hosts[2] = {{"host-a", 30}, {"host-b", 75}};
+  for (Host& h : hosts) {
+    h.br->add_tap("vmmtap0");
+    h.holder = h.br->hold("solo5-hvt", kSolo5Args);  // VM "web" on both
+  }
+  // One InfluxDB in host-a's namespace, reached from host-b's over a veth pair.
+  const Netns& na = hosts[0].br->ns;
+  const Netns& nb = hosts[1].br->ns;
+  must("ip link add vsha0 netns " + na.name() + " type veth peer name vshb0 netns " + nb.name());
+  na.must("ip addr add 10.98.0.1/24 dev vsha0");
+  na.must("ip link set vsha0 up");
+  nb.must("ip addr add 10.98.0.2/24 dev vshb0");
+  nb.must("ip link set vshb0 up");
+  constexpr int kPort = 18093;
+  Influx influx(na, tmp.path + "/influx", kPort, "0.0.0.0");
+  influx.create_database("vmscope");
+  const std::string urls[2] = {influx.base() + "/write?db=vmscope",
+                               "http://10.98.0.1:" + std::to_string(kPort) + "/write?db=vmscope"};
+  for (int i = 0; i < 2; ++i) {
+    Host& h = hosts[i];
+    h.agent = h.br->agent({"--output", urls[i], "--output", "-", "--hostname", h.name,
+                           "--spool-dir", tmp.path + "/spool-" + h.name});
+    ASSERT_TRUE(wait_point(*h.agent, "interface", "vm", "web", 0)) << h.agent->stderr_text();
+  }
+  // A second and more of quiet ticks first: the derivative's first 1 s bucket is the base.
+  usleep(1300000);
+  // The traffic over a few ticks, so that the panels' derivatives see it.
+  for (int round = 0; round < 3; ++round) {
+    for (Host& h : hosts)
+      for (int k = 0; k < h.frames / 3; ++k)
+        inject(*h.holder, arp_frame(kVmMac, ip("10.99.0.2"), ip("10.99.0.1")));
+    usleep(400000);
+  }
+  for (Host& h : hosts)
+    ASSERT_TRUE(wait_stat(h.br->ns, "vmmtap0", "rx_packets", uint64_t(h.frames / 3 * 3)));
+  usleep(1500000);  // ticks after the last frame (and its ARP reply) carry the final counters
+  for (Host& h : hosts) {
+    h.agent->signal(SIGTERM);
+    const int st = h.agent->wait(10s);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << "\n" << h.agent->stderr_text();
+    h.rx = h.br->ns.stat("vmmtap0", "rx_bytes");
+    h.tx = h.br->ns.stat("vmmtap0", "tx_bytes");
+    // stdout gets no host tag (Telegraf adds its own); http does (checked below).
+    for (const std::string& l : h.agent->lines())
+      EXPECT_EQ(l.find("host="), std::string::npos) << l;
+  }
+  EXPECT_NE(hosts[0].rx, hosts[1].rx);
+
+  size_t checked = 0;
+  for (const char* file : kFiles) {
+    const Json d = parse_file(dashboard_path(file));
+    for (const Query& q : all_queries(file, d)) {
+      if (q.text.find("FROM (") != std::string::npos) continue;  // top(): both directions
+      for (const char* field : {"vm_to_host_bytes", "host_to_vm_bytes"}) {
+        if (q.text.find("non_negative_derivative(last(\"" + std::string(field) + "\"), 1s) * 8") ==
+                std::string::npos ||
+            q.text.find("FROM \"interface\"") == std::string::npos)
+          continue;
+        const std::string last_q = counter_query(q.text, field);
+        ASSERT_FALSE(last_q.empty()) << q.text;
+        for (const Host& h : hosts) {
+          const std::string with_host = replace_all(q.text, "$host", h.name);
+          SCOPED_TRACE(q.where + " host=" + h.name + "\n  " + substitute2(with_host));
+          const uint64_t want = std::string(field) == "vm_to_host_bytes" ? h.rx : h.tx;
+          // The counter under the panel's filters: this host's tap, exactly.
+          const Answer last =
+              influx.query("vmscope", substitute2(replace_all(last_q, "$host", h.name)));
+          ASSERT_EQ(last.series.size(), 1u) << substitute2(replace_all(last_q, "$host", h.name));
+          EXPECT_EQ(last.series[0].tags.at("host"), h.name);
+          EXPECT_EQ(cell(last.series[0], 0, 1), int64_t(want)) << "kernel " << want;
+          // The panel itself: its bits add up to 8 x this host's counter delta.
+          const Answer panel = influx.query("vmscope", substitute2(with_host));
+          ASSERT_EQ(panel.series.size(), 1u);
+          double bits = 0;
+          for (const auto& row : panel.series[0].values)
+            if (row.size() > 1 && row[1] != "null") bits += std::stod(row[1]);
+          const Answer first = influx.query(
+              "vmscope",
+              substitute2(replace_all(replace_all(last_q, "last(", "first("), "$host", h.name)));
+          ASSERT_EQ(first.series.size(), 1u);
+          const double delta = double(want) - double(cell(first.series[0], 0, 1));
+          EXPECT_GT(delta, 0);
+          EXPECT_NEAR(bits, 8 * delta, 8 * delta * 0.01 + 1);
+          std::printf(
+              "[ figures ] %s %s host=%s: last %lld (kernel %llu), panel %.0f bit, delta x8 %.0f\n",
+              file, field, h.name.c_str(), (long long)cell(last.series[0], 0, 1),
+              (unsigned long long)want, bits, 8 * delta);
+          ++checked;
+        }
+        // All (the default): one series per host, each its own.
+        const Answer all = influx.query("vmscope", substitute2(last_q));
+        ASSERT_EQ(all.series.size(), 2u) << substitute2(last_q);
+        for (const Series& s : all.series) {
+          const Host& h = s.tags.at("host") == hosts[0].name ? hosts[0] : hosts[1];
+          EXPECT_EQ(cell(s, 0, 1), int64_t(std::string(field) == "vm_to_host_bytes" ? h.rx : h.tx));
+        }
+      }
+    }
+  }
+  EXPECT_GE(checked, 8u);  // both directions of 2+ panels per dashboard, for both hosts
+  // The vm variable, with host set, lists that host's VM (and the processes that look
+  // like VMs on this machine, which both agents see: processes are not per namespace).
+  for (const Host& h : hosts) {
+    const Answer vms = influx.query(
+        "vmscope",
+        replace_all("SHOW TAG VALUES WITH KEY = \"vm\" WHERE " + kHostFilter, "$host", h.name));
+    bool web = false;
+    for (const Series& m : vms.series)  // one series per measurement
+      for (const auto& row : m.values) web |= row.size() > 1 && row[1] == "web";
+    EXPECT_TRUE(web) << h.name;
+  }
 }
 
 }  // namespace

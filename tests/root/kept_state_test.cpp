@@ -29,11 +29,11 @@ std::string ingress_tag(const std::string& programs) {
 
 // The agent's latest own line (the vmscope measurement), once it wrote one.
 std::optional<Point> self_point(Child& agent) {
-  if (!agent.wait_line([](const std::string& l) { return l.rfind("vmscope,", 0) == 0; }, 5s))
+  if (!agent.wait_line([](const std::string& l) { return l.rfind("vmscope ", 0) == 0; }, 5s))
     return std::nullopt;
   std::optional<Point> last;
   for (const auto& l : agent.lines())
-    if (l.rfind("vmscope,", 0) == 0) last = parse_point(l);
+    if (l.rfind("vmscope ", 0) == 0) last = parse_point(l);
   return last;
 }
 

@@ -78,7 +78,7 @@ TEST(Outputs, AHungInfluxDbDelaysNeitherTicksNorOtherOutputsNorExit) {
   while (ticks < 10 && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
     ticks = 0;
     for (const auto& l : agent.lines())
-      if (l.rfind("vmscope,", 0) == 0) ++ticks;
+      if (l.rfind("vmscope ", 0) == 0) ++ticks;
     usleep(50000);
   }
   const double took =
@@ -168,7 +168,7 @@ TEST(Outputs, InfluxDbDownForAMinuteWithAnAgentRestartLosesNoTick) {
 
   auto first = std::make_unique<Child>(vmscope_bin(), args, in_ns);
   ASSERT_TRUE(
-      first->wait_line([](const std::string& l) { return l.rfind("vmscope,", 0) == 0; }, 10s))
+      first->wait_line([](const std::string& l) { return l.rfind("vmscope ", 0) == 0; }, 10s))
       << first->stderr_text();
   std::this_thread::sleep_for(3s);
   influx.stop();

@@ -116,12 +116,13 @@ Vm::~Vm() {
      " >/dev/null 2>&1");
 }
 
-InfluxServer::InfluxServer(const Netns& ns, const std::string& dir, int port)
+InfluxServer::InfluxServer(const Netns& ns, const std::string& dir, int port,
+                           const std::string& http_bind)
     : ns_(ns), dir_(dir), port_(port) {
   const std::string out = dir + ".start.out";
-  const int rc =
-      sh(source_dir() + "/tests/influx/start-influxdb.sh --dir " + shq(dir_) + " --port " +
-         std::to_string(port) + " --netns " + ns.name() + " --timeout 20 >" + shq(out) + " 2>&1");
+  const int rc = sh(source_dir() + "/tests/influx/start-influxdb.sh --dir " + shq(dir_) +
+                    " --port " + std::to_string(port) + " --netns " + ns.name() + " --http-bind " +
+                    shq(http_bind) + " --timeout 20 >" + shq(out) + " 2>&1");
   if (rc != 0) throw std::runtime_error("start-influxdb.sh failed:\n" + read_text(out));
   std::printf("%s", read_text(out).c_str());
 }

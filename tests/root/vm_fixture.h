@@ -50,7 +50,9 @@ class Vm {
 // stopped and its data removed on destruction. Answers are returned as raw bodies.
 class InfluxServer {
  public:
-  InfluxServer(const Netns& ns, const std::string& dir, int port);
+  // http_bind: 0.0.0.0 to be reached from another namespace too (over a veth pair).
+  InfluxServer(const Netns& ns, const std::string& dir, int port,
+               const std::string& http_bind = "127.0.0.1");
   ~InfluxServer();
   InfluxServer(const InfluxServer&) = delete;
   InfluxServer& operator=(const InfluxServer&) = delete;

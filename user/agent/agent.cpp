@@ -18,10 +18,19 @@
 namespace vmscope {
 namespace {
 
-std::string host_name() {
-  char buf[256] = {};
-  gethostname(buf, sizeof(buf) - 1);
-  return buf;
+// The tags of every output and of /metrics, from the config (output/output_tags.h).
+OutputTags output_tags(const Config& config) {
+  OutputTags t;
+  t.tags = config.tags;
+  if (config.host_tag) {
+    t.host = config.hostname;
+    if (t.host.empty()) {
+      char buf[256] = {};
+      gethostname(buf, sizeof(buf) - 1);
+      t.host = buf;
+    }
+  }
+  return t;
 }
 
 class Agent {
@@ -33,10 +42,11 @@ class Agent {
       : config_(config),
         args_(std::move(args)),
         metrics_(std::move(metrics)),
-        output_(std::move(sinks), SpoolOptions{config.spool_dir, config.spool_max_bytes}),
+        output_(std::move(sinks), SpoolOptions{config.spool_dir, config.spool_max_bytes},
+                output_tags(config)),
         engine_(std::move(engine)),
-        host_(host_name()),
         kept_(running_kernel_task_counter_support()) {
+    if (metrics_) metrics_->set_tags(output_tags(config));
     if (!kept_.cpu_wait)
       spdlog::warn(
           "this kernel keeps no scheduler statistics (CONFIG_SCHED_INFO): vm_cpu (run_delay, "
@@ -165,6 +175,10 @@ class Agent {
         if (!started) spdlog::error("{}: /metrics is not served", started.error().message);
       }
     }
+    // Tags last among the outputs' settings: the outputs a reconfigure added get them too.
+    const OutputTags tags = output_tags(next);
+    output_.set_tags(tags);
+    if (metrics_) metrics_->set_tags(tags);
     // The line that says so is logged at the more verbose of the two levels.
     const auto level = spdlog::level::from_str(next.log_level);
     if (level < spdlog::get_level()) spdlog::set_level(level);
@@ -205,7 +219,6 @@ class Agent {
 
   SelfMetrics self_metrics(int64_t started, size_t lines, size_t vms, size_t taps) {
     SelfMetrics m;
-    m.host = host_;
     m.lines = lines;
     m.vms = vms;
     m.taps = taps;
@@ -229,7 +242,6 @@ class Agent {
   std::unique_ptr<Engine> engine_;
   TickSample sample_;
   std::string batch_;
-  std::string host_;
   TaskCounterSupport kept_;  // counters this kernel keeps (its config)
 };
 

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "output/metrics_server.h"
+#include "output/output_tags.h"
 
 namespace vmscope {
 
@@ -51,6 +52,12 @@ Status validate(const Config& c) {
   if (!c.listen.empty())
     if (auto a = parse_listen_address(c.listen); !a) return a.error();
   if (auto st = check_http_secrets(c); !st) return st;
+  for (const auto& [key, value] : c.tags)
+    if (auto st = validate_tag(key, value); !st) return st;
+  if (c.host_tag && !c.hostname.empty())
+    if (auto st = validate_tag("hostname", c.hostname); !st)
+      return Error::msg(
+          fmt::format("hostname \"{}\": no control characters, no final backslash", c.hostname));
   if (c.spool_dir.empty() || c.spool_dir.front() != '/')
     return Error::msg(fmt::format("spool dir \"{}\": must be an absolute path", c.spool_dir));
   if (c.spool_max_bytes != 0 && c.spool_max_bytes < (uint64_t{1} << 20))
@@ -108,9 +115,9 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
     const auto& b = e.source().begin;
     return Error::msg(fmt::format("{}:{}:{}: {}", source, b.line, b.column, e.description()));
   }
-  static const std::set<std::string_view> known = {"interval",  "count",  "outputs",   "log_level",
-                                                   "drop_path", "attach", "net_slots", "http",
-                                                   "override",  "spool",  "listen"};
+  static const std::set<std::string_view> known = {
+      "interval", "count",    "outputs", "log_level", "drop_path", "attach",   "net_slots",
+      "http",     "override", "spool",   "listen",    "tags",      "host_tag", "hostname"};
   for (const auto& [k, _] : root)
     if (!known.count(k.str()))
       return Error::msg(fmt::format("{}: unknown key \"{}\"", source, k.str()));
@@ -128,6 +135,17 @@ Result<Config> apply_toml(std::string_view toml_text, std::string_view source, C
   if (auto st = read_key(root, "log_level", where, c.log_level); !st) return st.error();
   if (auto st = read_key(root, "drop_path", where, c.drop_path); !st) return st.error();
   if (auto st = read_key(root, "listen", where, c.listen); !st) return st.error();
+  if (auto st = read_key(root, "host_tag", where, c.host_tag); !st) return st.error();
+  if (auto st = read_key(root, "hostname", where, c.hostname); !st) return st.error();
+  if (const toml::node* n = root.get("tags")) {
+    const toml::table* tags = n->as_table();
+    if (!tags) return Error::msg(fmt::format("{}: key \"tags\" must be a table", where));
+    for (const auto& [k, v] : *tags) {
+      auto s = v.value_exact<std::string>();
+      if (!s) return Error::msg(fmt::format("{}: tag \"{}\" must be a string", where, k.str()));
+      c.tags[std::string(k.str())] = *s;
+    }
+  }
   std::string attach = attach_mode_name(c.attach_mode);
   if (auto st = read_key(root, "attach", where, attach); !st) return st.error();
   auto mode = parse_attach_mode(attach);
@@ -233,6 +251,9 @@ struct Flags {
   int64_t count = 0;
   std::vector<std::string> outputs;
   std::string spool_dir, spool_max_size, listen, tls_ca_file;
+  std::vector<std::string> tags;  // K=V each
+  bool no_host_tag = false;
+  std::string hostname;
   // top
   bool batch = false, own = false;
   int64_t iterations = 0;
@@ -276,6 +297,11 @@ CLI::App* add_run(CLI::App& app, Flags& f) {
                   "serve Prometheus metrics on http://ADDR:PORT/metrics, e.g. 127.0.0.1:9847 "
                   "(default: no endpoint)");
   run->add_option("--attach", f.attach, "how to attach tc programs: auto, tcx or clsact");
+  run->add_option("--tag", f.tags,
+                  "K=V: a tag on every line and /metrics series (repeatable; over [tags])");
+  run->add_flag("--no-host-tag", f.no_host_tag,
+                "no host=HOSTNAME on http(s) outputs and /metrics (Telegraf adds its own)");
+  run->add_option("--hostname", f.hostname, "the host tag's value (default: gethostname())");
   add_net_slots_flag(*run, f);
   run->add_option("--spool-dir", f.spool_dir,
                   "where outputs spool lines while their destination is down "
@@ -340,6 +366,14 @@ Status apply_run_flags(const Flags& f, const CLI::App& run, Config& c) {
   if (run.count("--listen")) c.listen = f.listen;
   if (run.count("--tls-ca-file")) c.tls_ca_file = f.tls_ca_file;
   if (const char* token = std::getenv(kTokenEnv); token && *token) c.http_token = token;
+  for (const std::string& kv : f.tags) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos)
+      return Error::msg(fmt::format("--tag \"{}\": expected KEY=VALUE", kv));
+    c.tags[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (f.no_host_tag) c.host_tag = false;
+  if (run.count("--hostname")) c.hostname = f.hostname;
   if (run.count("--spool-max-size")) {
     auto size = parse_size(f.spool_max_size);
     if (!size) return size.error().context("--spool-max-size");

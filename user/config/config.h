@@ -4,6 +4,7 @@
 // options of its components (agent/options.h).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,12 @@ struct Config {
   // more than 4 times over even when no counter compresses (bench/RESULTS.md, outage).
   std::string spool_dir = "/var/lib/vmscope/spool";
   uint64_t spool_max_bytes = uint64_t{512} << 20;
+  // Many hosts (README): [tags] / --tag K=V on every line of every output and every /metrics
+  // series; host=<hostname> on http(s) outputs and /metrics (Telegraf adds its own to what
+  // it forwards) unless host_tag = false / --no-host-tag. Plain values: a reload swaps them.
+  std::map<std::string, std::string> tags;
+  bool host_tag = true;
+  std::string hostname;  // hostname / --hostname; empty: gethostname()
   std::string config_file;  // --config: what a reload reads again; empty: none
 
   bool operator==(const Config&) const = default;

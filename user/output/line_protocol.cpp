@@ -403,4 +403,65 @@ void LineWriter::end(int64_t timestamp_ns) {
   ++lines_;
 }
 
+std::string encode_tag_suffix(const std::vector<std::pair<std::string, std::string>>& tags) {
+  std::string out;
+  TagValue v;
+  for (const auto& [key, value] : tags) {
+    v.set(value);
+    if (key.empty() || v.text().empty()) continue;  // as tag() skips it
+    out.resize(out.size() + 2 + 2 * key.size());
+    char* const start = out.data() + out.size() - 2 - 2 * key.size();
+    char* p = start;
+    *p++ = ',';
+    p = write_escaped(p, key, kKeySpecials);
+    *p++ = '=';
+    out.resize(static_cast<size_t>(p - out.data()));
+    out += v.text();
+  }
+  return out;
+}
+
+void append_with_tags(std::string_view lines, std::string_view suffix, std::string& out) {
+  if (suffix.empty()) {
+    out += lines;
+    return;
+  }
+  const size_t n_lines = static_cast<size_t>(std::count(lines.begin(), lines.end(), '\n')) + 1;
+  const size_t base = out.size();
+  out.resize(base + lines.size() + n_lines * suffix.size());
+  char* p = out.data() + base;
+  const char* const begin = lines.data();
+  const char* const end = begin + lines.size();
+  const char* at = begin;
+  while (at < end) {
+    const char* nl = static_cast<const char*>(std::memchr(at, '\n', static_cast<size_t>(end - at)));
+    nl = nl ? nl + 1 : end;
+    // The series key ends at the first space not escaped. write_escaped doubles every
+    // backslash run before a space, then escapes the space with one more: an escaped
+    // space follows an odd run, a separator an even one (none).
+    const char* k = at;
+    for (;;) {
+      k = static_cast<const char*>(std::memchr(k, ' ', static_cast<size_t>(nl - k)));
+      if (!k) break;
+      const char* b = k;
+      while (b > at && b[-1] == '\\') --b;
+      if ((k - b) % 2 == 0) break;
+      ++k;
+    }
+    if (!k) {  // no fields: not a line the encoders write; copied as it is
+      std::memcpy(p, at, static_cast<size_t>(nl - at));
+      p += nl - at;
+    } else {
+      std::memcpy(p, at, static_cast<size_t>(k - at));
+      p += k - at;
+      std::memcpy(p, suffix.data(), suffix.size());
+      p += suffix.size();
+      std::memcpy(p, k, static_cast<size_t>(nl - k));
+      p += nl - k;
+    }
+    at = nl;
+  }
+  out.resize(static_cast<size_t>(p - out.data()));
+}
+
 }  // namespace vmscope

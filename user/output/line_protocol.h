@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace vmscope {
 
@@ -134,5 +136,16 @@ class LineWriter {
   bool has_name_ = false;  // measurement escaped to something non-empty
   bool has_field_ = false;
 };
+
+// Tags added to every line of one output (the global tags, the host), pre-encoded once
+// per output and configuration as ",k=v,k2=v2": keys as they are (validated to plain
+// label names), values escaped as tag() escapes them. Empty: no tags.
+std::string encode_tag_suffix(const std::vector<std::pair<std::string, std::string>>& tags);
+
+// Appends lines to out with suffix spliced in at the end of each line's series key (its
+// first unescaped space), so that the output's own tags follow the ones vmscope wrote.
+// One scan of each series key and one copy: the encoder writes every line once for all
+// outputs, and only the outputs that carry tags pay for them, on their own thread.
+void append_with_tags(std::string_view lines, std::string_view suffix, std::string& out);
 
 }  // namespace vmscope

@@ -160,11 +160,16 @@ void MetricsServer::publish(const TickSample& sample, const SelfMetrics& self,
   ticks_.observe(static_cast<double>(self.tick_ns) / 1e9);
   std::shared_ptr<MetricsSnapshot> built = retain_snapshot(sample, self, kept, ticks_);
   start_times_.settle(*built);
+  built->const_labels = const_labels_;
   std::shared_ptr<const MetricsSnapshot> next = std::move(built);
   std::lock_guard lock(mu_);
   latest_.swap(next);
   // `next` now holds the previous snapshot: freed after the lock is released (or by the
   // last scrape still rendering it).
+}
+
+void MetricsServer::set_tags(const OutputTags& tags) {
+  const_labels_ = metrics_labels(tags);
 }
 
 std::shared_ptr<const MetricsSnapshot> MetricsServer::latest() const {

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "output/output_tags.h"
 #include "output/prometheus_metrics.h"
 
 struct MHD_Daemon;
@@ -44,6 +45,10 @@ class MetricsServer {
   // tick's duration (self.tick_ns) in the histogram, and swaps the pointer.
   void publish(const TickSample& sample, const SelfMetrics& self, const TaskCounterSupport& kept);
 
+  // The labels every series carries from the next publish on (host, the global tags):
+  // encoded here, once per configuration.
+  void set_tags(const OutputTags& tags);
+
   // The HTTP thread's side, also for the tests: the snapshot a scrape starting now renders.
   std::shared_ptr<const MetricsSnapshot> latest() const;
 
@@ -60,8 +65,9 @@ class MetricsServer {
   };
   mutable std::mutex mu_;  // guards latest_ only: held for a pointer copy or swap
   std::shared_ptr<const MetricsSnapshot> latest_;
-  TickHistogram ticks_;     // the tick thread's
-  StartTimes start_times_;  // the tick thread's
+  TickHistogram ticks_;       // the tick thread's
+  StartTimes start_times_;    // the tick thread's
+  std::string const_labels_;  // the tick thread's
   std::string address_;
   std::unique_ptr<MHD_Daemon, DaemonStop> daemon_;
 };

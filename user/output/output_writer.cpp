@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "output/line_protocol.h"
+
 namespace vmscope {
 namespace {
 
@@ -21,8 +23,17 @@ OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, size_t max_
 
 OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
                            size_t max_queued_bytes)
-    : spool_(spool), max_queued_bytes_(max_queued_bytes) {
+    : OutputWriter(std::move(sinks), spool, OutputTags{}, max_queued_bytes) {}
+
+OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
+                           const OutputTags& tags, size_t max_queued_bytes)
+    : spool_(spool), max_queued_bytes_(max_queued_bytes), tags_(tags) {
   for (auto& s : sinks) workers_.push_back(make_worker(std::move(s)));
+}
+
+void OutputWriter::set_tags(const OutputTags& tags) {
+  tags_ = tags;
+  for (auto& w : workers_) w->set_tag_suffix(line_tag_suffix(tags_, w->url()));
 }
 
 std::unique_ptr<OutputWriter::Worker> OutputWriter::make_worker(std::unique_ptr<Sink> s) {
@@ -36,7 +47,9 @@ std::unique_ptr<OutputWriter::Worker> OutputWriter::make_worker(std::unique_ptr<
       spdlog::warn("output {}: no spool, an outage loses what exceeds the memory backlog: {}",
                    s->url(), opened.error().message);
   }
-  return std::make_unique<Worker>(std::move(s), std::move(sp), max_queued_bytes_);
+  auto w = std::make_unique<Worker>(std::move(s), std::move(sp), max_queued_bytes_);
+  w->set_tag_suffix(line_tag_suffix(tags_, w->url()));
+  return w;
 }
 
 Status OutputWriter::reconfigure(const std::vector<std::string>& urls, bool renew,
@@ -139,6 +152,11 @@ SinkStats OutputWriter::totals() const {
   return t;
 }
 
+void OutputWriter::Worker::set_tag_suffix(std::string suffix) {
+  std::lock_guard lk(mu_);
+  tag_suffix_ = std::move(suffix);
+}
+
 OutputWriter::Worker::Worker(std::unique_ptr<Sink> sink, std::unique_ptr<Spool> spool,
                              size_t max_queued_bytes)
     : url_(sink->url()),
@@ -220,6 +238,8 @@ constexpr size_t kKeptRoundBytes = 1 << 20;
 
 void OutputWriter::Worker::run() {
   std::string round;
+  std::string suffix;
+  std::vector<Batch> taken;  // this round's batches, tagged outside the lock
   for (;;) {
     bool last;
     Batch single;  // the only queued batch: written as it is, not copied
@@ -236,20 +256,25 @@ void OutputWriter::Worker::run() {
       }
       // Everything queued goes out in one write: a slow destination costs one timeout
       // per round, not one per batch. With a spool, rounds stay under kMaxRound.
-      round.clear();
-      if (queue_.size() == 1) {
+      suffix = tag_suffix_;  // a few bytes; the batches of this round get these tags
+      if (queue_.size() == 1 && suffix.empty()) {
         single = std::move(queue_.front());
         queued_bytes_ -= single->size();
         queue_.pop_front();
       }
-      while (!queue_.empty() && (!spool_ || round.empty() || round.size() < kMaxRound)) {
-        round += *queue_.front();
+      size_t bytes = 0;
+      while (!queue_.empty() && (!spool_ || bytes == 0 || bytes < kMaxRound)) {
+        bytes += queue_.front()->size();
         queued_bytes_ -= queue_.front()->size();
+        taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       last = closing_ && queue_.empty();
       next_sink = std::move(next_sink_);
     }
+    round.clear();
+    for (const Batch& b : taken) append_with_tags(*b, suffix, round);
+    taken.clear();
     if (next_sink) take_over(std::move(next_sink));
     const std::string& out = single ? *single : round;
     if (spool_) {

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "output/output_tags.h"
 #include "output/sink.h"
 #include "output/spool.h"
 
@@ -38,6 +39,9 @@ class OutputWriter {
   // without one (one warning).
   OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
                size_t max_queued_bytes = 16 << 20);
+  // The same, each output adding its tags (output/output_tags.h) to every line.
+  OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
+               const OutputTags& tags, size_t max_queued_bytes = 16 << 20);
   ~OutputWriter();  // close()
   OutputWriter(const OutputWriter&) = delete;
   OutputWriter& operator=(const OutputWriter&) = delete;
@@ -59,6 +63,10 @@ class OutputWriter {
   // spool; a removed one is closed in the background: its queue goes out with one last
   // flush (bounded by its timeout) and what that cannot deliver stays in its spool for a
   // later run with that URL. Changes nothing when make fails for any URL.
+  // The tags of the batches written from now on (a configuration reload): each output's
+  // suffix is encoded here, once; outputs a reconfigure adds get them too.
+  void set_tags(const OutputTags& tags);
+
   using MakeSink = std::function<Result<std::unique_ptr<Sink>>(const std::string& url)>;
   Status reconfigure(const std::vector<std::string>& urls, bool renew, const MakeSink& make);
 
@@ -78,6 +86,7 @@ class OutputWriter {
     // undelivered goes to the new one first.
     void replace_sink(std::unique_ptr<Sink> sink);
     const std::string& url() const { return url_; }
+    void set_tag_suffix(std::string suffix);
     SinkStats stats() const;
 
    private:
@@ -89,7 +98,7 @@ class OutputWriter {
     void spill();
     void set_down(bool down);  // logs the start of spooling once per outage
     void take_over(std::unique_ptr<Sink> next);
-    const std::string url_;
+    const std::string url_;  // the sink's, for set_tags from the tick's thread
     std::unique_ptr<Sink> sink_;    // used by this worker's thread only
     std::unique_ptr<Spool> spool_;  // likewise; null: none
     bool down_ = false;             // the last attempt left lines undelivered
@@ -103,6 +112,7 @@ class OutputWriter {
     SinkStats sink_stats_;  // refreshed by the thread after each round
     SinkStats replaced_;    // counters of the sinks replace_sink retired
     std::unique_ptr<Sink> next_sink_;
+    std::string tag_suffix_;  // the output's tags, spliced into each line (empty: none)
     bool closing_ = false;
     std::atomic<bool> finished_ = false;
     std::thread thread_;
@@ -114,6 +124,7 @@ class OutputWriter {
 
   SpoolOptions spool_;
   size_t max_queued_bytes_;
+  OutputTags tags_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Worker>> closing_;  // removed by reconfigure, still delivering
   SinkStats removed_;                             // counters of the removed outputs, reaped

@@ -506,7 +506,7 @@ void vm_families(Exposition& e, const std::vector<VmResources>& vms, const Metri
 }  // namespace
 
 void render_metrics(const MetricsSnapshot& s, ExpositionFormat format, std::string& out) {
-  Exposition e(format, out);
+  Exposition e(format, out, s.const_labels);
   self_families(e, s);
   if (s.sample.net) {
     net_families(e, *s.sample.net);

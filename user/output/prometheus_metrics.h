@@ -49,6 +49,8 @@ struct MetricsSnapshot {
   // vmscope_vm_start_time_seconds per entry of sample.vms, from StartTimes; empty: each
   // is the tick's time less the VM's uptime.
   std::vector<double> vm_start_s;
+  // Labels every series carries (host, the global tags), as encode_const_labels writes them.
+  std::string const_labels;
 };
 
 // A copy of what the tick collected that outlives the tick: the sample's names (views

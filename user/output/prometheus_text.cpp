@@ -114,6 +114,17 @@ void append_help(std::string& out, std::string_view help, ExpositionFormat f) {
   }
 }
 
+std::string encode_const_labels(std::span<const Label> labels) {
+  std::string out;
+  for (const Label& l : labels) {
+    if (!out.empty()) out += ',';
+    out.append(l.name) += "=\"";
+    append_label_value(out, l.value);
+    out += '"';
+  }
+  return out;
+}
+
 void append_number(std::string& out, double v) {
   if (std::isnan(v))
     out += "NaN";
@@ -165,7 +176,7 @@ Exposition& Exposition::family(std::string_view name, MetricType type, std::stri
 void Exposition::sample(std::string_view suffix, const LabelSet& labels, const Label* extra,
                         std::string_view value) {
   out_.append(name_).append(suffix);
-  if (!labels.items().empty() || extra) {
+  if (!labels.items().empty() || extra || !const_labels_.empty()) {
     out_ += '{';
     bool first = true;
     const auto label = [&](const Label& l) {
@@ -177,6 +188,10 @@ void Exposition::sample(std::string_view suffix, const LabelSet& labels, const L
     };
     for (const Label& l : labels.items()) label(l);
     if (extra) label(*extra);
+    if (!const_labels_.empty()) {
+      if (!first) out_ += ',';
+      out_ += const_labels_;
+    }
     out_ += '}';
   }
   out_ += ' ';

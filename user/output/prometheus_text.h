@@ -52,7 +52,10 @@ struct Bucket {
 
 class Exposition {
  public:
-  Exposition(ExpositionFormat format, std::string& out) : format_(format), out_(out) {}
+  // const_labels: labels every sample carries after its own, already written as
+  // name="value",... (encode_const_labels), e.g. host and the global tags.
+  Exposition(ExpositionFormat format, std::string& out, std::string_view const_labels = {})
+      : format_(format), out_(out), const_labels_(const_labels) {}
 
   // Starts a family: HELP and TYPE. `name` is the family's name as OpenMetrics has it:
   // without the _total of a counter's samples or the _info of an info's.
@@ -79,6 +82,7 @@ class Exposition {
               std::string_view value);
   ExpositionFormat format_;
   std::string& out_;
+  std::string_view const_labels_;
   std::string_view name_;
   MetricType type_ = MetricType::kGauge;
 };
@@ -87,6 +91,9 @@ class Exposition {
 // replaced by U+FFFD. HELP: \ and newline, and " in OpenMetrics.
 void append_label_value(std::string& out, std::string_view value);
 void append_help(std::string& out, std::string_view help, ExpositionFormat f);
+// Labels as a sample writes them, name="value" joined by commas, values escaped: encoded
+// once for the labels every sample carries.
+std::string encode_const_labels(std::span<const Label> labels);
 // A sample value or an `le`: shortest round-trip decimal, +Inf, -Inf, NaN.
 void append_number(std::string& out, double v);
 

@@ -13,8 +13,8 @@ namespace vmscope {
 
 void encode_self(const SelfMetrics& m, int64_t ts, std::string& out) {
   LineWriter w(out);
+  // No host tag of its own: outputs that need one add it to every line (output/output_tags.h).
   w.begin("vmscope")
-      .tag("host", m.host)
       .field_uint("tick_ns", m.tick_ns)
       .field_uint("lines", m.lines)
       .field_uint("lines_written", m.lines_written)

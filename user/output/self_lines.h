@@ -1,4 +1,4 @@
-// vmscope's own health, one `vmscope,host=HOSTNAME` line per tick.
+// vmscope's own health, one `vmscope` line per tick (host=HOSTNAME where the output adds it).
 #pragma once
 
 #include <cstdint>
@@ -13,7 +13,6 @@ struct ProgramStats {
 };
 
 struct SelfMetrics {
-  std::string host;
   uint64_t tick_ns = 0;                           // drain + encode of this tick, until this line
   uint64_t lines = 0;                             // lines of this tick, before this one
   uint64_t lines_written = 0, lines_dropped = 0;  // all sinks, since start
