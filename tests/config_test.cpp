@@ -481,6 +481,8 @@ TEST(ConfigHttp, TokenFromFileOrEnvironmentCaFromFileOrFlag) {
   c = apply_toml("[http]\ntoken = 5", "f.toml", Config{});
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().message, "f.toml: key \"token\" has the wrong type");
+}
+
 // Reload (SIGHUP): the command line parsed again; what changed, and restart-only keys
 // kept at their running values.
 struct ReloadFile {
