@@ -3,7 +3,7 @@
 # bench_self_field FILE NAME: the integer field NAME of the last `vmscope` line (the
 # agent's self-metrics) in the line-protocol FILE; empty before the first one.
 bench_self_field() {
-  tac "$1" 2>/dev/null | grep -m1 '^vmscope,' | tr ' ,' '\n\n' | sed -n "s/^$2=\([0-9]*\)i\$/\1/p"
+  tac "$1" 2>/dev/null | grep -m1 -E '^vmscope[ ,]' | tr ' ,' '\n\n' | sed -n "s/^$2=\([0-9]*\)i\$/\1/p"
 }
 
 # bench_rss_kib PID: VmRSS of the process in KiB (0 once it is gone).

@@ -41,7 +41,7 @@ def receive(port, path):
                 break
             rest += data
             *lines, rest = rest.split(b"\n")
-            keep = [l.decode() for l in lines if l.startswith((b"vm_event,", b"vmscope,"))]
+            keep = [l.decode() for l in lines if l.startswith((b"vm_event,", b"vmscope,", b"vmscope "))]
             with lock:
                 total[0] += len(lines)
                 if keep:

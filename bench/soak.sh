@@ -173,7 +173,7 @@ grep -E '\] \[(warning|error)\]' "$WORK/agent.log" | sed 's/^[^]]*\] //' | sort 
 influx_events=$(count "SELECT count(pid) FROM vm_event WHERE vm =~ /^$PREFIX/")
 influx_ticks=$(count 'SELECT count(tick_ns) FROM vmscope')
 tcp_events=$(grep -c "^vm_event,.*vm=$PREFIX" "$LINES")
-tcp_ticks=$(grep -c '^vmscope,' "$LINES")
+tcp_ticks=$(grep -cE '^vmscope[ ,]' "$LINES")
 say "outputs: TCP receiver $(cat "$LINES.count") lines, $tcp_events events, $tcp_ticks ticks;" \
   "InfluxDB ($outages outages of $OUTAGE_FOR s) $influx_events events, $influx_ticks ticks"
 

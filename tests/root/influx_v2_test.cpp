@@ -48,7 +48,7 @@ bool eventually(const std::function<bool()>& pred) {
 int vmscope_lines(Child& agent) {
   int n = 0;
   for (const auto& l : agent.lines())
-    if (l.rfind("vmscope,", 0) == 0) ++n;
+    if (l.rfind("vmscope ", 0) == 0) ++n;
   return n;
 }
 

@@ -205,7 +205,7 @@ TEST(Reload, ABadConfigKeepsTheRunningOneWithOneErrorLine) {
   Child agent(vmscope_bin(), {"run", "--config", conf, "--spool-dir", tmp.path + "/spool"},
               SpawnOptions{ns.name(), "", {}, false});
   ASSERT_TRUE(
-      agent.wait_line([](const std::string& l) { return l.rfind("vmscope,", 0) == 0; }, 10s))
+      agent.wait_line([](const std::string& l) { return l.rfind("vmscope ", 0) == 0; }, 10s))
       << agent.stderr_text();
 
   struct Bad {

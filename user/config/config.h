@@ -44,7 +44,7 @@ struct Config {
   // it forwards) unless host_tag = false / --no-host-tag. Plain values: a reload swaps them.
   std::map<std::string, std::string> tags;
   bool host_tag = true;
-  std::string hostname;  // hostname / --hostname; empty: gethostname()
+  std::string hostname;     // hostname / --hostname; empty: gethostname()
   std::string config_file;  // --config: what a reload reads again; empty: none
 
   bool operator==(const Config&) const = default;

@@ -98,7 +98,7 @@ class OutputWriter {
     void spill();
     void set_down(bool down);  // logs the start of spooling once per outage
     void take_over(std::unique_ptr<Sink> next);
-    const std::string url_;  // the sink's, for set_tags from the tick's thread
+    const std::string url_;         // the sink's, for set_tags from the tick's thread
     std::unique_ptr<Sink> sink_;    // used by this worker's thread only
     std::unique_ptr<Spool> spool_;  // likewise; null: none
     bool down_ = false;             // the last attempt left lines undelivered
