@@ -5,6 +5,7 @@
 // capability is needed (without it something is lost); and without --listen the agent
 // listens on no socket.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,26 @@ namespace {
 // Numeric ids no account uses: the agent, the tap holder ("qemu" of one user), and a
 // process-only VM of a third user.
 constexpr int kAgentUid = 61711, kHolderUid = 61712, kVmUid = 61713;
+
+// A copy of a built binary that the other uids can run: the build tree may lie under a
+// directory only root may enter (a clone in /root, as CI and the minimal-root check make).
+// The copies live in one directory per test process, removed at its exit.
+std::string runnable_by_all(const std::string& bin) {
+  struct Dir {
+    std::string path;
+    Dir() {
+      char tmpl[] = "/var/tmp/vmscope-priv-bin-XXXXXX";
+      if (!mkdtemp(tmpl) || chmod(tmpl, 0755) != 0)
+        throw std::runtime_error("make a directory for binaries other uids run");
+      path = tmpl;
+    }
+    ~Dir() { std::filesystem::remove_all(path); }
+  };
+  static const Dir dir;
+  const std::string copy = dir.path + "/" + std::filesystem::path(bin).filename().string();
+  if (access(copy.c_str(), X_OK) != 0) must("install -m 0755 " + bin + " " + copy);
+  return copy;
+}
 
 // The capabilities of one `Key=CAP_A CAP_B` line of the unit, as setpriv names them ("bpf").
 std::vector<std::string> unit_capabilities(const std::string& key) {
@@ -80,8 +101,9 @@ std::unique_ptr<Child> unit_agent(const Netns& ns, const std::vector<std::string
       "umask 077 && exec setpriv \"$@\"";
   std::vector<std::string> args = {"-m", "--propagation", "private", "sh", "-c", script, "sh"};
   for (std::string& a : as_user(kAgentUid, caps)) args.push_back(std::move(a));
-  for (std::string a : {vmscope_bin(), std::string("run"), std::string("--interval"),
-                        std::string("0.3"), std::string("--log-level"), std::string("debug")})
+  for (std::string a :
+       {runnable_by_all(vmscope_bin()), std::string("run"), std::string("--interval"),
+        std::string("0.3"), std::string("--log-level"), std::string("debug")})
     args.push_back(std::move(a));
   return std::make_unique<Child>("/usr/bin/unshare", args, SpawnOptions{ns.name(), "", {}, false});
 }
@@ -93,7 +115,7 @@ std::unique_ptr<Child> qemu_of(int uid, const Netns& ns, const std::string& help
   std::vector<std::string> args = as_user(uid, {});
   for (const char* a : {"bash", "-c", "exec -a qemu-system-x86_64 \"$0\" \"$@\""})
     args.push_back(a);
-  args.push_back(helper_bin(helper));
+  args.push_back(runnable_by_all(helper_bin(helper)));
   args.insert(args.end(), qemu_args.begin(), qemu_args.end());
   return std::make_unique<Child>("/usr/bin/setpriv", args,
                                  SpawnOptions{ns.name(), "", std::move(env), pipe_stdin});
@@ -297,7 +319,7 @@ TEST(LeastPrivilege, EachCapabilityOfTheUnitIsNeeded) {
       for (const std::string& a : as_user(kAgentUid, fewer)) cmd += " " + a;
       int status = 0;
       const std::string out = [&] {
-        FILE* p = popen((cmd + " " + vmscope_bin() + " check 2>&1").c_str(), "r");
+        FILE* p = popen((cmd + " " + runnable_by_all(vmscope_bin()) + " check 2>&1").c_str(), "r");
         std::string text;
         char buf[4096];
         for (size_t n; p && (n = fread(buf, 1, sizeof(buf), p)) > 0;) text.append(buf, n);
