@@ -50,6 +50,19 @@ struct Bridge {
   }
 };
 
+// A bridge with one tap, held by a solo5-hvt-looking process, and a UDP frame (100 bytes
+// of payload) from its VM.
+struct WebVm {
+  Bridge br;
+  std::unique_ptr<Child> holder;
+  std::vector<uint8_t> frame;
+  WebVm() {
+    br.add_tap("vmmtap0");
+    holder = br.hold("solo5-hvt", kSolo5Args);
+    frame = ipv4_frame(mac_of(br.ns, "br0"), kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, 100);
+  }
+};
+
 // Waits until the tap's kernel counter reaches `want`: the holder writes injected frames
 // asynchronously.
 inline bool wait_stat(const Netns& ns, const std::string& dev, const std::string& stat,

@@ -94,14 +94,12 @@ uint32_t agent_ingress_id(Child& agent) {
 }
 
 TEST(Coexistence, ForeignTcxProgramsKeepEffectAndOrder) {
-  Bridge br;
-  br.add_tap("vmmtap0");
-  auto holder = br.hold("solo5-hvt", kSolo5Args);
-  const auto frame =
-      ipv4_frame(mac_of(br.ns, "br0"), kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, 100);
+  WebVm vm;
+  Bridge& br = vm.br;
+  const auto& frame = vm.frame;
   uint64_t frames = 0;
   auto send = [&](int n) {
-    for (int i = 0; i < n; ++i) inject(*holder, frame);
+    for (int i = 0; i < n; ++i) inject(*vm.holder, frame);
     frames += n;
     ASSERT_TRUE(wait_stat(br.ns, "vmmtap0", "rx_packets", frames));
   };
@@ -153,11 +151,9 @@ TEST(Coexistence, ForeignTcxProgramsKeepEffectAndOrder) {
 // The earlier one's verdict is "continue" (a verdict that ends classification would keep
 // the later filters, vmscope's included, from seeing the frame: that is tc's order).
 TEST(Coexistence, ForeignClsactFiltersKeepEffectAndOrder) {
-  Bridge br;
-  br.add_tap("vmmtap0");
-  auto holder = br.hold("solo5-hvt", kSolo5Args);
-  const auto frame =
-      ipv4_frame(mac_of(br.ns, "br0"), kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, 100);
+  WebVm vm;
+  Bridge& br = vm.br;
+  const auto& frame = vm.frame;
   br.ns.must("ip link add fx0 type veth peer name fx1");
   br.ns.must("ip link add fy0 type veth peer name fy1");
   for (const char* d : {"fx0", "fx1", "fy0", "fy1"})
@@ -168,7 +164,7 @@ TEST(Coexistence, ForeignClsactFiltersKeepEffectAndOrder) {
       "action mirred egress mirror dev fx0 continue");
   uint64_t frames = 0;
   auto send = [&](int n) {
-    for (int i = 0; i < n; ++i) inject(*holder, frame);
+    for (int i = 0; i < n; ++i) inject(*vm.holder, frame);
     frames += n;
     ASSERT_TRUE(wait_stat(br.ns, "vmmtap0", "rx_packets", frames));
   };

@@ -13,8 +13,6 @@
 namespace vmscope::test {
 namespace {
 
-constexpr size_t kUdpPayload = 100;
-
 std::string pin_dir(const Netns& ns) {
   return "/sys/fs/bpf/vmscope/net-" + trim(capture("stat -L -c %i /run/netns/" + ns.name()));
 }
@@ -36,19 +34,6 @@ std::optional<Point> self_point(Child& agent) {
     if (l.rfind("vmscope ", 0) == 0) last = parse_point(l);
   return last;
 }
-
-// A bridge with one tap, held by a solo5-hvt-looking process, and a UDP frame from its VM.
-struct WebVm {
-  Bridge br;
-  std::unique_ptr<Child> holder;
-  std::vector<uint8_t> frame;
-  WebVm() {
-    br.add_tap("vmmtap0");
-    holder = br.hold("solo5-hvt", kSolo5Args);
-    frame =
-        ipv4_frame(mac_of(br.ns, "br0"), kVmMac, ip("10.99.0.2"), ip("10.99.0.1"), 17, kUdpPayload);
-  }
-};
 
 struct RestartCase {
   const char* attach;
