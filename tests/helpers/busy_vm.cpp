@@ -9,13 +9,16 @@
 // $BUSY_WRITE_MB=N writes N MiB into a file under $BUSY_WRITE_DIR with fdatasync before
 // "ready" (the file stays); $BUSY_THREAD_EXIT_MS=ms: the spinning threads exit after that long,
 // each printing "thread done", while the process lives on; $BUSY_NO_NAPS=1: the spinning
-// threads never sleep (CPU-bound: they always want the CPU).
+// threads never sleep (CPU-bound: they always want the CPU). $BUSY_DISK_EVERY_MS=ms: after
+// "ready", every ms a thread rewrites that file in place (fdatasync) and reads it back from
+// storage (dropped from the page cache first): steady disk writes and reads, as a database.
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -46,6 +49,25 @@ void write_file(const char* dir, long mib) {
       std::exit(2);
     }
   if (fdatasync(fd) != 0) std::perror("busy_vm: fdatasync");
+  close(fd);
+}
+
+// One round of the disk loop: dir/busy_vm.data rewritten (fdatasync), then read back. The
+// clean pages are dropped first, so the reads go to storage (read_bytes), not the cache.
+void rewrite_and_read(const std::string& path, long mib) {
+  int fd = open(path.c_str(), O_RDWR | O_CREAT, 0600);
+  if (fd < 0) {
+    std::perror("busy_vm: open");
+    return;
+  }
+  std::vector<char> block(1 << 20, 'w');
+  for (long i = 0; i < mib; ++i)
+    if (write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) break;
+  if (fdatasync(fd) != 0) std::perror("busy_vm: fdatasync");
+  posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  lseek(fd, 0, SEEK_SET);
+  while (read(fd, block.data(), block.size()) > 0) {
+  }
   close(fd);
 }
 
@@ -80,6 +102,17 @@ int main() {
     write_file(std::getenv("BUSY_WRITE_DIR"), w);
   std::printf("ready\n");
   std::fflush(stdout);
+
+  if (const long every_ms = env_or("BUSY_DISK_EVERY_MS", -1); every_ms >= 0) {
+    const std::string dir = std::getenv("BUSY_WRITE_DIR") ? std::getenv("BUSY_WRITE_DIR") : ".";
+    const long mib = std::max(1L, env_or("BUSY_WRITE_MB", 1));
+    std::thread([path = dir + "/busy_vm.data", mib, every_ms] {
+      for (;;) {
+        rewrite_and_read(path, mib);
+        std::this_thread::sleep_for(std::chrono::milliseconds(every_ms));
+      }
+    }).detach();
+  }
 
   std::atomic<unsigned long> sink{0};
   std::vector<std::thread> spinners;
