@@ -77,15 +77,17 @@ void part_task_iter(benchmark::State& state) {
     state.SkipWithError("load process programs");
     return;
   }
-  std::vector<vs_task_sample> samples;
+  size_t records = 0;
   for (auto _ : state) {
-    if (auto st = programs->sample(samples); !st) {
-      state.SkipWithError(st.error().message.c_str());
+    auto samples = programs->sample();
+    if (!samples) {
+      state.SkipWithError(samples.error().message.c_str());
       return;
     }
-    benchmark::DoNotOptimize(samples.data());
+    benchmark::DoNotOptimize(samples->data());
+    records = samples->size();
   }
-  state.counters["records"] = static_cast<double>(samples.size());
+  state.counters["records"] = static_cast<double>(records);
 }
 
 void part_proc_collect(benchmark::State& state) {

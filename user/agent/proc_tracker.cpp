@@ -103,7 +103,7 @@ void ProcTracker::set_naming(VmProcessOptions opts) {
   scan_existing();
 }
 
-void ProcTracker::follow(const std::vector<vs_task_sample>& samples) {
+void ProcTracker::follow(std::span<const vs_task_sample> samples) {
   for (const vs_task_sample& s : samples) {
     if (!s.is_leader || procs_.count(s.tgid)) continue;
     auto u = unnamed_.find(s.tgid);
@@ -261,9 +261,10 @@ Status ProcTracker::collect(std::vector<VmEvent>& gone, std::vector<VmResources>
   // Events first: an exit must not look like a vanished process.
   for (VmEvent& ev : poll_events()) gone.push_back(std::move(ev));
   out.clear();
-  if (auto st = programs_->sample(samples_); !st) return st;
-  if (reader_) follow(samples_);
-  const std::vector<ProcSample>& per_proc = aggregator_.aggregate(samples_);  // by tgid
+  auto samples = programs_->sample();
+  if (!samples) return samples.error();
+  if (reader_) follow(*samples);
+  const std::vector<ProcSample>& per_proc = aggregator_.aggregate(*samples);  // by tgid
 
   const int64_t now_boot = boottime_ns();
   out.reserve(procs_.size());

@@ -155,8 +155,7 @@ uint64_t ProcPrograms::lost_events() const {
   return sum;
 }
 
-Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
-  out.clear();
+Result<std::span<const vs_task_sample>> ProcPrograms::sample() {
   if (walk_) {
     LIBBPF_OPTS(bpf_test_run_opts, opts);
     if (bpf_prog_test_run_opts(bpf_program__fd(walk_->progs.vs_tasks), &opts))
@@ -180,9 +179,10 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
       walk_records_ = std::move(*m);
       mapped_records_ = want;
     }
-    out.assign(walk_records_.get(), walk_records_.get() + n);
-    return {};
+    return std::span<const vs_task_sample>(walk_records_.get(), n);
   }
+  std::vector<vs_task_sample>& out = iter_records_;
+  out.clear();
   UniqueFd fd(bpf_iter_create(bpf_link__fd(iter_link_.get())));
   if (!fd.valid()) return Error::from_errno("start task iterator", errno);
   // Large reads: the kernel fills its whole seq buffer (32 KiB) per read() and restarts
@@ -207,7 +207,7 @@ Status ProcPrograms::sample(std::vector<vs_task_sample>& out) {
     std::memmove(read_buf_.data(), read_buf_.data() + whole * sizeof(vs_task_sample), rest);
     have = rest;
   }
-  return {};
+  return std::span<const vs_task_sample>(out);
 }
 
 void ProcPrograms::program_fds(std::vector<int>& out) const {

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "common/mapping.h"
@@ -55,8 +56,10 @@ class ProcPrograms {
   uint64_t lost_events() const;
 
   // One pass over the tasks: records of every tracked process (one per process from the
-  // task-list walk, one per thread from the task iterator where the walk cannot load).
-  Status sample(std::vector<vs_task_sample>& out);
+  // task-list walk, one per thread from the task iterator where the walk cannot load),
+  // valid until the next call. The walk's records are read where the kernel wrote them
+  // (at 10,000 VMs a copy is 3.5 MB more to read, write and keep resident per tick).
+  Result<std::span<const vs_task_sample>> sample();
 
   // Appends the fd of every loaded program (lifecycle hooks and sampler), for run-time
   // statistics.
@@ -88,6 +91,7 @@ class ProcPrograms {
   std::unique_ptr<bpf_link, Deleters> iter_link_;
   std::unique_ptr<ring_buffer, Deleters> ring_;
   std::vector<char> read_buf_;
+  std::vector<vs_task_sample> iter_records_;  // the task iterator's, copied out of read()
 };
 
 }  // namespace vmscope

@@ -7,7 +7,7 @@
 namespace vmscope {
 
 void Inventory::reset(const std::vector<LinkInfo>& links) {
-  std::map<int, TapState> old = std::move(taps_);
+  FlatMap<int, TapState> old = std::move(taps_);
   links_.clear();
   taps_.clear();
   for (const auto& l : links) update_link(l);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flat_map.h"
 #include "discover/links.h"
 #include "discover/naming.h"
 
@@ -44,7 +45,7 @@ class Inventory {
   // New naming rules (a reload): every tap is named again by the next resolve_owners.
   void set_naming(const NamingOptions& naming, const std::vector<NameOverride>& overrides);
 
-  const std::map<int, TapState>& taps() const { return taps_; }
+  const FlatMap<int, TapState>& taps() const { return taps_; }
   // Bridges that hold at least one VM tap, by ifindex.
   std::map<int, LinkInfo> vm_bridges() const;
   const LinkInfo* link(int ifindex) const;
@@ -55,8 +56,10 @@ class Inventory {
   void refresh_bridge_tag(TapState& tap) const;
 
   InventoryOptions opts_;
-  std::map<int, LinkInfo> links_;  // every link we saw: taps, bridges, the rest (for masters)
-  std::map<int, TapState> taps_;
+  // By ifindex, ordered: the collector walks the taps once per tick, merged with the
+  // devices it counts (also ordered by ifindex).
+  FlatMap<int, LinkInfo> links_;  // every link we saw: taps, bridges, the rest (for masters)
+  FlatMap<int, TapState> taps_;
 };
 
 }  // namespace vmscope

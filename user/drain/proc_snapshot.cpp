@@ -80,8 +80,7 @@ void ProcAggregator::sort_and_merge() {
   raw_.swap(merged_);
 }
 
-const std::vector<ProcSample>& ProcAggregator::aggregate(
-    const std::vector<vs_task_sample>& samples) {
+const std::vector<ProcSample>& ProcAggregator::aggregate(std::span<const vs_task_sample> samples) {
   static const uint64_t page_size = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   raw_.clear();
   sorted_ = true;

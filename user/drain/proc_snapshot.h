@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "vmscope.h"
@@ -39,7 +40,7 @@ class ProcAggregator {
  public:
   // Sums the samples per process (threads + what exited threads left behind); ordered
   // by tgid; valid until the next call.
-  const std::vector<ProcSample>& aggregate(const std::vector<vs_task_sample>& samples);
+  const std::vector<ProcSample>& aggregate(std::span<const vs_task_sample> samples);
   // Forget a process (it exited).
   void forget(uint32_t tgid);
 

@@ -4,8 +4,9 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
+
+#include "common/flat_map.h"
 
 namespace vmscope {
 
@@ -15,6 +16,6 @@ struct CountedDevice {
 };
 
 // By ifindex (ordered: the collector merges it with the taps, also ordered by ifindex).
-using SlotTable = std::map<int, CountedDevice>;
+using SlotTable = FlatMap<int, CountedDevice>;
 
 }  // namespace vmscope

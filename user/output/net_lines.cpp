@@ -41,7 +41,7 @@ void vm_net_fields(LineWriter& w, const DirKeys& k, const vs_net_counters& c) {
 
 }  // namespace
 
-size_t encode_net(const NetSnapshot& snap, std::string& out) {
+size_t encode_net(const NetSnapshot& snap, std::string& out, ChunkPoint* chunks) {
   LineWriter w(out);
   const int64_t ts = snap.timestamp_ns;
   // One pass over the taps, all three lines of a tap together, its tag values escaped
@@ -89,6 +89,7 @@ size_t encode_net(const NetSnapshot& snap, std::string& out) {
     VS_SERVICE_COUNTERS(VS_SERVICE_FIELD_)
 #undef VS_SERVICE_FIELD_
     w.end(ts);
+    if (chunks) chunks->between(out);
   }
   for (const BridgeSample& b : snap.bridges) {
     w.begin("bridge").tag("bridge", b.name).field_uint("taps", b.taps);

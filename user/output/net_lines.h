@@ -9,10 +9,12 @@
 #include <string>
 
 #include "drain/net_snapshot.h"
+#include "output/line_protocol.h"
 
 namespace vmscope {
 
-// Appends all lines of one snapshot to out; returns the number of lines.
-size_t encode_net(const NetSnapshot& snap, std::string& out);
+// Appends all lines of one snapshot to out; returns the number of lines. chunks (if
+// any) may take out's lines between two taps.
+size_t encode_net(const NetSnapshot& snap, std::string& out, ChunkPoint* chunks = nullptr);
 
 }  // namespace vmscope

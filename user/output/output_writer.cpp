@@ -10,8 +10,14 @@ namespace vmscope {
 namespace {
 
 // A round handed to a sink stays well under its in-memory backlog (8 MiB by default),
-// which would otherwise drop lines before the spool could take them back.
-constexpr size_t kMaxRound = 4 << 20;
+// which would otherwise drop lines before the spool could take them back; and one HTTP
+// request carries at most about this much (a tick at 10,000 VMs is ~20 MB, in chunks of
+// 1 MiB): the joined copy stays small.
+constexpr size_t kMaxRound = 2 << 20;
+// Spent buffers kept for take_buffer(): a tick's chunks in flight at once, a few. Larger
+// ones (an unchunked batch) are not worth holding on to.
+constexpr size_t kPoolBuffers = 4;
+constexpr size_t kPoolBufferMax = 8 << 20;
 // While the destination is down, how often the oldest spooled record is tried again
 // between batches.
 constexpr auto kRetry = std::chrono::seconds(1);
@@ -27,7 +33,10 @@ OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const Spool
 
 OutputWriter::OutputWriter(std::vector<std::unique_ptr<Sink>> sinks, const SpoolOptions& spool,
                            const OutputTags& tags, size_t max_queued_bytes)
-    : spool_(spool), max_queued_bytes_(max_queued_bytes), tags_(tags) {
+    : spool_(spool),
+      max_queued_bytes_(max_queued_bytes),
+      queue_bound_(max_queued_bytes),
+      tags_(tags) {
   for (auto& s : sinks) workers_.push_back(make_worker(std::move(s)));
 }
 
@@ -47,7 +56,7 @@ std::unique_ptr<OutputWriter::Worker> OutputWriter::make_worker(std::unique_ptr<
       spdlog::warn("output {}: no spool, an outage loses what exceeds the memory backlog: {}",
                    s->url(), opened.error().message);
   }
-  auto w = std::make_unique<Worker>(std::move(s), std::move(sp), max_queued_bytes_);
+  auto w = std::make_unique<Worker>(std::move(s), std::move(sp), queue_bound_);
   w->set_tag_suffix(line_tag_suffix(tags_, w->url()));
   return w;
 }
@@ -124,8 +133,35 @@ OutputWriter::~OutputWriter() {
 void OutputWriter::write(std::string batch) {
   if (!closing_.empty()) reap(false);
   if (batch.empty()) return;
-  auto shared = std::make_shared<const std::string>(std::move(batch));
+  auto owner = std::make_shared<const PooledText>(std::move(batch), pool_);
+  const Batch shared(owner, &owner->text);  // shares the owner: the text lives as long
   for (auto& w : workers_) w->push(shared);
+}
+
+std::string OutputWriter::take_buffer() {
+  std::lock_guard lk(pool_->mu);
+  if (pool_->free.empty()) return {};
+  std::string s = std::move(pool_->free.back());
+  pool_->free.pop_back();
+  return s;
+}
+
+void OutputWriter::set_tick_bytes(size_t bytes) {
+  const size_t bound = std::max(max_queued_bytes_, 2 * bytes);
+  if (bound == queue_bound_) return;
+  queue_bound_ = bound;
+  for (auto& w : workers_) w->set_queue_bound(bound);
+}
+
+void OutputWriter::BufferPool::give(std::string&& s) {
+  if (s.capacity() > kPoolBufferMax) return;
+  s.clear();
+  std::lock_guard lk(mu);
+  if (free.size() < kPoolBuffers) free.push_back(std::move(s));
+}
+
+OutputWriter::PooledText::~PooledText() {
+  if (auto p = pool.lock()) p->give(std::move(text));
 }
 
 void OutputWriter::close() {
@@ -168,6 +204,11 @@ OutputWriter::Worker::Worker(std::unique_ptr<Sink> sink, std::unique_ptr<Spool> 
 
 OutputWriter::Worker::~Worker() {
   close();
+}
+
+void OutputWriter::Worker::set_queue_bound(size_t bytes) {
+  std::lock_guard lk(mu_);
+  max_queued_bytes_ = bytes;
 }
 
 void OutputWriter::Worker::push(const Batch& b) {
@@ -233,7 +274,7 @@ void OutputWriter::Worker::take_over(std::unique_ptr<Sink> next) {
 }
 
 namespace {
-constexpr size_t kKeptRoundBytes = 1 << 20;
+constexpr size_t kKeptRoundBytes = 2 * kMaxRound;
 }  // namespace
 
 void OutputWriter::Worker::run() {
@@ -254,8 +295,8 @@ void OutputWriter::Worker::run() {
       } else {
         cv_.wait(lk, ready);
       }
-      // Everything queued goes out in one write: a slow destination costs one timeout
-      // per round, not one per batch. With a spool, rounds stay under kMaxRound.
+      // What is queued goes out in one write, up to kMaxRound: a slow destination costs
+      // one timeout per round, not one per batch (a tick's chunks are many batches).
       suffix = tag_suffix_;  // a few bytes; the batches of this round get these tags
       if (queue_.size() == 1 && suffix.empty()) {
         single = std::move(queue_.front());
@@ -263,7 +304,7 @@ void OutputWriter::Worker::run() {
         queue_.pop_front();
       }
       size_t bytes = 0;
-      while (!queue_.empty() && (!spool_ || bytes == 0 || bytes < kMaxRound)) {
+      while (!queue_.empty() && (bytes == 0 || bytes < kMaxRound)) {
         bytes += queue_.front()->size();
         queued_bytes_ -= queue_.front()->size();
         taken.push_back(std::move(queue_.front()));
@@ -284,8 +325,8 @@ void OutputWriter::Worker::run() {
       if (last) sink_->flush();
     }
     single.reset();
-    // A batch is ~800 bytes per VM (8 MB at 10,000 VMs): keeping the largest round ever
-    // joined would hold that much for good.
+    // Rounds are bounded (kMaxRound and one batch); a far larger one (a single unchunked
+    // batch, tagged) is not worth keeping for good.
     if (round.capacity() > kKeptRoundBytes) std::string().swap(round);
     SinkStats s = sink_->stats();
     if (spool_) {

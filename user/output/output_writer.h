@@ -49,6 +49,13 @@ class OutputWriter {
   // Queues complete lines for every sink; never waits for I/O. Over a sink's bound, its
   // oldest queued batch is dropped and its lines counted as dropped.
   void write(std::string batch);
+  // An empty buffer for the next batch: one that every sink is done with, its pages
+  // kept (a tick's chunks reuse the same memory every tick), else a new one.
+  std::string take_buffer();
+  // How many bytes the last tick wrote (in as many batches as it took): each sink's
+  // queue holds at least two such ticks before it drops, so that a tick cut in chunks
+  // is not dropped in part merely for being large (10,000 VMs: ~20 MB a tick).
+  void set_tick_bytes(size_t bytes);
   // Delivers what is queued, flushes every sink (each bounded by its timeout) and stops
   // the threads. Idempotent.
   void close();
@@ -73,6 +80,24 @@ class OutputWriter {
  private:
   using Batch = std::shared_ptr<const std::string>;  // one copy, shared by all sinks
 
+  // Buffers every sink is done with, for take_buffer(). Shared with the batches, whose
+  // last owner (a sink's thread) returns the buffer here.
+  struct BufferPool {
+    std::mutex mu;
+    std::vector<std::string> free;
+    void give(std::string&& s);
+  };
+  // Owns a batch's text; when the last sink lets go, gives the buffer back to the pool.
+  struct PooledText {
+    std::string text;
+    std::weak_ptr<BufferPool> pool;
+    PooledText(std::string t, std::weak_ptr<BufferPool> p)
+        : text(std::move(t)), pool(std::move(p)) {}
+    ~PooledText();
+    PooledText(const PooledText&) = delete;
+    PooledText& operator=(const PooledText&) = delete;
+  };
+
   class Worker {
    public:
     Worker(std::unique_ptr<Sink> sink, std::unique_ptr<Spool> spool, size_t max_queued_bytes);
@@ -87,6 +112,7 @@ class OutputWriter {
     void replace_sink(std::unique_ptr<Sink> sink);
     const std::string& url() const { return url_; }
     void set_tag_suffix(std::string suffix);
+    void set_queue_bound(size_t bytes);
     SinkStats stats() const;
 
    private:
@@ -103,8 +129,8 @@ class OutputWriter {
     std::unique_ptr<Spool> spool_;  // likewise; null: none
     bool down_ = false;             // the last attempt left lines undelivered
     bool spooling_logged_ = false;  // "spooling to" was logged since the spool was empty
-    const size_t max_queued_bytes_;
     mutable std::mutex mu_;
+    size_t max_queued_bytes_;  // under mu_
     std::condition_variable cv_;
     std::deque<Batch> queue_;
     size_t queued_bytes_ = 0;
@@ -123,7 +149,9 @@ class OutputWriter {
   void reap(bool wait);
 
   SpoolOptions spool_;
-  size_t max_queued_bytes_;
+  size_t max_queued_bytes_;  // as configured
+  size_t queue_bound_ = 0;   // what each worker holds: the configured bound or two ticks
+  std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
   OutputTags tags_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Worker>> closing_;  // removed by reconfigure, still delivering

@@ -40,7 +40,7 @@ uint64_t outblock(const vs_task_counters& c) {
 }  // namespace
 
 size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::string& out,
-                        const TaskCounterSupport& kept) {
+                        const TaskCounterSupport& kept, ChunkPoint* chunks) {
   LineWriter w(out);
   TagValue vm;  // escaped once for the VM's four lines
   for (const VmResources& v : vms) {
@@ -87,6 +87,7 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
       io_fields(w, c);
       w.end(ts);
     }
+    if (chunks) chunks->between(out);
   }
   return w.lines();
 }

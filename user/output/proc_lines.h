@@ -12,13 +12,15 @@
 
 #include "discover/task_counter_support.h"
 #include "drain/vm_resources.h"
+#include "output/line_protocol.h"
 
 namespace vmscope {
 
 // `kept`: what the kernel keeps of the counters that depend on its configuration; the
 // others are left out (vm_cpu, vm_io and their exit-event fields), not written as 0.
+// chunks (if any) may take out's lines between two VMs.
 size_t encode_resources(const std::vector<VmResources>& vms, int64_t timestamp_ns, std::string& out,
-                        const TaskCounterSupport& kept = {});
+                        const TaskCounterSupport& kept = {}, ChunkPoint* chunks = nullptr);
 void encode_vm_event(const VmEvent& ev, std::string& out, const TaskCounterSupport& kept = {});
 
 }  // namespace vmscope
