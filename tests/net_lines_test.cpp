@@ -153,5 +153,45 @@ TEST(NetLines, BridgeLine) {
             "host_tx_bytes=40i,host_tx_packets=4i 7\n");
 }
 
+// The agent cuts a tick's lines into chunks between taps (ChunkPoint): the chunks, in
+// order, are exactly the unchunked lines, and each ends at a tap's last line.
+TEST(NetLines, ChunksCutBetweenTapsAddUpToTheWholeBatch) {
+  NetSnapshot s;
+  s.timestamp_ns = 9;
+  for (int i = 0; i < 5; ++i) {
+    TapSample t;
+    t.ifname = "tap" + std::to_string(i);
+    t.vm = "vm " + std::to_string(i);  // escaped: the chunk must not cut inside a line
+    t.bridge = "br0";
+    t.kernel_known = i % 2 == 0;
+    t.vm_to_host = counters(100 * i, i);
+    s.taps.push_back(t);
+  }
+  std::string whole;
+  const size_t lines = encode_net(s, whole);
+
+  struct Cutter final : ChunkPoint {
+    void between(std::string& out) override {
+      if (out.size() < 1500) return;
+      chunks.push_back(std::move(out));
+      out.clear();
+    }
+    std::vector<std::string> chunks;
+  } cutter;
+  std::string rest;
+  EXPECT_EQ(encode_net(s, rest, &cutter), lines);
+  ASSERT_GE(cutter.chunks.size(), 2u) << "the test's taps must fill more than one chunk";
+  std::string joined;
+  for (const std::string& c : cutter.chunks) {
+    EXPECT_EQ(c.back(), '\n');
+    EXPECT_EQ(c.rfind("vm_service,", c.rfind('\n', c.size() - 2) + 1),
+              c.rfind('\n', c.size() - 2) + 1)
+        << "a chunk ends with a tap's vm_service line";
+    joined += c;
+  }
+  joined += rest;
+  EXPECT_EQ(joined, whole);
+}
+
 }  // namespace
 }  // namespace vmscope
