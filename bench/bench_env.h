@@ -27,6 +27,10 @@ inline constexpr const char* kTickVmscope = "tick/vmscope_collect_encode";
 inline constexpr const char* kTickAlbatross = "tick/albatross_poll";
 inline constexpr const char* kProcTickVmscope = "proc_tick/vmscope_collect_encode";
 inline constexpr const char* kTickAlbatrossProc = "tick_part/albatross_proc_only";
+// The same whole-tick parts with cold caches: as the agent's tick runs, once per interval
+// on a host whose VMs have used the caches since the last one.
+inline constexpr const char* kTickVmscopeCold = "tick_cold/vmscope_collect_encode";
+inline constexpr const char* kProcTickVmscopeCold = "proc_tick_cold/vmscope_collect_encode";
 
 struct EnvOptions {
   std::string netns;    // /run/netns/<netns> is joined before anything else
@@ -51,6 +55,9 @@ struct Env {
 };
 
 Env& env();
+// Reads a buffer three times the last-level cache (untimed, between iterations of the
+// cold benchmarks): whatever the tick touched before is out of the caches.
+void evict_caches();
 Status setup(const EnvOptions& opts);
 // Detaches everything and kills the sleepers; safe to call twice.
 void teardown();

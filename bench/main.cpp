@@ -180,6 +180,11 @@ int summarize(const Collector& c) {
   if (proc && vs)
     std::printf("INFO whole_tick_ms %.4f vms %zu\n", (to_ns(*vs) + to_ns(*proc)) / 1e6,
                 env().taps.size());
+  const auto* vs_cold = c.find(kTickVmscopeCold);
+  const auto* proc_cold = c.find(kProcTickVmscopeCold);
+  if (proc_cold && vs_cold)
+    std::printf("INFO whole_tick_cold_ms %.4f vms %zu\n",
+                (to_ns(*vs_cold) + to_ns(*proc_cold)) / 1e6, env().taps.size());
   std::printf("  breakdown (separate benchmarks, medians):\n");
   const std::pair<const char*, const char*> parts[] = {
       {"tick_part/net_drain_read", "NetDrain::read (CPU sums in the kernel, mapped)"},

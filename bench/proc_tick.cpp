@@ -34,7 +34,7 @@ ProcTracker* tracker() {
   return t.get();
 }
 
-void proc_collect_encode(benchmark::State& state) {
+void proc_collect_encode(benchmark::State& state, bool cold) {
   ProcTracker* t = tracker();
   if (!t) {
     state.SkipWithError("load process programs");
@@ -58,8 +58,14 @@ void proc_collect_encode(benchmark::State& state) {
     return true;
   };
   if (!tick()) return;
-  for (auto _ : state)
+  for (auto _ : state) {
+    if (cold) {
+      state.PauseTiming();
+      evict_caches();
+      state.ResumeTiming();
+    }
     if (!tick()) return;
+  }
   state.counters["vms"] = static_cast<double>(vms);
   state.counters["out_bytes"] = static_cast<double>(batch.size());
 }
@@ -181,7 +187,8 @@ void add(const char* name, void (*fn)(benchmark::State&)) {
 }  // namespace
 
 void register_proc_benchmarks() {
-  add(kProcTickVmscope, proc_collect_encode);
+  add(kProcTickVmscope, [](benchmark::State& s) { proc_collect_encode(s, false); });
+  add(kProcTickVmscopeCold, [](benchmark::State& s) { proc_collect_encode(s, true); });
   add("proc_part/task_iter_sample", part_task_iter);
   add("proc_part/proc_tracker_collect", part_proc_collect);
   add("proc_part/encode_resources", part_encode_resources);

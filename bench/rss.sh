@@ -14,7 +14,9 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${VMSCOPE_BIN:-$ROOT/build/vmscope}
 LIMIT_MIB=30 KEY=rss_hwm_over_limit
-NS="" TAPS=1000 OWN_NS=0
+NS="" TAPS=1000 OWN_NS=0 VMS=0
+BUSY=${VMSCOPE_BUSY_VM:-$ROOT/build/tests/busy_vm}
+VM_PIDS=()
 EXTRA=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -22,8 +24,9 @@ while [ $# -gt 0 ]; do
     --taps) TAPS=$2; shift 2 ;;
     --limit-mib) LIMIT_MIB=$2; shift 2 ;;
     --key) KEY=$2; shift 2 ;;
+    --vms) VMS=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) echo "usage: $0 [--netns NAME] [--taps N] [--limit-mib M] [--key NAME] [-- vmscope run options]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--netns NAME] [--taps N] [--limit-mib M] [--key NAME] [--vms N] [-- vmscope run options]" >&2; exit 2 ;;
   esac
 done
 LIMIT_KIB=$((LIMIT_MIB * 1024))
@@ -35,8 +38,9 @@ LOG=$(mktemp /tmp/vmscope-rss.XXXXXX)
 AGENT=""
 cleanup() {
   [ -n "$AGENT" ] && kill -9 "$AGENT" 2>/dev/null && wait "$AGENT" 2>/dev/null
+  [ ${#VM_PIDS[@]} -gt 0 ] && kill -9 "${VM_PIDS[@]}" 2>/dev/null
   [ "$OWN_NS" = 1 ] && bench_netns_delete "$NS"
-  rm -f "$LOG"
+  rm -f "$LOG" "$LOG.fifo" "$LOG.self"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -48,10 +52,27 @@ if [ -z "$NS" ]; then
 fi
 ntaps=$(ip -n "$NS" -o link show type tun | wc -l)
 
+# --vms N: N idle processes the agent names and tracks as qemu VMs (tests/helpers/busy_vm
+# with a qemu argv), so that its process side holds as many VMs as there are taps.
+if [ "$VMS" -gt 0 ]; then
+  [ -x "$BUSY" ] || { echo "rss.sh: $BUSY not built (cmake --build build --target busy_vm)" >&2; exit 2; }
+  for ((i = 0; i < VMS; i++)); do
+    BUSY_MB=0 BUSY_THREADS=0 bash -c 'exec -a qemu-system-x86_64 "$0" -name "guest=rssvm$1" -m 64' \
+      "$BUSY" "$i" >/dev/null 2>&1 &
+    VM_PIDS+=($!)
+    disown  # no "Killed" line for each at the end
+  done
+fi
+
 start=$(date +%s.%N)
-# `ip netns exec` execs the command: $! is the agent itself.
+# `ip netns exec` execs the command: $! is the agent itself. Its lines go to a FIFO read
+# by grep, which keeps only the self-metrics line (vms=, taps=).
+FIFO=$LOG.fifo
+mkfifo "$FIFO"
+grep -a '^vmscope ' <"$FIFO" >"$LOG.self" &
+SELF_GREP=$!
 ip netns exec "$NS" "$BIN" run --interval 1 --count 5 --output - "${EXTRA[@]}" \
-  >/dev/null 2>"$LOG" &
+  >"$FIFO" 2>"$LOG" &
 AGENT=$!
 
 hwm=0 rss=0 max_rss=0 samples=0
@@ -85,8 +106,10 @@ if [ -n "$running_ts" ]; then
   printf 'rss: agent start-up until "vmscope running": %.1f s (mode: %s)\n' "$startup" \
     "$(grep -o -m1 'attaching network programs with [a-z]*' "$LOG" | awk '{print $NF}')"
 fi
-printf 'rss: %d taps in netns %s, agent monitored %d devices, ran %.1f s, %d samples\n' \
-  "$ntaps" "$NS" "$monitoring" "$elapsed" "$samples"
+wait "$SELF_GREP"  # ends as the agent closes the FIFO
+vms=$(grep -o 'vms=[0-9]*i' "$LOG.self" | tail -1 | tr -dc 0-9)
+printf 'rss: %d taps in netns %s, agent monitored %d devices and %s VM processes, ran %.1f s, %d samples\n' \
+  "$ntaps" "$NS" "$monitoring" "${vms:-0}" "$elapsed" "$samples"
 printf 'rss: VmHWM %d KiB (%.1f MiB), last VmRSS %d KiB, max sampled VmRSS %d KiB; limit %d KiB (%d MiB)\n' \
   "$hwm" "$(echo "$hwm / 1024" | bc -l)" "$rss" "$max_rss" "$LIMIT_KIB" "$LIMIT_MIB"
 ratio=$(echo "scale=4; $hwm / $LIMIT_KIB" | bc)

@@ -165,12 +165,9 @@ Result<std::span<const vs_task_sample>> ProcPrograms::sample() {
       return Error::msg(
           fmt::format("task-list walk: more than {} records (tracked processes)", VS_WALK_MAX));
     const uint32_t n = std::min<uint32_t>(bss->walk_records, VS_WALK_MAX);
-    // Mapped as far as used (a mapping of a BPF array is resident as a whole): grows by
-    // doubling with the number of VM processes.
+    // Mapped as far as used (common/mapping.h), growing with the VM processes.
     if (n > mapped_records_) {
-      uint32_t want = std::max<uint32_t>(mapped_records_ * 2, 256);
-      while (want < n) want *= 2;
-      want = std::min<uint32_t>(want, VS_WALK_MAX);
+      const auto want = static_cast<uint32_t>(mapping_size(n, VS_WALK_MAX));
       walk_records_.reset();
       mapped_records_ = 0;
       auto m = map_readonly<vs_task_sample>(bpf_map__fd(walk_->maps.walk), want,

@@ -201,6 +201,10 @@ Status Netlink::dump_stats(LinkStatsList& out) {
   if (!sorted)
     std::sort(out.begin(), out.end(),
               [](const LinkStats& a, const LinkStats& b) { return a.ifindex < b.ifindex; });
+  // Reused every tick: grown by doubling, it would keep up to twice the devices' worth
+  // (~200 B each: 1.4 MB more at 10,000 VMs). Trimmed once, it stays as long as the
+  // device count does.
+  if (out.capacity() > out.size() + out.size() / 8 + 64) out.shrink_to_fit();
   return {};
 }
 

@@ -133,12 +133,9 @@ Status NetDrain::read_summed(uint32_t slot_limit) {
   LIBBPF_OPTS(bpf_test_run_opts, opts);
   if (bpf_prog_test_run_opts(bpf_program__fd(summer_->progs.vs_net_sum), &opts))
     return Error::from_errno("run the net_stats summing program", errno);
-  // Mapped as far as used (a mapping of a BPF array is resident as a whole): grows by
-  // doubling with the slots in use.
+  // Mapped as far as used (common/mapping.h), growing with the slots in use.
   if (slot_limit > mapped_) {
-    uint32_t want = std::max<uint32_t>(mapped_ * 2, 256);
-    while (want < slot_limit) want *= 2;
-    want = std::min<uint32_t>(want, capacity_);
+    const auto want = static_cast<uint32_t>(mapping_size(slot_limit, capacity_));
     sums_map_.reset();
     service_map_.reset();
     mapped_ = 0;

@@ -41,13 +41,13 @@ void cputime_adjust(vs_task_counters& c, PrevCputime& prev) {
   c.stime_ns = st;
 }
 
-ProcAggregator::Raw& ProcAggregator::entry(uint32_t tgid) {
+ProcSample& ProcAggregator::entry(uint32_t tgid) {
   // Records arrive by process (the task-list walk) or by tid (the task iterator: a
   // leader's tid is its tgid), so mostly in tgid order, a process's records one after
   // another. Anything else is appended too and sorted out afterwards.
-  if (raw_.empty() || raw_.back().s.tgid != tgid) {
-    if (!raw_.empty() && raw_.back().s.tgid > tgid) sorted_ = false;
-    raw_.emplace_back().s.tgid = tgid;
+  if (raw_.empty() || raw_.back().tgid != tgid) {
+    if (!raw_.empty() && raw_.back().tgid > tgid) sorted_ = false;
+    raw_.emplace_back().tgid = tgid;
   }
   return raw_.back();
 }
@@ -56,25 +56,25 @@ void ProcAggregator::sort_and_merge() {
   order_.resize(raw_.size());
   for (uint32_t i = 0; i < order_.size(); ++i) order_[i] = i;
   std::stable_sort(order_.begin(), order_.end(),
-                   [&](uint32_t a, uint32_t b) { return raw_[a].s.tgid < raw_[b].s.tgid; });
+                   [&](uint32_t a, uint32_t b) { return raw_[a].tgid < raw_[b].tgid; });
   merged_.clear();
   for (uint32_t i : order_) {
-    const Raw& r = raw_[i];
-    if (merged_.empty() || merged_.back().s.tgid != r.s.tgid) {
+    const ProcSample& r = raw_[i];
+    if (merged_.empty() || merged_.back().tgid != r.tgid) {
       merged_.push_back(r);
       continue;
     }
-    Raw& m = merged_.back();
-    m.s.threads += r.s.threads;
-    add_counters(m.s.counters, r.s.counters);
-    if (r.leader) {
-      m.leader = true;
-      m.s.start_boottime_ns = r.s.start_boottime_ns;
-      m.s.rss_pages = r.s.rss_pages;
-      m.s.vsize_bytes = r.s.vsize_bytes;
-      m.s.text_pages = r.s.text_pages;
-      m.s.data_pages = r.s.data_pages;
-      m.s.stack_pages = r.s.stack_pages;
+    ProcSample& m = merged_.back();
+    m.threads += r.threads;
+    add_counters(m.counters, r.counters);
+    if (r.has_leader) {
+      m.has_leader = true;
+      m.start_boottime_ns = r.start_boottime_ns;
+      m.rss_pages = r.rss_pages;
+      m.vsize_bytes = r.vsize_bytes;
+      m.text_pages = r.text_pages;
+      m.data_pages = r.data_pages;
+      m.stack_pages = r.stack_pages;
     }
   }
   raw_.swap(merged_);
@@ -85,38 +85,36 @@ const std::vector<ProcSample>& ProcAggregator::aggregate(std::span<const vs_task
   raw_.clear();
   sorted_ = true;
   for (const vs_task_sample& t : samples) {
-    Raw& r = entry(t.tgid);
-    r.s.threads += t.threads;
-    add_counters(r.s.counters, t.own);
+    ProcSample& r = entry(t.tgid);
+    r.threads += t.threads;
+    add_counters(r.counters, t.own);
     if (t.is_leader) {
-      r.leader = true;
-      add_counters(r.s.counters, t.dead);
-      r.s.start_boottime_ns = t.start_boottime_ns;
-      r.s.rss_pages = t.rss_file_pages + t.rss_anon_pages + t.rss_shmem_pages;
-      r.s.vsize_bytes = t.total_vm_pages * page_size;
-      r.s.text_pages = t.text_pages;
-      r.s.data_pages = t.data_vm_pages + t.stack_vm_pages;  // statm "data" includes the stack
-      r.s.stack_pages = t.stack_vm_pages;
+      r.has_leader = true;
+      add_counters(r.counters, t.dead);
+      r.start_boottime_ns = t.start_boottime_ns;
+      r.rss_pages = t.rss_file_pages + t.rss_anon_pages + t.rss_shmem_pages;
+      r.vsize_bytes = t.total_vm_pages * page_size;
+      r.text_pages = t.text_pages;
+      r.data_pages = t.data_vm_pages + t.stack_vm_pages;  // statm "data" includes the stack
+      r.stack_pages = t.stack_vm_pages;
     }
   }
   if (!sorted_) sort_and_merge();
   // raw_ and prev_ are both ordered by tgid: merge them into next_prev_.
-  out_.clear();
   next_prev_.clear();
   auto p = prev_.begin();
-  for (Raw& r : raw_) {
-    while (p != prev_.end() && p->tgid < r.s.tgid) next_prev_.push_back(*p++);
-    Prev& prev = next_prev_.emplace_back(Prev{r.s.tgid, {}, 0, 0});
-    if (p != prev_.end() && p->tgid == r.s.tgid) prev = *p++;
-    cputime_adjust(r.s.counters, prev.cputime);
-    vs_task_counters& c = r.s.counters;
+  for (ProcSample& r : raw_) {
+    while (p != prev_.end() && p->tgid < r.tgid) next_prev_.push_back(*p++);
+    Prev& prev = next_prev_.emplace_back(Prev{r.tgid, {}, 0, 0});
+    if (p != prev_.end() && p->tgid == r.tgid) prev = *p++;
+    cputime_adjust(r.counters, prev.cputime);
+    vs_task_counters& c = r.counters;
     c.run_delay_ns = prev.run_delay_ns = std::max<uint64_t>(c.run_delay_ns, prev.run_delay_ns);
     c.run_count = prev.run_count = std::max<uint64_t>(c.run_count, prev.run_count);
-    out_.push_back(r.s);
   }
   next_prev_.insert(next_prev_.end(), p, prev_.end());
   prev_.swap(next_prev_);
-  return out_;
+  return raw_;
 }
 
 void ProcAggregator::forget(uint32_t tgid) {

@@ -21,6 +21,7 @@ struct ProcSample {
   uint64_t start_boottime_ns = 0;
   uint64_t rss_pages = 0;  // file + anon + shmem, as statm "resident"
   uint64_t vsize_bytes = 0, text_pages = 0, data_pages = 0, stack_pages = 0;
+  bool has_leader = false;  // the leader was sampled: the process-wide fields above are set
 };
 
 // The kernel's prev_cputime: adjusted times never go backwards.
@@ -38,17 +39,13 @@ void cputime_adjust(vs_task_counters& c, PrevCputime& prev);
 
 class ProcAggregator {
  public:
-  // Sums the samples per process (threads + what exited threads left behind); ordered
-  // by tgid; valid until the next call.
+  // Sums the samples per process (threads + what exited threads left behind), utime and
+  // stime adjusted; ordered by tgid; valid until the next call.
   const std::vector<ProcSample>& aggregate(std::span<const vs_task_sample> samples);
   // Forget a process (it exited).
   void forget(uint32_t tgid);
 
  private:
-  struct Raw {
-    ProcSample s;         // s.counters.utime_ns/stime_ns tick-sampled, before cputime_adjust
-    bool leader = false;  // the process-wide fields of s are set
-  };
   struct Prev {
     uint32_t tgid;
     PrevCputime cputime;
@@ -57,16 +54,17 @@ class ProcAggregator {
     // in both or neither for one sample; the totals never go backwards.
     uint64_t run_delay_ns = 0, run_count = 0;
   };
-  Raw& entry(uint32_t tgid);
+  ProcSample& entry(uint32_t tgid);
   // Sorts raw_ by tgid and merges entries of the same process (input out of order).
   void sort_and_merge();
   // Flat, ordered by tgid, reused every tick: no allocation or hashing per process once
   // warmed up. prev_ keeps a process until forget(), even while it is not sampled.
   std::vector<Prev> prev_, next_prev_;
-  std::vector<Raw> raw_, merged_;
+  // Summed in place and returned: utime_ns/stime_ns tick-sampled until aggregate()
+  // adjusts them at its end.
+  std::vector<ProcSample> raw_, merged_;
   std::vector<uint32_t> order_;
   bool sorted_ = true;  // raw_ ordered by tgid, one entry per process
-  std::vector<ProcSample> out_;
 };
 
 }  // namespace vmscope

@@ -16,7 +16,7 @@ namespace {
 constexpr size_t kMaxRound = 2 << 20;
 // Spent buffers kept for take_buffer(): a tick's chunks in flight at once, a few. Larger
 // ones (an unchunked batch) are not worth holding on to.
-constexpr size_t kPoolBuffers = 4;
+constexpr size_t kPoolBuffers = 8;
 constexpr size_t kPoolBufferMax = 8 << 20;
 // While the destination is down, how often the oldest spooled record is tried again
 // between batches.
