@@ -12,7 +12,7 @@ namespace {
 // A round handed to a sink stays well under its in-memory backlog (8 MiB by default),
 // which would otherwise drop lines before the spool could take them back; and one HTTP
 // request carries at most about this much (a tick at 10,000 VMs is ~20 MB, in chunks of
-// 1 MiB): the joined copy stays small.
+// 256 KiB): the joined copy stays small.
 constexpr size_t kMaxRound = 2 << 20;
 // Spent buffers kept for take_buffer(): a tick's chunks in flight at once, a few. Larger
 // ones (an unchunked batch) are not worth holding on to.
