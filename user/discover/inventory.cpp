@@ -30,14 +30,15 @@ void Inventory::apply(const LinkEvent& ev) {
 }
 
 void Inventory::update_link(const LinkInfo& link) {
-  links_[link.ifindex] = link;
   if (!link.is_tap) {
+    links_.insert_or_assign(link.ifindex, link);
     // A bridge renamed: the tags of its taps follow.
     if (link.kind == "bridge")
       for (auto& [_, tap] : taps_)
         if (tap.link.master == link.ifindex) refresh_bridge_tag(tap);
     return;
   }
+  links_.erase(link.ifindex);  // a tap's link lives in its TapState only
   auto [it, inserted] = taps_.try_emplace(link.ifindex);
   TapState& tap = it->second;
   bool changed = inserted || tap.link.name != link.name || tap.link.carrier != link.carrier;
@@ -133,8 +134,9 @@ std::map<int, LinkInfo> Inventory::vm_bridges() const {
 }
 
 const LinkInfo* Inventory::link(int ifindex) const {
-  auto it = links_.find(ifindex);
-  return it == links_.end() ? nullptr : &it->second;
+  if (auto it = links_.find(ifindex); it != links_.end()) return &it->second;
+  auto tap = taps_.find(ifindex);
+  return tap == taps_.end() ? nullptr : &tap->second.link;
 }
 
 }  // namespace vmscope
