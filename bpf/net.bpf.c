@@ -387,22 +387,20 @@ static __always_inline int classify_ip6(struct __sk_buff *skb, __u8 *p, void *en
 {
 	if (unlikely((void *)(p + l3 + 40) > end))
 		return 0;
-	if (unlikely((p[l3] & 0xf0) != 0x60)) {
-		c->l4_bytes[VS_L4_OTHER] += len;
-		return 1;
-	}
 	__u8 proto = p[l3 + 6];
-	if (likely(proto == IPPROTO_TCP))
-		return count_tcp(skb, p, end, c, len, dir, 1, l3, l3 + 40);
-	if (proto == IPPROTO_UDP)
-		return count_udp(skb, p, end, c, len, dir, 1, l3, l3 + 40);
-	if (proto == IPPROTO_ICMPV6_) {
-		c->l4_bytes[VS_L4_ICMP] += len;
-		return 1;
+	if (likely((p[l3] & 0xf0) == 0x60)) {
+		if (likely(proto == IPPROTO_TCP))
+			return count_tcp(skb, p, end, c, len, dir, 1, l3, l3 + 40);
+		if (proto == IPPROTO_UDP)
+			return count_udp(skb, p, end, c, len, dir, 1, l3, l3 + 40);
+		if (proto == IPPROTO_ICMPV6_) {
+			c->l4_bytes[VS_L4_ICMP] += len;
+			return 1;
+		}
+		if (proto < 64 && ((1ULL << proto) & IPV6_EXT_TYPES))
+			return 0;
 	}
-	if (proto < 64 && ((1ULL << proto) & IPV6_EXT_TYPES))
-		return 0;
-	c->l4_bytes[VS_L4_OTHER] += len; /* ICMP over IPv6 too */
+	c->l4_bytes[VS_L4_OTHER] += len; /* not version 6; ICMP over IPv6 too */
 	return 1;
 }
 
@@ -411,17 +409,14 @@ static __always_inline int is_vlan(__u16 proto)
 	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD);
 }
 
-/* Every frame but untagged IPv4 without options, from its EtherType (network order)
- * on: IPv4 with options, IPv6, and IP behind one VLAN tag (802.1Q or 802.1ad) or two
- * (QinQ), each at its constant offset; 0 where classify_slow() decides. The caller
+/* Every frame the one-word tests in classify() leave: untagged non-IP frames, and IP
+ * behind one VLAN tag (802.1Q or 802.1ad) or two (QinQ), each at its constant offset;
+ * 0 where classify_slow() decides. proto: the EtherType (network order); the caller
  * checked the first 48 bytes. */
-static __always_inline int classify_l2(struct __sk_buff *skb, __u8 *p, void *end,
-				       struct vs_net_counters *c, __u32 len, __u32 dir, __u16 proto)
+static __always_inline int classify_tagged(struct __sk_buff *skb, __u8 *p, void *end,
+					   struct vs_net_counters *c, __u32 len, __u32 dir,
+					   __u16 proto)
 {
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return classify_ip6(skb, p, end, c, len, dir, ETH_HLEN);
-	if (proto == bpf_htons(ETH_P_IP))
-		return classify_ip4(skb, p, end, c, len, dir, ETH_HLEN);
 	if (is_vlan(proto)) {
 		proto = *(__u16 *)(p + 16);
 		if (proto == bpf_htons(ETH_P_IP))
@@ -458,18 +453,23 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 			count_l2_group(c, p);
 		/* Bytes 12-19: EtherType, and the IP version and IHL byte (untagged); or a tag's
 		 * TPID and TCI, then EtherType and that byte (one 802.1Q tag), or the inner tag's
-		 * TPID (QinQ). Each common combination has a test of its own. */
+		 * TPID (QinQ). Each common combination has a test of its own, most common first. */
 		__u64 w = *(__u64 *)(p + 12);
+		__u16 proto = (__u16)w;
 		int done;
 		if (likely((w & 0xffffff) == 0x450008)) /* IPv4, IHL 5 */
 			done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN);
+		else if (proto == bpf_htons(ETH_P_IPV6))
+			done = classify_ip6(skb, p, end, c, len, dir, ETH_HLEN);
+		else if (proto == bpf_htons(ETH_P_IP)) /* with options (or not version 4) */
+			done = classify_ip4(skb, p, end, c, len, dir, ETH_HLEN);
 		else if ((w & 0x00ffffff0000ffffULL) == 0x0045000800000081ULL)
 			done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN + 4);
-		else if (is_vlan((__u16)w) && (__u16)(w >> 32) == bpf_htons(ETH_P_8021Q) &&
+		else if ((__u16)(w >> 32) == bpf_htons(ETH_P_8021Q) && is_vlan(proto) &&
 			 (*(__u32 *)(p + 20) & 0xffffff) == 0x450008) /* QinQ, IPv4, IHL 5 */
 			done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN + 8);
 		else
-			done = classify_l2(skb, p, end, c, len, dir, (__u16)w);
+			done = classify_tagged(skb, p, end, c, len, dir, proto);
 		if (unlikely(!done))
 			classify_slow(skb, c, len, dir, 1);
 		return;
