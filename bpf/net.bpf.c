@@ -35,6 +35,11 @@
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
+/* Word compares of header bytes below spell the bytes as a little-endian load sees them
+ * (as DNS_PORT_BE in service.h). */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "header word constants are little-endian");
+
 /* The fast path's layout: the common frames fall through, the rest jumps away. */
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -453,7 +458,8 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 			count_l2_group(c, p);
 		/* Bytes 12-19: EtherType, and the IP version and IHL byte (untagged); or a tag's
 		 * TPID and TCI, then EtherType and that byte (one 802.1Q tag), or the inner tag's
-		 * TPID (QinQ). Each common combination has a test of its own, most common first. */
+		 * TPID (QinQ). Each common combination has a test of its own, most common first.
+		 * The constants are the bytes as a little-endian load sees them. */
 		__u64 w = *(__u64 *)(p + 12);
 		__u16 proto = (__u16)w;
 		int done;
