@@ -35,6 +35,15 @@
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
+/* Word compares of header bytes below spell the bytes as a little-endian load sees them
+ * (as DNS_PORT_BE in service.h). */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "header word constants are little-endian");
+
+/* The fast path's layout: the common frames fall through, the rest jumps away. */
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, VS_IFINDEX_DIRECT_MAX);
@@ -89,38 +98,54 @@ static __always_inline void *header(struct __sk_buff *skb, __u32 off, void *buf,
  * (a TCP segment from the VM whose payload is paged: one 10-byte copy). p: the linear
  * data, or null where the caller copies headers (classify_slow). Never called for an
  * IPv4 fragment other than the first: it carries no L4 header. */
-static __always_inline void service_tcp(struct __sk_buff *skb, __u32 dir, __u32 v6, __u32 l3,
-					__u32 l4, __u8 flags, __u8 doff, __u8 *p, void *end,
-					__u32 len)
+
+/* The HTTP hook of a TCP segment from the VM (not SYN, not RST): th points to the TCP
+ * header's byte 12 (data offset). The status line is read from the linear data, else
+ * copied (a paged payload). */
+static __always_inline void http_status_hook(struct __sk_buff *skb, __u32 len, __u32 l3, __u32 l4,
+					     const __u8 *th, __u8 *p, void *end)
 {
-	if (flags & (TCP_FLAG_SYN | TCP_FLAG_RST)) {
-		vs_service(skb,
-			   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
-				   IPPROTO_TCP << 8,
-			   l3, l4);
+	__u32 payoff = l4 + (th[0] >> 4) * 4;
+	if (likely(p && (void *)(p + payoff + 10) <= end)) {
+		__u8 *h = p + payoff;
+		if (unlikely(is_http_status(h)))
+			vs_service(skb, VS_SVC_HTTP | (__u32)h[9] << 16, l3, l4);
 		return;
 	}
-	if (dir == VS_DIR_EGRESS)
-		return;
-	__u32 payoff = l4 + (doff >> 4) * 4;
-	__u8 buf[10];
-	__u8 *h;
-	/* in the linear data, the bytes are in the frame: len is tested only to copy */
-	if (p && (void *)(p + payoff + 10) <= end)
-		h = p + payoff;
-	else if (len >= payoff + 10 && !bpf_skb_load_bytes(skb, payoff, buf, sizeof(buf)))
-		h = buf;
-	else
-		return;
-	if (is_http_status(h))
-		vs_service(skb, VS_SVC_HTTP | (__u32)h[9] << 16, l3, l4);
+	/* beyond the linear data, the bytes are in the frame if len says so */
+	__u8 buf[12] __attribute__((aligned(4)));
+	if (len >= payoff + 10 && !bpf_skb_load_bytes(skb, payoff, buf, 10) && is_http_status(buf))
+		vs_service(skb, VS_SVC_HTTP | (__u32)buf[9] << 16, l3, l4);
 }
 
-static __always_inline void service_udp(struct __sk_buff *skb, __u32 dir, __u32 v6, __u32 l3,
-					__u32 l4, __u8 port_hi, __u8 port_lo)
+/* TCP bytes and SYNs, then the service hooks: th points to the TCP header's bytes 12
+ * (data offset) and 13 (flags), in the linear data or copied. A data segment (no SYN,
+ * no RST: nearly every one) tests its flags once and falls through. */
+static __always_inline void count_tcp_segment(struct __sk_buff *skb, struct vs_net_counters *c,
+					      __u32 len, __u32 dir, __u32 v6, __u32 l3, __u32 l4,
+					      const __u8 *th, __u8 *p, void *end)
 {
-	/* port: the destination port towards the VM, the source port from it */
-	if (port_hi != 0 || port_lo != 53)
+	c->l4_bytes[VS_L4_TCP] += len;
+	if (likely(!(th[1] & (TCP_FLAG_SYN | TCP_FLAG_RST)))) {
+		if (dir == VS_DIR_INGRESS)
+			http_status_hook(skb, len, l3, l4, th, p, end);
+		return;
+	}
+	c->tcp_syns += (th[1] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	vs_service(skb,
+		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
+			   IPPROTO_TCP << 8,
+		   l3, l4);
+}
+
+/* UDP bytes, then the DNS hook. port: the UDP header's destination port towards the VM,
+ * its source port from it (network order). */
+static __always_inline void count_udp_datagram(struct __sk_buff *skb, struct vs_net_counters *c,
+					       __u32 len, __u32 dir, __u32 v6, __u32 l3, __u32 l4,
+					       __u16 port)
+{
+	c->l4_bytes[VS_L4_UDP] += len;
+	if (likely(port != DNS_PORT_BE))
 		return;
 	vs_service(skb,
 		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
@@ -128,10 +153,11 @@ static __always_inline void service_udp(struct __sk_buff *skb, __u32 dir, __u32 
 		   l3, l4);
 }
 
-/* L2 multicast or broadcast (the group bit is set). */
+/* L2 multicast or broadcast (the group bit is set). eth: the linear data, or a 4-byte
+ * aligned copy. */
 static __always_inline void count_l2_group(struct vs_net_counters *c, const __u8 *eth)
 {
-	if ((eth[0] & eth[1] & eth[2] & eth[3] & eth[4] & eth[5]) == 0xff)
+	if (*(__u32 *)eth == 0xffffffff && *(__u16 *)(eth + 4) == 0xffff)
 		c->bcast_packets++;
 	else
 		c->mcast_packets++;
@@ -139,12 +165,11 @@ static __always_inline void count_l2_group(struct vs_net_counters *c, const __u8
 
 /* Bytes by the L4 protocol of an IP frame whose protocol matches its IP version
  * (classify_slow: ICMP over IPv6 or ICMPv6 over IPv4 arrive as OTHER). */
-static __always_inline void count_l4(struct vs_net_counters *c, __u8 l4proto, __u32 len, int syn)
+static __always_inline void count_l4(struct vs_net_counters *c, __u8 l4proto, __u32 len)
 {
 	switch (l4proto) {
 	case IPPROTO_TCP:
 		c->l4_bytes[VS_L4_TCP] += len;
-		c->tcp_syns += syn;
 		return;
 	case IPPROTO_UDP:
 		c->l4_bytes[VS_L4_UDP] += len;
@@ -186,10 +211,10 @@ __noinline __u64 vs_ipv6_skip_ext(struct __sk_buff *skb, __u32 l4off, __u32 l4pr
 	return (__u64)l4off << 32 | l4proto;
 }
 
-static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_counters *c,
-					  __u32 len, __u32 dir, int l2_counted)
+static __noinline void classify_slow(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len,
+				     __u32 dir, int l2_counted)
 {
-	__u8 buf[40];
+	__u8 buf[40] __attribute__((aligned(4)));
 	__u8 *eth = header(skb, 0, buf, ETH_HLEN);
 	if (!eth) {
 		c->l4_bytes[VS_L4_OTHER] += len;
@@ -240,21 +265,23 @@ static __always_inline void classify_slow(struct __sk_buff *skb, struct vs_net_c
 		goto other;
 	}
 
-	int syn = 0;
 	if (l4proto == IPPROTO_TCP) {
 		__u8 *tcp = header(skb, l4off + 12, buf, 2);
-		syn = tcp && (tcp[1] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-		if (tcp)
-			service_tcp(skb, dir, proto == ETH_P_IPV6, off, l4off, tcp[1], tcp[0], 0, 0,
-				    len);
+		if (tcp) {
+			count_tcp_segment(skb, c, len, dir, proto == ETH_P_IPV6, off, l4off, tcp, 0,
+					  0);
+			return;
+		}
 	} else if (l4proto == IPPROTO_UDP) {
 		__u8 *udp = header(skb, l4off, buf, 4);
-		if (udp)
-			service_udp(skb, dir, proto == ETH_P_IPV6, off, l4off,
-				    udp[dir == VS_DIR_EGRESS ? 2 : 0],
-				    udp[dir == VS_DIR_EGRESS ? 3 : 1]);
+		if (udp) {
+			__u8 *port = udp + (dir == VS_DIR_EGRESS ? 2 : 0);
+			count_udp_datagram(skb, c, len, dir, proto == ETH_P_IPV6, off, l4off,
+					   bpf_htons((__u16)port[0] << 8 | port[1]));
+			return;
+		}
 	}
-	count_l4(c, l4proto, len, syn);
+	count_l4(c, l4proto, len);
 	return;
 other:
 	c->l4_bytes[VS_L4_OTHER] += len;
@@ -262,55 +289,44 @@ other:
 
 /* TCP at l4off of an IP header at l3 (both offsets into the linear data, usually
  * constants) whose bytes up to the flags the caller has not checked: 0 if they are not
- * in the linear data (classify_slow() decides), else counts and calls the service hook.
- * frag: an IPv4 fragment other than the first, which carries no TCP header. */
+ * in the linear data (classify_slow() decides), else counts and calls the service hooks. */
 static __always_inline int count_tcp(struct __sk_buff *skb, __u8 *p, void *end,
 				     struct vs_net_counters *c, __u32 len, __u32 dir, __u32 v6,
-				     __u32 l3, __u32 l4off, __u32 frag)
+				     __u32 l3, __u32 l4off)
 {
 	__u8 *tcp = p + l4off;
-	if (frag) {
-		c->l4_bytes[VS_L4_TCP] += len;
+	if (likely((void *)(tcp + 14) <= end)) {
+		count_tcp_segment(skb, c, len, dir, v6, l3, l4off, tcp + 12, p, end);
 		return 1;
 	}
-	if ((void *)(tcp + 14) > end)
-		return 0;
-	c->l4_bytes[VS_L4_TCP] += len;
-	if ((tcp[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
-		c->tcp_syns++;
-	service_tcp(skb, dir, v6, l3, l4off, tcp[13], tcp[12], p, end, len);
-	return 1;
+	return 0;
 }
 
 /* UDP, as count_tcp(). */
 static __always_inline int count_udp(struct __sk_buff *skb, __u8 *p, void *end,
 				     struct vs_net_counters *c, __u32 len, __u32 dir, __u32 v6,
-				     __u32 l3, __u32 l4off, __u32 frag)
+				     __u32 l3, __u32 l4off)
 {
 	__u8 *udp = p + l4off;
-	if (frag) {
-		c->l4_bytes[VS_L4_UDP] += len;
+	if (likely((void *)(udp + 4) <= end)) {
+		count_udp_datagram(skb, c, len, dir, v6, l3, l4off,
+				   *(__u16 *)(udp + (dir == VS_DIR_EGRESS ? 2 : 0)));
 		return 1;
 	}
-	if ((void *)(udp + 4) > end)
-		return 0;
-	c->l4_bytes[VS_L4_UDP] += len;
-	/* the port: the destination port towards the VM, the source port from it */
-	service_udp(skb, dir, v6, l3, l4off, udp[dir == VS_DIR_EGRESS ? 2 : 0],
-		    udp[dir == VS_DIR_EGRESS ? 3 : 1]);
-	return 1;
+	return 0;
 }
 
-/* The L4 part of an IPv4 frame: protocol proto at l4off. */
-static __always_inline int count_ip4_l4(struct __sk_buff *skb, __u8 *p, void *end,
-					struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3,
-					__u32 l4off, __u8 proto, __u32 frag)
+/* An IPv4 frame other than TCP or UDP in a first (or no) fragment. A later fragment
+ * carries no L4 header: its bytes count by protocol. */
+static __always_inline int count_ip4_other(struct vs_net_counters *c, __u32 len, __u8 proto)
 {
 	switch (proto) {
 	case IPPROTO_TCP:
-		return count_tcp(skb, p, end, c, len, dir, 0, l3, l4off, frag);
+		c->l4_bytes[VS_L4_TCP] += len;
+		return 1;
 	case IPPROTO_UDP:
-		return count_udp(skb, p, end, c, len, dir, 0, l3, l4off, frag);
+		c->l4_bytes[VS_L4_UDP] += len;
+		return 1;
 	case IPPROTO_ICMP:
 		c->l4_bytes[VS_L4_ICMP] += len;
 		return 1;
@@ -319,25 +335,53 @@ static __always_inline int count_ip4_l4(struct __sk_buff *skb, __u8 *p, void *en
 	return 1;
 }
 
-/* IPv4 at the constant offset l3 (14, 18 or 22), whose fixed header the caller checked
- * to be in the linear data. Returns 0, having counted nothing, where classify_slow()
- * must decide (an L4 header beyond the linear data). Without options (nearly every
- * frame) all offsets are constants; with options the L4 header is at a variable one. */
+/* The fragment offset of the IPv4 header ip (not the flags: the first fragment, MF set,
+ * carries the L4 header). */
+static __always_inline __u16 ip4_frag_offset(const __u8 *ip)
+{
+	return *(__u16 *)(ip + 6) & bpf_htons(0x1fff);
+}
+
+/* IPv4 without options (version 4, IHL 5: nearly every frame) at the constant offset
+ * l3 (14, 18 or 22), whose header the caller checked to be in the linear data. Returns
+ * 0, having counted nothing, where classify_slow() must decide (an L4 header beyond the
+ * linear data). All offsets are constants. */
+static __always_inline int classify_ip4_5(struct __sk_buff *skb, __u8 *p, void *end,
+					  struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3)
+{
+	__u8 proto = p[l3 + 9];
+	__u16 frag = ip4_frag_offset(p + l3);
+	if (likely(proto == IPPROTO_TCP && !frag))
+		return count_tcp(skb, p, end, c, len, dir, 0, l3, l3 + 20);
+	if (proto == IPPROTO_UDP && !frag)
+		return count_udp(skb, p, end, c, len, dir, 0, l3, l3 + 20);
+	return count_ip4_other(c, len, proto);
+}
+
+/* IPv4 at the constant offset l3, as classify_ip4_5() but any version and IHL byte: with
+ * options (rare) the L4 header is at a variable offset, on a path of its own so that the
+ * common one keeps constant offsets. */
 static __always_inline int classify_ip4(struct __sk_buff *skb, __u8 *p, void *end,
 					struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3)
 {
 	__u8 vihl = p[l3];
-	__u8 proto = p[l3 + 9];
-	__u32 frag = (p[l3 + 6] & 0x1f) | p[l3 + 7];
-	if (vihl == 0x45)
-		return count_ip4_l4(skb, p, end, c, len, dir, l3, l3 + 20, proto, frag);
+	if (likely(vihl == 0x45))
+		return classify_ip4_5(skb, p, end, c, len, dir, l3);
 	/* version 4 and IHL > 5 (0x46..0x4f), else no L4 header to find (the stack drops
 	 * these) */
 	if ((__u8)(vihl - 0x46) > 0x09) {
 		c->l4_bytes[VS_L4_OTHER] += len;
 		return 1;
 	}
-	return count_ip4_l4(skb, p, end, c, len, dir, l3, l3 + (vihl & 0xf) * 4, proto, frag);
+	__u32 l4off = l3 + (vihl & 0xf) * 4;
+	__u8 proto = p[l3 + 9];
+	if (!ip4_frag_offset(p + l3)) {
+		if (proto == IPPROTO_TCP)
+			return count_tcp(skb, p, end, c, len, dir, 0, l3, l4off);
+		if (proto == IPPROTO_UDP)
+			return count_udp(skb, p, end, c, len, dir, 0, l3, l4off);
+	}
+	return count_ip4_other(c, len, proto);
 }
 
 /* IPv6 at the constant offset l3, as classify_ip4(); the caller checked nothing beyond
@@ -346,39 +390,22 @@ static __always_inline int classify_ip4(struct __sk_buff *skb, __u8 *p, void *en
 static __always_inline int classify_ip6(struct __sk_buff *skb, __u8 *p, void *end,
 					struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3)
 {
-	if ((void *)(p + l3 + 40) > end)
+	if (unlikely((void *)(p + l3 + 40) > end))
 		return 0;
-	if ((p[l3] & 0xf0) != 0x60) {
-		c->l4_bytes[VS_L4_OTHER] += len;
-		return 1;
-	}
 	__u8 proto = p[l3 + 6];
-	switch (proto) {
-	case IPPROTO_TCP:
-		return count_tcp(skb, p, end, c, len, dir, 1, l3, l3 + 40, 0);
-	case IPPROTO_UDP:
-		return count_udp(skb, p, end, c, len, dir, 1, l3, l3 + 40, 0);
-	case IPPROTO_ICMPV6_:
-		c->l4_bytes[VS_L4_ICMP] += len;
-		return 1;
+	if (likely((p[l3] & 0xf0) == 0x60)) {
+		if (likely(proto == IPPROTO_TCP))
+			return count_tcp(skb, p, end, c, len, dir, 1, l3, l3 + 40);
+		if (proto == IPPROTO_UDP)
+			return count_udp(skb, p, end, c, len, dir, 1, l3, l3 + 40);
+		if (proto == IPPROTO_ICMPV6_) {
+			c->l4_bytes[VS_L4_ICMP] += len;
+			return 1;
+		}
+		if (proto < 64 && ((1ULL << proto) & IPV6_EXT_TYPES))
+			return 0;
 	}
-	if (proto < 64 && ((1ULL << proto) & IPV6_EXT_TYPES))
-		return 0;
-	c->l4_bytes[VS_L4_OTHER] += len; /* ICMP over IPv6 too */
-	return 1;
-}
-
-/* IP behind the Ethernet header or up to two VLAN tags, at the constant offset l3 with
- * EtherType proto (network order); 0 where classify_slow() decides. */
-static __always_inline int classify_l3(struct __sk_buff *skb, __u8 *p, void *end,
-				       struct vs_net_counters *c, __u32 len, __u32 dir, __u16 proto,
-				       __u32 l3)
-{
-	if (proto == bpf_htons(ETH_P_IP))
-		return classify_ip4(skb, p, end, c, len, dir, l3);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return classify_ip6(skb, p, end, c, len, dir, l3);
-	c->l4_bytes[VS_L4_OTHER] += len; /* ARP and every other non-IP frame */
+	c->l4_bytes[VS_L4_OTHER] += len; /* not version 6; ICMP over IPv6 too */
 	return 1;
 }
 
@@ -387,7 +414,33 @@ static __always_inline int is_vlan(__u16 proto)
 	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD);
 }
 
-/* Every frame whose headers are in the linear data is classified straight from there,
+/* Every frame the one-word tests in classify() leave: untagged non-IP frames, and IP
+ * behind one VLAN tag (802.1Q or 802.1ad) or two (QinQ), each at its constant offset;
+ * 0 where classify_slow() decides. proto: the EtherType (network order); the caller
+ * checked the first 48 bytes. */
+static __always_inline int classify_tagged(struct __sk_buff *skb, __u8 *p, void *end,
+					   struct vs_net_counters *c, __u32 len, __u32 dir,
+					   __u16 proto)
+{
+	if (is_vlan(proto)) {
+		proto = *(__u16 *)(p + 16);
+		if (proto == bpf_htons(ETH_P_IP))
+			return classify_ip4(skb, p, end, c, len, dir, ETH_HLEN + 4);
+		if (proto == bpf_htons(ETH_P_IPV6))
+			return classify_ip6(skb, p, end, c, len, dir, ETH_HLEN + 4);
+		if (is_vlan(proto)) {
+			proto = *(__u16 *)(p + 20);
+			if (proto == bpf_htons(ETH_P_IP))
+				return classify_ip4(skb, p, end, c, len, dir, ETH_HLEN + 8);
+			if (proto == bpf_htons(ETH_P_IPV6))
+				return classify_ip6(skb, p, end, c, len, dir, ETH_HLEN + 8);
+		}
+	}
+	c->l4_bytes[VS_L4_OTHER] += len; /* ARP and every other non-IP frame */
+	return 1;
+}
+
+/* Every frame whose headers are in the linear data is classified straight from it,
  * with constant offsets for each combination of VLAN tags (none, one, two) and IP
  * version; only IPv4 options put the L4 header at a variable offset. The rest
  * (extension headers, short or paged frames) takes classify_slow(), which copies. */
@@ -396,57 +449,69 @@ static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counte
 {
 	__u8 *p = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	if ((void *)(p + 48) > end) {
-		/* ARP (42 B from a guest: virtio does not pad) and short frames */
-		if ((void *)(p + ETH_HLEN) <= end && *(__u16 *)(p + 12) == bpf_htons(ETH_P_ARP)) {
-			if (p[0] & 1)
-				count_l2_group(c, p);
-			c->l4_bytes[VS_L4_OTHER] += len;
-			return;
-		}
-		classify_slow(skb, c, len, dir, 0);
+	/* Written so that the common frames' path falls through: the BPF backend lays blocks
+	 * out in source order, and each taken jump costs about as much as several
+	 * instructions here (measured: a VLAN frame through the general dispatch cost
+	 * ~3 ns more than through the one-word test below). */
+	if (likely((void *)(p + 48) <= end)) {
+		if (unlikely(p[0] & 1))
+			count_l2_group(c, p);
+		/* Bytes 12-19: EtherType, and the IP version and IHL byte (untagged); or a tag's
+		 * TPID and TCI, then EtherType and that byte (one 802.1Q tag), or the inner tag's
+		 * TPID (QinQ). Each common combination has a test of its own, most common first.
+		 * The constants are the bytes as a little-endian load sees them. */
+		__u64 w = *(__u64 *)(p + 12);
+		__u16 proto = (__u16)w;
+		int done;
+		if (likely((w & 0xffffff) == 0x450008)) /* IPv4, IHL 5 */
+			done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN);
+		else if (proto == bpf_htons(ETH_P_IPV6))
+			done = classify_ip6(skb, p, end, c, len, dir, ETH_HLEN);
+		else if (proto == bpf_htons(ETH_P_IP)) /* with options (or not version 4) */
+			done = classify_ip4(skb, p, end, c, len, dir, ETH_HLEN);
+		else if ((w & 0x00ffffff0000ffffULL) == 0x0045000800000081ULL)
+			done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN + 4);
+		else if ((__u16)(w >> 32) == bpf_htons(ETH_P_8021Q) && is_vlan(proto) &&
+			 (*(__u32 *)(p + 20) & 0xffffff) == 0x450008) /* QinQ, IPv4, IHL 5 */
+			done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN + 8);
+		else
+			done = classify_tagged(skb, p, end, c, len, dir, proto);
+		if (unlikely(!done))
+			classify_slow(skb, c, len, dir, 1);
 		return;
 	}
-	if (p[0] & 1)
-		count_l2_group(c, p);
-	__u16 proto = *(__u16 *)(p + 12);
-	int done;
-	if (proto == bpf_htons(ETH_P_IP)) {
-		done = classify_ip4(skb, p, end, c, len, dir, ETH_HLEN);
-	} else if (!is_vlan(proto)) {
-		done = classify_l3(skb, p, end, c, len, dir, proto, ETH_HLEN);
-	} else {
-		proto = *(__u16 *)(p + 16);
-		if (!is_vlan(proto))
-			done = classify_l3(skb, p, end, c, len, dir, proto, ETH_HLEN + 4);
-		else
-			done = classify_l3(skb, p, end, c, len, dir, *(__u16 *)(p + 20),
-					   ETH_HLEN + 8);
+	/* ARP (42 B from a guest: virtio does not pad) and short frames */
+	if ((void *)(p + ETH_HLEN) <= end && *(__u16 *)(p + 12) == bpf_htons(ETH_P_ARP)) {
+		if (p[0] & 1)
+			count_l2_group(c, p);
+		c->l4_bytes[VS_L4_OTHER] += len;
+		return;
 	}
-	if (!done)
-		classify_slow(skb, c, len, dir, 1);
+	classify_slow(skb, c, len, dir, 0);
 }
 
 static __always_inline int count(struct __sk_buff *skb, __u32 dir)
 {
 	__u32 ifindex = skb->ifindex;
-	__u32 *slot;
 #ifdef VS_TEST_VARIANT
 	/* Only in the build the upgrade test switches to (tests/CMakeLists.txt): a program that
 	 * differs from this one (another tag) and counts the same, as a new release would. */
 	if (skb->priority == 0x76737661)
 		return VS_CONTINUE;
 #endif
-	if (ifindex < VS_IFINDEX_DIRECT_MAX)
-		slot = bpf_map_lookup_elem(&if_slot, &ifindex);
-	else
+	/* The array's own bound check (inlined) sends an ifindex beyond it to the hash. */
+	__u32 *slot = bpf_map_lookup_elem(&if_slot, &ifindex);
+	if (unlikely(!slot)) {
+		if (ifindex < VS_IFINDEX_DIRECT_MAX)
+			return VS_CONTINUE;
 		slot = far_slot(ifindex);
-	if (!slot)
-		return VS_CONTINUE;
+		if (!slot)
+			return VS_CONTINUE;
+	}
 	/* 0 (not monitored) wraps to an index beyond net_stats: its lookup fails */
 	__u32 idx = *slot - 1;
 	struct vs_dev_counters *dev = bpf_map_lookup_elem(&net_stats, &idx);
-	if (!dev)
+	if (unlikely(!dev))
 		return VS_CONTINUE;
 	struct vs_net_counters *c = &dev->dir[dir];
 	__u32 len = skb->len;

@@ -188,11 +188,14 @@ static __always_inline void tcp_segment(struct vs_service_counters *c, struct vs
 	}
 }
 
-/* "HTTP/1.x " then the status code's first digit: h holds at least 10 bytes. */
+/* "HTTP/1.x " then the status code's first digit: h holds at least 10 bytes, in the
+ * linear data or 4-byte aligned. Word compares: every TCP segment from a VM takes the
+ * first one. */
 static __always_inline int is_http_status(const __u8 *h)
 {
-	return h[0] == 'H' && h[1] == 'T' && h[2] == 'T' && h[3] == 'P' && h[4] == '/' &&
-	       h[5] == '1' && h[6] == '.' && h[8] == ' ';
+	return *(__u32 *)h == bpf_htonl(0x48545450) /* "HTTP" */ &&
+	       (*(__u32 *)(h + 4) & bpf_htonl(0xffffff00)) == bpf_htonl(0x2f312e00) /* "/1." */ &&
+	       h[8] == ' ';
 }
 
 static __always_inline void count_http(struct vs_service_counters *c, __u8 digit)
