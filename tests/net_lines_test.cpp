@@ -158,10 +158,15 @@ TEST(NetLines, BridgeLine) {
 TEST(NetLines, ChunksCutBetweenTapsAddUpToTheWholeBatch) {
   NetSnapshot s;
   s.timestamp_ns = 9;
+  std::vector<std::string> ifnames, vms;  // the samples' names are views: kept here
+  for (int i = 0; i < 5; ++i) {
+    ifnames.push_back("tap" + std::to_string(i));
+    vms.push_back("vm " + std::to_string(i));  // escaped: the chunk must not cut inside a line
+  }
   for (int i = 0; i < 5; ++i) {
     TapSample t;
-    t.ifname = "tap" + std::to_string(i);
-    t.vm = "vm " + std::to_string(i);  // escaped: the chunk must not cut inside a line
+    t.ifname = ifnames[i];
+    t.vm = vms[i];
     t.bridge = "br0";
     t.kernel_known = i % 2 == 0;
     t.vm_to_host = counters(100 * i, i);
