@@ -414,6 +414,19 @@ static __always_inline int is_vlan(__u16 proto)
 	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD);
 }
 
+/* IPv4 or IPv6 (EtherType proto, network order) at the constant offset l3 behind tags:
+ * what classify_ip4() or classify_ip6() returns, or -1 when proto is neither. */
+static __always_inline int classify_ip_at(struct __sk_buff *skb, __u8 *p, void *end,
+					  struct vs_net_counters *c, __u32 len, __u32 dir,
+					  __u16 proto, __u32 l3)
+{
+	if (proto == bpf_htons(ETH_P_IP))
+		return classify_ip4(skb, p, end, c, len, dir, l3);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return classify_ip6(skb, p, end, c, len, dir, l3);
+	return -1;
+}
+
 /* Every frame the one-word tests in classify() leave: untagged non-IP frames, and IP
  * behind one VLAN tag (802.1Q or 802.1ad) or two (QinQ), each at its constant offset;
  * 0 where classify_slow() decides. proto: the EtherType (network order); the caller
@@ -424,16 +437,14 @@ static __always_inline int classify_tagged(struct __sk_buff *skb, __u8 *p, void 
 {
 	if (is_vlan(proto)) {
 		proto = *(__u16 *)(p + 16);
-		if (proto == bpf_htons(ETH_P_IP))
-			return classify_ip4(skb, p, end, c, len, dir, ETH_HLEN + 4);
-		if (proto == bpf_htons(ETH_P_IPV6))
-			return classify_ip6(skb, p, end, c, len, dir, ETH_HLEN + 4);
+		int done = classify_ip_at(skb, p, end, c, len, dir, proto, ETH_HLEN + 4);
+		if (done >= 0)
+			return done;
 		if (is_vlan(proto)) {
-			proto = *(__u16 *)(p + 20);
-			if (proto == bpf_htons(ETH_P_IP))
-				return classify_ip4(skb, p, end, c, len, dir, ETH_HLEN + 8);
-			if (proto == bpf_htons(ETH_P_IPV6))
-				return classify_ip6(skb, p, end, c, len, dir, ETH_HLEN + 8);
+			done = classify_ip_at(skb, p, end, c, len, dir, *(__u16 *)(p + 20),
+					      ETH_HLEN + 8);
+			if (done >= 0)
+				return done;
 		}
 	}
 	c->l4_bytes[VS_L4_OTHER] += len; /* ARP and every other non-IP frame */
