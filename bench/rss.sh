@@ -9,6 +9,7 @@
 # Runs `vmscope run --interval 1 --count 5 --output -` (stdout to /dev/null) inside the
 # namespace, samples /proc/<pid>/status every 0.1 s while it runs, and reports the peak
 # (VmHWM) and the last VmRSS seen against the limit. Exit status 1 if VmHWM > the limit.
+# RSS_SMAPS=FILE: keep /proc/<agent>/smaps of the peak sample there.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,14 +76,20 @@ ip netns exec "$NS" "$BIN" run --interval 1 --count 5 --output - "${EXTRA[@]}" \
   >"$FIFO" 2>"$LOG" &
 AGENT=$!
 
-hwm=0 rss=0 max_rss=0 samples=0
+hwm=0 rss=0 max_rss=0 samples=0 peak_parts=""
 while kill -0 "$AGENT" 2>/dev/null; do
   if status=$(cat "/proc/$AGENT/status" 2>/dev/null); then
     h=$(awk '/^VmHWM:/ {print $2}' <<<"$status")
     r=$(awk '/^VmRSS:/ {print $2}' <<<"$status")
     if [ -n "$h" ] && [ -n "$r" ]; then  # empty once the process is a zombie
       hwm=$h rss=$r
-      [ "$r" -gt "$max_rss" ] && max_rss=$r
+      if [ "$r" -gt "$max_rss" ]; then
+        max_rss=$r
+        # What the peak is made of: heap and stacks (anon), mapped BPF maps and rings
+        # (file: their pages are the kernel's), shared memory.
+        peak_parts=$(awk '/^Rss(Anon|File|Shmem):/ {printf "%s%s %d KiB", sep, $1, $2; sep=", "}' <<<"$status")
+        [ -n "${RSS_SMAPS:-}" ] && cp "/proc/$AGENT/smaps" "$RSS_SMAPS" 2>/dev/null
+      fi
       samples=$((samples + 1))
     fi
   fi
@@ -108,10 +115,13 @@ if [ -n "$running_ts" ]; then
 fi
 wait "$SELF_GREP"  # ends as the agent closes the FIFO
 vms=$(grep -o 'vms=[0-9]*i' "$LOG.self" | tail -1 | tr -dc 0-9)
+ticks_ms=$(grep -o 'tick_ns=[0-9]*i' "$LOG.self" | tr -dc '0-9\n' | awk '{printf "%s%.1f", sep, $1 / 1e6; sep=" "}')
+echo "rss: tick_ns of each tick (ms, with the waits for the output): $ticks_ms"
 printf 'rss: %d taps in netns %s, agent monitored %d devices and %s VM processes, ran %.1f s, %d samples\n' \
   "$ntaps" "$NS" "$monitoring" "${vms:-0}" "$elapsed" "$samples"
 printf 'rss: VmHWM %d KiB (%.1f MiB), last VmRSS %d KiB, max sampled VmRSS %d KiB; limit %d KiB (%d MiB)\n' \
   "$hwm" "$(echo "$hwm / 1024" | bc -l)" "$rss" "$max_rss" "$LIMIT_KIB" "$LIMIT_MIB"
+echo "rss: at the peak sample: $peak_parts"
 ratio=$(echo "scale=4; $hwm / $LIMIT_KIB" | bc)
 if [ "$hwm" -gt 0 ] && [ "$hwm" -le "$LIMIT_KIB" ]; then
   echo "RATIO $KEY $ratio max 1.00 PASS"

@@ -10,10 +10,21 @@
 
 #include "proc_common.h"
 
+/* Records of VS_PROC_EVENT_HEAD_LEN (184 bytes) plus an exec's argv: 512 KiB hold ~2,800
+ * fork or exit events, ~1,400 execs of a 200-byte command line. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 2 * 1024 * 1024);
+	__uint(max_entries, 512 * 1024);
 } proc_events SEC(".maps");
+
+/* Where an exec event is built: its record's length is known only once the argv is read,
+ * and a reservation's size must be a constant. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vs_proc_event);
+} exec_scratch SEC(".maps");
 
 /* Events lost because the ring buffer was full (user space reports it). */
 struct {
@@ -31,20 +42,20 @@ static __always_inline void count_lost(void)
 		*lost += 1;
 }
 
-/* Everything but the args buffer (too large to clear; args_len says what is valid). */
+/* Everything but the args buffer (a fork or exit record has none; args_len says what of
+ * an exec's is valid). */
 static __always_inline void clear_header(struct vs_proc_event *e)
 {
-	__builtin_memset(e, 0, __builtin_offsetof(struct vs_proc_event, args));
+	__builtin_memset(e, 0, VS_PROC_EVENT_HEAD_LEN);
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct vs_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
+	__u32 zero = 0;
+	struct vs_proc_event *e = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!e)
 		return 0;
-	}
 	clear_header(e);
 	e->type = VS_EV_EXEC;
 	e->tgid = BPF_CORE_READ(p, tgid);
@@ -60,9 +71,11 @@ int BPF_PROG(vs_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		len = VS_ARGS_LEN;
 		e->args_truncated = 1;
 	}
-	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)start) == 0)
-		e->args_len = len;
-	bpf_ringbuf_submit(e, 0);
+	if (len == 0 || bpf_probe_read_user(e->args, len, (void *)start) != 0)
+		len = 0;
+	e->args_len = len;
+	if (bpf_ringbuf_output(&proc_events, e, VS_PROC_EVENT_HEAD_LEN + len, 0))
+		count_lost();
 	return 0;
 }
 
@@ -80,7 +93,7 @@ int BPF_PROG(vs_fork, struct task_struct *parent, struct task_struct *child)
 	struct vs_tracked v = { .start_boottime_ns = BPF_CORE_READ(child, start_boottime) };
 	bpf_map_update_elem(&tracked, &ctgid, &v, BPF_ANY);
 
-	struct vs_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	struct vs_proc_event *e = bpf_ringbuf_reserve(&proc_events, VS_PROC_EVENT_HEAD_LEN, 0);
 	if (!e) {
 		count_lost();
 		return 0;
@@ -119,7 +132,7 @@ int BPF_PROG(vs_exit, struct task_struct *p)
 	struct vs_tracked tr = *t; /* the entry is freed (and may be reused) once deleted */
 	bpf_map_delete_elem(&tracked, &tgid);
 
-	struct vs_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	struct vs_proc_event *e = bpf_ringbuf_reserve(&proc_events, VS_PROC_EVENT_HEAD_LEN, 0);
 	if (!e) {
 		count_lost();
 		return 0;

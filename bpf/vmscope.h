@@ -271,6 +271,12 @@ struct vs_proc_event {
 	char args[VS_ARGS_LEN];
 };
 
+/* A record in the proc_events ring is an event's head (everything before args) and then
+ * args_len bytes of args: exec events carry the argv they have, fork and exit events none.
+ * Records are that short so that a small ring holds as many events as a 2 MiB ring of
+ * whole events did (a ring's pages are mapped, and resident, twice in user space). */
+#define VS_PROC_EVENT_HEAD_LEN __builtin_offsetof(struct vs_proc_event, args)
+
 #define VS_WALK_MAX VS_MAX_PROCS /* records of one walk: at most one per tracked process */
 
 /* Threads of a tracked process: one record per thread from the task iterator

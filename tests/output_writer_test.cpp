@@ -72,6 +72,20 @@ class RecordingSink : public Sink {
   SinkStats stats_;
 };
 
+// A writer with one RecordingSink, held: its thread blocks in the sink's first write().
+struct HeldWriter {
+  RecordingSink* sink;
+  std::unique_ptr<OutputWriter> writer;
+};
+HeldWriter held_writer(size_t max_queued_bytes = 16 << 20) {
+  auto sink = std::make_unique<RecordingSink>();
+  RecordingSink* s = sink.get();
+  s->hold();
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::move(sink));
+  return {s, std::make_unique<OutputWriter>(std::move(sinks), max_queued_bytes)};
+}
+
 TEST(OutputWriter, DeliversInOrderToEverySinkAndFlushesOnClose) {
   auto a = std::make_unique<RecordingSink>();
   auto b = std::make_unique<RecordingSink>();
@@ -141,12 +155,9 @@ TEST(OutputWriter, SetTagsAppliesToLaterBatches) {
 }
 
 TEST(OutputWriter, AStuckSinkNeitherBlocksWritesNorGrowsTheQueueUnbounded) {
-  auto sink = std::make_unique<RecordingSink>();
-  RecordingSink* s = sink.get();
-  s->hold();
-  std::vector<std::unique_ptr<Sink>> sinks;
-  sinks.push_back(std::move(sink));
-  OutputWriter w(std::move(sinks), /*max_queued_bytes=*/100);
+  HeldWriter held = held_writer(100);
+  RecordingSink* s = held.sink;  // no structured binding: lambdas capture it (clang 14)
+  OutputWriter& w = *held.writer;
   w.write("first 1i\n");
   ASSERT_TRUE(s->wait_entered());  // the writer thread is now stuck inside the sink
   auto writes = std::async(std::launch::async, [&] {
@@ -165,12 +176,9 @@ TEST(OutputWriter, AStuckSinkNeitherBlocksWritesNorGrowsTheQueueUnbounded) {
 // The bound holds at least two ticks however they are cut: a tick of 20 MB at 10,000
 // VMs, in 1 MiB chunks, must not lose its first chunks to its last ones.
 TEST(OutputWriter, TheQueueBoundGrowsToTwoTicks) {
-  auto sink = std::make_unique<RecordingSink>();
-  RecordingSink* s = sink.get();
-  s->hold();
-  std::vector<std::unique_ptr<Sink>> sinks;
-  sinks.push_back(std::move(sink));
-  OutputWriter w(std::move(sinks), /*max_queued_bytes=*/100);
+  HeldWriter held = held_writer(100);
+  RecordingSink* s = held.sink;  // no structured binding: lambdas capture it (clang 14)
+  OutputWriter& w = *held.writer;
   w.write("first 1i\n");
   ASSERT_TRUE(s->wait_entered());
   w.set_tick_bytes(500);  // the bound becomes 1000 bytes
@@ -209,6 +217,65 @@ TEST(OutputWriter, ABatchEverySinkIsDoneWithIsRecycled) {
   }
   EXPECT_GE(recycled.capacity(), 64u << 10);
   EXPECT_TRUE(recycled.empty());
+}
+
+// A tick hands out chunks far faster than a sink sends them: take_buffer() paces it, so
+// that the batches the sinks hold stay near kMaxLentBytes instead of a whole tick.
+TEST(OutputWriter, ASlowSinkPacesTheChunksLentToIt) {
+  HeldWriter held = held_writer();
+  RecordingSink* s = held.sink;  // no structured binding: lambdas capture it (clang 14)
+  OutputWriter& w = *held.writer;
+  w.set_tick_bytes(64 << 20);  // the queue would hold all of it: only the pacing bounds it
+  constexpr size_t kChunk = 256 << 10;
+  constexpr int kChunks = 64;  // 16 MiB, four times the bound
+  auto releaser = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(50ms);
+    s->release();
+  });
+  size_t most_lent = 0;
+  std::string chunk;
+  for (int i = 0; i < kChunks; ++i) {
+    chunk.reserve(kChunk);
+    chunk.assign(kChunk - 16, 'x');
+    chunk += " v=" + std::to_string(i) + "i\n";
+    w.write(std::move(chunk));
+    most_lent = std::max(most_lent, w.lent_bytes());
+    chunk = w.take_buffer(std::chrono::steady_clock::now() + 10s);
+  }
+  releaser.get();
+  w.close();
+  EXPECT_EQ(w.totals().lines_written, static_cast<uint64_t>(kChunks)) << "nothing lost";
+  EXPECT_EQ(w.totals().lines_dropped, 0u);
+  EXPECT_LE(most_lent, OutputWriter::kMaxLentBytes + 2 * kChunk);
+  EXPECT_EQ(w.lent_bytes(), 0u) << "every chunk came back";
+}
+
+// A stuck sink makes take_buffer() wait until its deadline, no longer; without one, it
+// never waits.
+TEST(OutputWriter, AStuckSinkDelaysTakeBufferOnlyUntilItsDeadline) {
+  HeldWriter held = held_writer();
+  RecordingSink* s = held.sink;  // no structured binding: lambdas capture it (clang 14)
+  OutputWriter& w = *held.writer;
+  w.set_tick_bytes(64 << 20);
+  w.write("first 1i\n");
+  ASSERT_TRUE(s->wait_entered());  // stuck in the sink: what follows stays queued, lent
+  while (w.lent_bytes() < OutputWriter::kMaxLentBytes) {
+    std::string chunk;
+    chunk.reserve(256 << 10);
+    chunk = "m v=1i\n";
+    w.write(std::move(chunk));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  (void)w.take_buffer();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "no deadline: no wait";
+  t0 = std::chrono::steady_clock::now();
+  (void)w.take_buffer(t0 + 200ms);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 200ms);
+  EXPECT_LT(waited, 3s);
+  s->release();
+  w.close();
+  EXPECT_EQ(w.totals().lines_dropped, 0u);
 }
 
 // A destination that can be switched off: while down, write() keeps what it gets pending,

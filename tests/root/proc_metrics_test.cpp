@@ -265,6 +265,29 @@ TEST(ProcMetrics, StartAndExitEventsAtOnce) {
   EXPECT_EQ(agent->wait(10s), 0);
 }
 
+// Exec events carry as much of the argv as the process has (bpf/vmscope.h,
+// VS_PROC_EVENT_HEAD_LEN): a command line longer than an event holds arrives in a record of
+// the largest size, and its VM is still named, started and exited.
+TEST(ProcMetrics, AVmWithACommandLineLongerThanAnEventIsReported) {
+  Netns ns;
+  auto agent = agent_in(ns);
+  ASSERT_TRUE(wait_point(*agent, "vmscope", {}, 0)) << agent->stderr_text();
+  std::vector<std::string> padding;
+  for (int i = 0; i < 60; ++i)  // 60 x 40 bytes: past VS_ARGS_LEN
+    padding.push_back("-device virtio-blk-pci,drive=disk" + std::to_string(1000 + i));
+  const int64_t t0 = now_ns();
+  auto vm = busy_vm("long1", {"BUSY_EXIT_MS=600"}, padding);
+  auto start = wait_point(*agent, "vm_event", {{"vm", "long1"}, {"event", "start"}}, t0, 2s);
+  ASSERT_TRUE(start) << agent->stderr_text();
+  EXPECT_EQ(start->i("pid"), vm->pid());
+  auto exit = wait_point(*agent, "vm_event", {{"vm", "long1"}, {"event", "exit"}}, t0, 5s);
+  ASSERT_TRUE(exit) << agent->stderr_text();
+  EXPECT_EQ(exit->i("exit_code"), 0);
+  auto self = wait_point(*agent, "vmscope", {}, now_ns());
+  ASSERT_TRUE(self);
+  EXPECT_EQ(self->i("proc_events_lost"), 0);
+}
+
 // 200 short-lived "VMs" holding taps: afterwards every map is back to its baseline.
 TEST(ProcMetrics, ChurnLeavesNoEntriesBehind) {
   Netns ns;

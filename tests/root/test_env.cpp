@@ -463,9 +463,11 @@ void add_bridge_with_tap(const Netns& ns, const std::string& bridge, const std::
   ns.must("ip link set " + tap + " master " + bridge + " up");
 }
 
-std::unique_ptr<Child> busy_vm(const std::string& name, std::vector<std::string> env) {
-  auto c = std::make_unique<Child>(helper_bin("busy_vm"),
-                                   std::vector<std::string>{"-name", "guest=" + name, "-m", "64"},
+std::unique_ptr<Child> busy_vm(const std::string& name, std::vector<std::string> env,
+                               const std::vector<std::string>& extra_args) {
+  std::vector<std::string> args{"-name", "guest=" + name, "-m", "64"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  auto c = std::make_unique<Child>(helper_bin("busy_vm"), args,
                                    SpawnOptions{"", "qemu-system-x86_64", env, false});
   if (!c->wait_line([](const std::string& l) { return l == "ready"; }, 10s))
     throw std::runtime_error("busy_vm did not start: " + c->stderr_text());

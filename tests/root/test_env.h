@@ -151,8 +151,9 @@ void add_bridge_with_tap(const Netns& ns, const std::string& bridge, const std::
                          const std::string& tap);
 
 // tests/helpers/busy_vm posing as a qemu guest named `name` (argv "-name guest=NAME"),
-// ready when returned; env sets its BUSY_* knobs.
-std::unique_ptr<Child> busy_vm(const std::string& name, std::vector<std::string> env = {});
+// ready when returned; env sets its BUSY_* knobs; extra_args follow the name on its argv.
+std::unique_ptr<Child> busy_vm(const std::string& name, std::vector<std::string> env = {},
+                               const std::vector<std::string>& extra_args = {});
 
 // `vmscope run` in `ns`, line protocol on its stdout every `interval` seconds.
 std::unique_ptr<Child> agent_in(const Netns& ns, const std::string& interval = "0.5");

@@ -129,7 +129,7 @@ class Agent {
   void write_all(std::string& lines) {
     if (lines.empty()) return;
     output_.write(std::move(lines));
-    lines = output_.take_buffer();
+    lines = output_.take_buffer(wait_for_sinks_until_);
     // A chunk overshoots kChunkBytes by one tap's or VM's lines at most: reserved once,
     // it never doubles on the way.
     if (lines.capacity() < kChunkBytes + kChunkSlack) lines.reserve(kChunkBytes + kChunkSlack);
@@ -214,6 +214,12 @@ class Agent {
   void tick() {
     const int64_t started = boottime_ns();
     last_tick_ns_ = started;
+    // A tick's chunks wait for the sinks to take the earlier ones (OutputWriter::
+    // take_buffer) for a quarter of the interval at most: a slow output paces the
+    // encoding, a stuck one delays the tick by that much only.
+    wait_for_sinks_until_ = std::chrono::steady_clock::now() +
+                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                std::chrono::duration<double>(config_.interval_s / 4));
     engine_->sample(sample_);
     const int64_t now = sample_.timestamp_ns;
     batch_.clear();
@@ -235,6 +241,7 @@ class Agent {
     encode_self(self, now, batch_);
     output_.set_tick_bytes(chunks.bytes + batch_.size());
     write_all(batch_);
+    wait_for_sinks_until_ = {};  // events between ticks never wait
     if (metrics_) metrics_->publish(sample_, self, kept_);
   }
 
@@ -257,7 +264,8 @@ class Agent {
 
   Config config_;  // what runs now; a reload replaces it as a whole
   const std::vector<std::string> args_;
-  int64_t last_tick_ns_ = 0;                // boottime
+  int64_t last_tick_ns_ = 0;                                      // boottime
+  std::chrono::steady_clock::time_point wait_for_sinks_until_{};  // see tick()
   std::unique_ptr<MetricsServer> metrics_;  // --listen; stopped after the output
   OutputWriter output_;
   std::unique_ptr<Engine> engine_;

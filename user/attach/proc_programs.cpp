@@ -36,9 +36,13 @@ ProcPrograms::~ProcPrograms() = default;
 
 int ProcPrograms::on_ring_record(void* ctx, void* data, size_t size) {
   auto* self = static_cast<ProcPrograms*>(ctx);
-  if (size < sizeof(vs_proc_event)) return 0;
-  vs_proc_event ev;
-  std::memcpy(&ev, data, sizeof(ev));
+  // A record is the head and args_len bytes of args (bpf/vmscope.h); a shorter one is no
+  // event of ours.
+  if (size < VS_PROC_EVENT_HEAD_LEN) return 0;
+  vs_proc_event ev{};
+  std::memcpy(&ev, data, std::min(size, sizeof(ev)));
+  ev.args_len = static_cast<uint32_t>(
+      std::min<size_t>(ev.args_len, std::min(size, sizeof(ev)) - VS_PROC_EVENT_HEAD_LEN));
   self->on_event_(ev);
   return 0;
 }

@@ -14,9 +14,10 @@ namespace {
 // request carries at most about this much (a tick at 10,000 VMs is ~20 MB, in chunks of
 // 256 KiB): the joined copy stays small.
 constexpr size_t kMaxRound = 2 << 20;
-// Spent buffers kept for take_buffer(): a tick's chunks in flight at once, a few. Larger
-// ones (an unchunked batch) are not worth holding on to.
-constexpr size_t kPoolBuffers = 8;
+// Spent buffers kept for take_buffer(): as many as a tick's chunks (agent.cpp: 256 KiB)
+// lent at once (kMaxLentBytes), and a few. Larger ones (an unchunked batch) are not worth
+// holding on to.
+constexpr size_t kPoolBuffers = 24;
 constexpr size_t kPoolBufferMax = 8 << 20;
 // While the destination is down, how often the oldest spooled record is tried again
 // between batches.
@@ -134,12 +135,16 @@ void OutputWriter::write(std::string batch) {
   if (!closing_.empty()) reap(false);
   if (batch.empty()) return;
   auto owner = std::make_shared<const PooledText>(std::move(batch), pool_);
+  pool_->lend(owner->lent);
   const Batch shared(owner, &owner->text);  // shares the owner: the text lives as long
   for (auto& w : workers_) w->push(shared);
 }
 
-std::string OutputWriter::take_buffer() {
-  std::lock_guard lk(pool_->mu);
+std::string OutputWriter::take_buffer(std::chrono::steady_clock::time_point wait_until) {
+  std::unique_lock lk(pool_->mu);
+  if (pool_->free.empty() && pool_->lent_bytes >= kMaxLentBytes)
+    pool_->returned.wait_until(
+        lk, wait_until, [&] { return !pool_->free.empty() || pool_->lent_bytes < kMaxLentBytes; });
   if (pool_->free.empty()) return {};
   std::string s = std::move(pool_->free.back());
   pool_->free.pop_back();
@@ -153,15 +158,30 @@ void OutputWriter::set_tick_bytes(size_t bytes) {
   for (auto& w : workers_) w->set_queue_bound(bound);
 }
 
-void OutputWriter::BufferPool::give(std::string&& s) {
-  if (s.capacity() > kPoolBufferMax) return;
-  s.clear();
+size_t OutputWriter::lent_bytes() const {
+  std::lock_guard lk(pool_->mu);
+  return pool_->lent_bytes;
+}
+
+void OutputWriter::BufferPool::lend(size_t bytes) {
   std::lock_guard lk(mu);
-  if (free.size() < kPoolBuffers) free.push_back(std::move(s));
+  lent_bytes += bytes;
+}
+
+void OutputWriter::BufferPool::give(std::string&& s, size_t lent) {
+  {
+    std::lock_guard lk(mu);
+    lent_bytes -= lent;
+    if (s.capacity() <= kPoolBufferMax && free.size() < kPoolBuffers) {
+      s.clear();
+      free.push_back(std::move(s));
+    }
+  }
+  returned.notify_all();
 }
 
 OutputWriter::PooledText::~PooledText() {
-  if (auto p = pool.lock()) p->give(std::move(text));
+  if (auto p = pool.lock()) p->give(std::move(text), lent);
 }
 
 void OutputWriter::close() {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -51,7 +52,15 @@ class OutputWriter {
   void write(std::string batch);
   // An empty buffer for the next batch: one that every sink is done with, its pages
   // kept (a tick's chunks reuse the same memory every tick), else a new one.
-  std::string take_buffer();
+  // While the batches the sinks still hold take kMaxLentBytes or more, waits for one to
+  // come back until wait_until (default: not at all): a tick encodes ~1 GB/s, far faster
+  // than a sink sends, and without this pause the chunks of a whole tick would be in
+  // memory at once (~20 MB at 10,000 VMs). A stuck sink delays the caller until
+  // wait_until only; its queue's bound then applies as before.
+  static constexpr size_t kMaxLentBytes = 4 << 20;
+  std::string take_buffer(std::chrono::steady_clock::time_point wait_until = {});
+  // Bytes of the batches the sinks still hold (buffer capacities).
+  size_t lent_bytes() const;
   // How many bytes the last tick wrote (in as many batches as it took): each sink's
   // queue holds at least two such ticks before it drops, so that a tick cut in chunks
   // is not dropped in part merely for being large (10,000 VMs: ~20 MB a tick).
@@ -84,15 +93,19 @@ class OutputWriter {
   // last owner (a sink's thread) returns the buffer here.
   struct BufferPool {
     std::mutex mu;
+    std::condition_variable returned;
     std::vector<std::string> free;
-    void give(std::string&& s);
+    size_t lent_bytes = 0;  // capacities of the PooledTexts alive
+    void lend(size_t bytes);
+    void give(std::string&& s, size_t lent);
   };
   // Owns a batch's text; when the last sink lets go, gives the buffer back to the pool.
   struct PooledText {
     std::string text;
     std::weak_ptr<BufferPool> pool;
+    size_t lent;  // text's capacity when it was lent
     PooledText(std::string t, std::weak_ptr<BufferPool> p)
-        : text(std::move(t)), pool(std::move(p)) {}
+        : text(std::move(t)), pool(std::move(p)), lent(text.capacity()) {}
     ~PooledText();
     PooledText(const PooledText&) = delete;
     PooledText& operator=(const PooledText&) = delete;
