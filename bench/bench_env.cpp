@@ -16,6 +16,7 @@
 #include <map>
 
 #include "common/unique_fd.h"
+#include "output/output_writer.h"
 
 namespace vmscope::bench {
 namespace {
@@ -97,6 +98,33 @@ Status fill_realistic_counters(int net_stats_fd, uint32_t slot_limit) {
 }
 
 }  // namespace
+
+TickOutput::TickOutput() : handed_(OutputWriter::kMaxLentBytes / kChunkBytes) {
+  for (std::string& b : handed_) b.reserve(kChunkBytes + kChunkSlack);
+}
+
+void TickOutput::between(std::string& out) {
+  if (out.size() >= kChunkBytes) hand_on(out);
+}
+
+void TickOutput::begin_tick(std::string& out) {
+  bytes_ = 0;
+  out.clear();
+  if (out.capacity() < kChunkBytes + kChunkSlack) out.reserve(kChunkBytes + kChunkSlack);
+}
+
+size_t TickOutput::end_tick(std::string& out) {
+  hand_on(out);
+  return bytes_;
+}
+
+void TickOutput::hand_on(std::string& out) {
+  bytes_ += out.size();
+  benchmark::DoNotOptimize(out.data());
+  out.swap(handed_[next_]);  // out continues in the oldest chunk handed on
+  next_ = (next_ + 1) % handed_.size();
+  out.clear();
+}
 
 void evict_caches() {
   // Written once (its pages exist), then only read: clean lines, so the tick that follows

@@ -16,6 +16,7 @@
 #include "discover/inventory.h"
 #include "discover/links.h"
 #include "drain/net_snapshot.h"
+#include "output/line_protocol.h"
 
 namespace vmscope::bench {
 
@@ -52,6 +53,26 @@ struct Env {
   std::unique_ptr<NetCollector> collector;
   int tracked_ifindex = 0;  // a tap with a counter slot (per-packet benchmark)
   double attach_seconds = 0, detach_seconds = 0;
+};
+
+// Where a benchmarked tick's lines go, as in the agent: cut at kChunkBytes between taps or
+// VMs (ChunkPoint), each chunk handed on and the encoding carried on in a recycled buffer.
+// The chunks rotate through as many buffers as the agent lets its sinks hold
+// (OutputWriter::kMaxLentBytes), the most memory its encoding cycles through; what the
+// sinks do with them is no part of the tick.
+class TickOutput final : public ChunkPoint {
+ public:
+  TickOutput();
+  void between(std::string& out) override;
+  void begin_tick(std::string& out);
+  // The tick's bytes; out's lines are its last chunk.
+  size_t end_tick(std::string& out);
+
+ private:
+  void hand_on(std::string& out);
+  std::vector<std::string> handed_;
+  size_t next_ = 0;
+  size_t bytes_ = 0;
 };
 
 Env& env();

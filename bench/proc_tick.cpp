@@ -41,9 +41,10 @@ void proc_collect_encode(benchmark::State& state, bool cold) {
     return;
   }
   std::string batch;
+  TickOutput output;
   std::vector<VmEvent> gone;
-  size_t vms = 0;
-  // One untimed tick first: the agent's batch starts with the last tick's capacity.
+  size_t vms = 0, bytes = 0;
+  // One untimed tick first: the agent's chunks are recycled buffers, sized already.
   std::vector<VmResources> rows;  // reused, as the engine's
   auto tick = [&] {
     gone.clear();
@@ -51,10 +52,10 @@ void proc_collect_encode(benchmark::State& state, bool cold) {
       state.SkipWithError(st.error().message.c_str());
       return false;
     }
-    batch.clear();
-    encode_resources(rows, realtime_ns(), batch);
+    output.begin_tick(batch);
+    encode_resources(rows, realtime_ns(), batch, {}, &output);
+    bytes = output.end_tick(batch);
     vms = rows.size();
-    benchmark::DoNotOptimize(batch.data());
     return true;
   };
   if (!tick()) return;
@@ -67,7 +68,7 @@ void proc_collect_encode(benchmark::State& state, bool cold) {
     if (!tick()) return;
   }
   state.counters["vms"] = static_cast<double>(vms);
-  state.counters["out_bytes"] = static_cast<double>(batch.size());
+  state.counters["out_bytes"] = static_cast<double>(bytes);
 }
 
 // Breakdown: one sampling pass alone (ProcPrograms::sample, a second set of programs
@@ -127,13 +128,14 @@ void part_encode_resources(benchmark::State& state) {
     return;
   }
   std::string batch;
-  encode_resources(*r, realtime_ns(), batch);  // capacity of the last tick, as the agent's
+  TickOutput output;
+  size_t bytes = 0;
   for (auto _ : state) {
-    batch.clear();
-    encode_resources(*r, realtime_ns(), batch);
-    benchmark::DoNotOptimize(batch.data());
+    output.begin_tick(batch);
+    encode_resources(*r, realtime_ns(), batch, {}, &output);
+    bytes = output.end_tick(batch);
   }
-  state.counters["out_bytes"] = static_cast<double>(batch.size());
+  state.counters["out_bytes"] = static_cast<double>(bytes);
 }
 
 // The sleepers' counters are small (no CPU time, a few hundred pages); the same encoding
@@ -166,13 +168,14 @@ void part_encode_resources_realistic(benchmark::State& state) {
     v.uptime_s = 86400.0 * 3 + static_cast<double>(r % 1'000'000'000) / 1e6;
   }
   std::string batch;
-  encode_resources(vms, realtime_ns(), batch);  // capacity of the last tick, as the agent's
+  TickOutput output;
+  size_t bytes = 0;
   for (auto _ : state) {
-    batch.clear();
-    encode_resources(vms, realtime_ns(), batch);
-    benchmark::DoNotOptimize(batch.data());
+    output.begin_tick(batch);
+    encode_resources(vms, realtime_ns(), batch, {}, &output);
+    bytes = output.end_tick(batch);
   }
-  state.counters["out_bytes"] = static_cast<double>(batch.size());
+  state.counters["out_bytes"] = static_cast<double>(bytes);
 }
 
 void add(const char* name, void (*fn)(benchmark::State&)) {

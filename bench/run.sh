@@ -5,8 +5,8 @@
 #   same run), runs bench/rss.sh (goal 3) in the same namespace, deletes the namespace.
 #   Then the scale goals: a namespace with 10,000 taps (--scale N) on bridges of 1000
 #   ports, the whole tick there (10,000 sleepers as VM processes) against the 1000-VM
-#   whole tick above (<= 10x, caches cold as in the agent; warm beside it) and the
-#   agent's RSS there (<= 64 MiB); and bench/
+#   whole tick, alternating (median of three pairs <= 10x, caches cold as in the agent;
+#   warm beside it) and the agent's RSS there with a VM process per tap (<= 64 MiB); and bench/
 #   throughput.sh (iperf3 with and without the agent, >= 98%).
 # Exit status: 0 every target met, 1 a target missed (or a benchmark failed), 2 setup error.
 #
@@ -34,7 +34,7 @@ if [ "$DO_BUILD" = 1 ]; then
   # Others may be mid-edit: retry a failing build a few times before giving up.
   for attempt in 1 2 3; do
     cmake -S "$ROOT" -B "$BUILD" -DVMSCOPE_BENCH=ON >/dev/null &&
-      cmake --build "$BUILD" -j2 --target vmscope vmscope_bench >/dev/null && break
+      cmake --build "$BUILD" -j2 --target vmscope vmscope_bench busy_vm >/dev/null && break
     [ "$attempt" = 3 ] && { echo "run.sh: build failed" >&2; exit 2; }
     echo "run.sh: build failed (attempt $attempt), retrying in 60 s" >&2
     sleep 60
@@ -64,44 +64,61 @@ bench_rc=${PIPESTATUS[0]}
 echo "== goal 3: bench/rss.sh"
 "$ROOT/bench/rss.sh" --netns "$NS" | tee -a "$OUT"
 rss_rc=${PIPESTATUS[0]}
-bench_netns_delete "$NS"
 
 scale_rc=0
 if [ "$SCALE" -gt 0 ]; then
   echo "== scale: netns $NS_SCALE with $SCALE taps on bridges of $BENCH_TAPS_PER_BRIDGE ports"
   if bench_netns_create "$NS_SCALE" "$SCALE"; then
-    # The whole tick only (network + processes), warm and cold; the baselines are the
-    # 1000-VM run's. The goal is judged cold: the agent ticks once per interval, and
-    # between two ticks the VMs use the caches, so a tick finds little of the kernel's task
-    # and device structures (nor its own state) there, at 1,000 VMs as at 10,000. Warm
-    # (the same tick repeated back to back) is reported beside it: at 1,000 VMs all of it
-    # stays cached, at 10,000 it cannot (bench/RESULTS.md).
-    "$BUILD/bench/vmscope_bench" --netns "$NS_SCALE" --sleepers "$SCALE" \
-      --benchmark_color=false \
-      --benchmark_filter='^(tick|proc_tick|tick_cold|proc_tick_cold)/vmscope_collect_encode' |
-      grep -E '^(setup|INFO whole_tick)' | sed 's/^INFO whole_tick/INFO scale_whole_tick/' |
-      tee -a "$OUT"
-    [ "${PIPESTATUS[0]}" = 0 ] || scale_rc=1
-    small=$(awk '/^INFO whole_tick_cold_ms/ {print $3}' "$OUT")
-    large=$(awk '/^INFO scale_whole_tick_cold_ms/ {print $3}' "$OUT")
-    small_warm=$(awk '/^INFO whole_tick_ms/ {print $3}' "$OUT")
-    large_warm=$(awk '/^INFO scale_whole_tick_ms/ {print $3}' "$OUT")
-    if [ -n "$small_warm" ] && [ -n "$large_warm" ]; then
-      echo "RATIO tick_${SCALE}_over_${TAPS}_warm $(awk -v a="$large_warm" -v b="$small_warm" \
-        'BEGIN {printf "%.2f", a / b}') (informational)" | tee -a "$OUT"
-    fi
-    if [ -n "$small" ] && [ -n "$large" ]; then
-      ratio=$(awk -v a="$large" -v b="$small" 'BEGIN {printf "%.2f", a / b}')
+    # The whole tick only (network + processes). The goal is judged cold: the agent ticks
+    # once per interval, and between two ticks the VMs use the caches, so a tick finds
+    # little of the kernel's task and device structures (nor its own state) there, at
+    # 1,000 VMs as at 10,000. Warm (the same tick repeated back to back) is reported
+    # beside it: at 1,000 VMs all of it stays cached, at 10,000 it cannot
+    # (bench/RESULTS.md). The two sizes alternate, three pairs, each ratio against the
+    # 1,000-VM run just before it, and the median is judged: the machine's drift over
+    # minutes then falls on both sides of a ratio.
+    cold_filter='^(tick_cold|proc_tick_cold)/vmscope_collect_encode'
+    both_filter='^(tick|proc_tick|tick_cold|proc_tick_cold)/vmscope_collect_encode'
+    ratios=()
+    for pair in 1 2 3; do
+      small=$("$BUILD/bench/vmscope_bench" --netns "$NS" --sleepers "$TAPS" \
+        --benchmark_color=false --benchmark_filter="$cold_filter" |
+        awk '/^INFO whole_tick_cold_ms/ {print $3}')
+      filter=$cold_filter
+      [ "$pair" = 1 ] && filter=$both_filter
+      "$BUILD/bench/vmscope_bench" --netns "$NS_SCALE" --sleepers "$SCALE" \
+        --benchmark_color=false --benchmark_filter="$filter" >"$OUT.scale"
+      [ $? = 0 ] || scale_rc=1
+      grep -E '^(setup|INFO whole_tick)' "$OUT.scale" | sed 's/^INFO whole_tick/INFO scale_whole_tick/' |
+        sed "s/\$/ (pair $pair)/" | tee -a "$OUT"
+      large=$(awk '/^INFO whole_tick_cold_ms/ {print $3}' "$OUT.scale")
+      if [ "$pair" = 1 ]; then
+        small_warm=$(awk '/^INFO whole_tick_ms/ {print $3}' "$OUT")
+        large_warm=$(awk '/^INFO whole_tick_ms/ {print $3}' "$OUT.scale")
+        if [ -n "$small_warm" ] && [ -n "$large_warm" ]; then
+          echo "RATIO tick_${SCALE}_over_${TAPS}_warm $(awk -v a="$large_warm" -v b="$small_warm" \
+            'BEGIN {printf "%.2f", a / b}') (informational)" | tee -a "$OUT"
+        fi
+      fi
+      if [ -n "$small" ] && [ -n "$large" ]; then
+        ratios+=("$(awk -v a="$large" -v b="$small" 'BEGIN {printf "%.2f", a / b}')")
+        echo "INFO pair $pair: ${TAPS} VMs ${small} ms, ${SCALE} VMs ${large} ms, cold" | tee -a "$OUT"
+      fi
+    done
+    rm -f "$OUT.scale"
+    if [ ${#ratios[@]} = 3 ]; then
+      ratio=$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n 2p)
       verdict=$(awk -v r="$ratio" 'BEGIN {print (r <= 10) ? "PASS" : "MISS"}')
-      echo "RATIO tick_${SCALE}_over_${TAPS} $ratio max 10 $verdict" | tee -a "$OUT"
+      echo "RATIO tick_${SCALE}_over_${TAPS} $ratio max 10 $verdict (median of ${ratios[*]})" | tee -a "$OUT"
       [ "$verdict" = PASS ] || scale_rc=1
     else
       echo "RATIO tick_${SCALE}_over_${TAPS} not measured MISS" | tee -a "$OUT"
       scale_rc=1
     fi
-    # clsact: tcx would take minutes to attach 20,000 links here (see RESULTS.md).
+    # clsact: tcx would take minutes to attach 20,000 links here (see RESULTS.md). With a
+    # VM process per tap, as a host of that many VMs has.
     "$ROOT/bench/rss.sh" --netns "$NS_SCALE" --limit-mib 64 --key "rss_hwm_${SCALE}_over_limit" \
-      -- --attach clsact | tee -a "$OUT"
+      --vms "$SCALE" -- --attach clsact | tee -a "$OUT"
     [ "${PIPESTATUS[0]}" = 0 ] || scale_rc=1
     bench_netns_delete "$NS_SCALE"
   else
@@ -109,6 +126,8 @@ if [ "$SCALE" -gt 0 ]; then
     scale_rc=2
   fi
 fi
+
+bench_netns_delete "$NS"
 
 tp_rc=0
 if [ "$THROUGHPUT" = 1 ]; then

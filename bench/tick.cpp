@@ -6,7 +6,7 @@
 //   NetCollector::collect()      = NetDrain::read(slot_limit) (CPU sums by net_sum.bpf.c)
 //                                  + Netlink::dump_stats()
 //                                  + 1000 TapSamples (+ the bridge's sample)
-//   encode_net() into a reused string.
+//   encode_net() in the agent's chunks (TickOutput).
 // Baseline, per VM: read /proc/<pid>/stat, /proc/<pid>/statm, /proc/<pid>/status of a real
 // process (one sleeper per VM) and one RTM_GETLINK request for its tap over libmnl (one
 // socket kept open; replies parsed only for IFLA_STATS64 and IFLA_MTU). That is a lower
@@ -41,16 +41,17 @@ int64_t realtime_ns() {
 
 // ---- vmscope ----
 
-// One untimed tick first: the agent's snapshot and batch start each tick with the last
-// tick's capacity (the engine collects into its previous snapshot, the agent reserves the
-// batch), so growing them from empty is no part of a steady-state tick. Without it the
-// few iterations a 10,000-VM repetition runs each paid a share of growing a 15 MB
-// string and a 5 MB vector from nothing.
+// One untimed tick first: the agent's snapshot starts each tick with the last tick's
+// capacity (the engine collects into its previous snapshot) and its chunks are recycled
+// buffers, so growing them from empty is no part of a steady-state tick. Without it the
+// few iterations a 10,000-VM repetition runs each paid a share of growing a 5 MB vector
+// from nothing.
 void vmscope_tick(benchmark::State& state, bool cold) {
   Env& e = env();
   std::string batch;
+  TickOutput output;
   NetSnapshot snap;
-  size_t lines = 0, taps = 0;
+  size_t lines = 0, taps = 0, bytes = 0;
   auto tick = [&] {
     e.inventory->resolve_owners();
     auto st = e.collector->collect(*e.inventory, e.attacher->devices(), *e.nl,
@@ -59,10 +60,10 @@ void vmscope_tick(benchmark::State& state, bool cold) {
       state.SkipWithError(st.error().message.c_str());
       return false;
     }
-    batch.clear();
-    lines = encode_net(snap, batch);
+    output.begin_tick(batch);
+    lines = encode_net(snap, batch, &output);
+    bytes = output.end_tick(batch);
     taps = snap.taps.size();
-    benchmark::DoNotOptimize(batch.data());
     return true;
   };
   if (!tick()) return;
@@ -76,7 +77,7 @@ void vmscope_tick(benchmark::State& state, bool cold) {
   }
   state.counters["taps"] = static_cast<double>(taps);
   state.counters["lines"] = static_cast<double>(lines);
-  state.counters["out_bytes"] = static_cast<double>(batch.size());
+  state.counters["out_bytes"] = static_cast<double>(bytes);
 }
 
 void part_drain_read(benchmark::State& state) {
@@ -131,11 +132,11 @@ void part_encode(benchmark::State& state) {
     return;
   }
   std::string batch;
-  encode_net(*snap, batch);  // capacity of the last tick, as the agent's batch
+  TickOutput output;
   for (auto _ : state) {
-    batch.clear();
-    encode_net(*snap, batch);
-    benchmark::DoNotOptimize(batch.data());
+    output.begin_tick(batch);
+    encode_net(*snap, batch, &output);
+    benchmark::DoNotOptimize(output.end_tick(batch));
   }
 }
 

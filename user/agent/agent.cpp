@@ -138,8 +138,6 @@ class Agent {
   // A tick's lines go out in chunks of about kChunkBytes, cut between two taps' or two
   // VMs' lines (ChunkPoint): at 10,000 VMs the tick never exists whole in memory (it is
   // ~20 MB), and the outputs send while the rest is encoded.
-  static constexpr size_t kChunkBytes = 256 << 10;
-  static constexpr size_t kChunkSlack = 16 << 10;
   struct TickChunks final : ChunkPoint {
     explicit TickChunks(Agent& a) : agent(a) {}
     void between(std::string& out) override {

@@ -149,6 +149,10 @@ class ChunkPoint {
  protected:
   ~ChunkPoint() = default;
 };
+// The size at which the agent cuts (bench/ cuts alike); a chunk overshoots it by one
+// tap's or VM's lines at most, so a buffer of both never grows on the way.
+inline constexpr size_t kChunkBytes = 256 << 10;
+inline constexpr size_t kChunkSlack = 16 << 10;
 
 // Tags added to every line of one output (the global tags, the host), pre-encoded once
 // per output and configuration as ",k=v,k2=v2": keys as they are (validated to plain
