@@ -101,8 +101,7 @@ static __always_inline void *header(struct __sk_buff *skb, __u32 off, void *buf,
 
 /* The HTTP hook of a TCP segment from the VM (not SYN, not RST): th is the TCP header's
  * bytes 12 and 13 as a little-endian load sees them (data offset in the low byte). The
- * status line is read from the linear data, else
- * copied (a paged payload). */
+ * status line is read from the linear data, else copied (a paged payload). */
 static __always_inline void http_status_hook(struct __sk_buff *skb, __u32 len, __u32 l3, __u32 l4,
 					     __u16 th, __u8 *p, void *end)
 {
@@ -291,8 +290,10 @@ other:
 }
 
 /* The bytes classify() checks once, before its one-word tests: up to the TCP flags behind
- * one VLAN tag, so that a frame behind one tag needs no other check. Shorter frames (a
- * TCP segment is at least 54 B, an ARP 42 or 46) take the path for short frames. */
+ * one VLAN tag, so that a TCP segment behind one tag needs no other check. Shorter frames
+ * take the path for short frames (ARP, 42 or 46 B, counted there; the rest, e.g. UDP
+ * with under 10 bytes of payload, through classify_slow()); a TCP segment has 54 B at
+ * least. */
 #define CLASSIFY_LINEAR 52
 
 /* Whether the n bytes at h (the frame's offset off) are in the linear data, for the
@@ -360,10 +361,10 @@ static __always_inline int count_ip4_other(struct vs_net_counters *c, __u32 len,
 #define IP4_TCP_NOFRAG 0x06000000U
 #define IP4_UDP_NOFRAG 0x11000000U
 
-/* IPv4 at l3 (a constant, or a variable bounded by the caller) whose fixed header the
- * caller checked to be in the linear data, its L4 header at l4off. Returns 0, having
- * counted nothing, where classify_slow() must decide (an L4 header beyond the linear
- * data). */
+/* IPv4 at the constant offset l3 whose fixed header the caller checked to be in the
+ * linear data, its L4 header at l4off (a constant, or l3 + IHL * 4 behind options).
+ * Returns 0, having counted nothing, where classify_slow() must decide (an L4 header
+ * beyond the linear data). */
 static __always_inline int classify_ip4_l4(struct __sk_buff *skb, __u8 *p, void *end,
 					   struct vs_net_counters *c, __u32 len, __u32 dir,
 					   __u32 l3, __u32 l4off)
@@ -517,6 +518,12 @@ static __always_inline int classify_tagged(struct __sk_buff *skb, __u8 *p, void 
 static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len,
 				     __u32 dir)
 {
+#ifdef VS_TEST_GENERAL_PATH
+	/* Only in the build the fast paths' differential test compares this one with
+	 * (tests/CMakeLists.txt): every frame through the general path. */
+	classify_slow(skb, c, len, dir, 0);
+	return;
+#endif
 	__u8 *p = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	/* Written so that the common frames' path falls through: the BPF backend lays blocks
@@ -555,7 +562,8 @@ l2_counted:;
 		if ((__u16)w == bpf_htons(ETH_P_8021Q))
 			goto qinq;
 other:
-		/* reads the frame again: no value of the tests above kept for it */
+		/* reads the frame anew: without the barrier the compiler prepares values for
+		 * this rare path inside the QinQ test, on the QinQ frames' path */
 		asm volatile("" ::: "memory");
 		done = classify_tagged(skb, p, end, c, len, dir, (__u16)w);
 		goto out;
