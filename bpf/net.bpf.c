@@ -99,13 +99,13 @@ static __always_inline void *header(struct __sk_buff *skb, __u32 off, void *buf,
  * data, or null where the caller copies headers (classify_slow). Never called for an
  * IPv4 fragment other than the first: it carries no L4 header. */
 
-/* The HTTP hook of a TCP segment from the VM (not SYN, not RST): th points to the TCP
- * header's byte 12 (data offset). The status line is read from the linear data, else
- * copied (a paged payload). */
+/* The HTTP hook of a TCP segment from the VM (not SYN, not RST): th is the TCP header's
+ * bytes 12 and 13 as a little-endian load sees them (data offset in the low byte). The
+ * status line is read from the linear data, else copied (a paged payload). */
 static __always_inline void http_status_hook(struct __sk_buff *skb, __u32 len, __u32 l3, __u32 l4,
-					     const __u8 *th, __u8 *p, void *end)
+					     __u16 th, __u8 *p, void *end)
 {
-	__u32 payoff = l4 + (th[0] >> 4) * 4;
+	__u32 payoff = l4 + ((th >> 2) & 0x3c); /* the data offset in bytes */
 	if (likely(p && (void *)(p + payoff + 10) <= end)) {
 		__u8 *h = p + payoff;
 		if (unlikely(is_http_status(h)))
@@ -125,13 +125,15 @@ static __always_inline void count_tcp_segment(struct __sk_buff *skb, struct vs_n
 					      __u32 len, __u32 dir, __u32 v6, __u32 l3, __u32 l4,
 					      const __u8 *th, __u8 *p, void *end)
 {
+	/* bytes 12 and 13 in one load: the data offset (low byte), the flags (high byte) */
+	__u16 t = *(__u16 *)th;
 	c->l4_bytes[VS_L4_TCP] += len;
-	if (likely(!(th[1] & (TCP_FLAG_SYN | TCP_FLAG_RST)))) {
+	if (likely(!(t & (TCP_FLAG_SYN | TCP_FLAG_RST) << 8))) {
 		if (dir == VS_DIR_INGRESS)
-			http_status_hook(skb, len, l3, l4, th, p, end);
+			http_status_hook(skb, len, l3, l4, t, p, end);
 		return;
 	}
-	c->tcp_syns += (th[1] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	c->tcp_syns += (t & (TCP_FLAG_SYN | TCP_FLAG_ACK) << 8) == TCP_FLAG_SYN << 8;
 	vs_service(skb,
 		   (dir == VS_DIR_EGRESS ? VS_SVC_EGRESS : 0) | (v6 ? VS_SVC_IPV6 : 0) |
 			   IPPROTO_TCP << 8,
@@ -287,6 +289,23 @@ other:
 	c->l4_bytes[VS_L4_OTHER] += len;
 }
 
+/* The bytes classify() checks once, before its one-word tests: up to the TCP flags behind
+ * one VLAN tag, so that a TCP segment behind one tag needs no other check. Shorter frames
+ * take the path for short frames (ARP, 42 or 46 B, counted there; the rest, e.g. UDP
+ * with under 10 bytes of payload, through classify_slow()); a TCP segment has 54 B at
+ * least. */
+#define CLASSIFY_LINEAR 52
+
+/* Whether the n bytes at h (the frame's offset off) are in the linear data, for the
+ * classification below classify()'s first check: known where off is a constant and the
+ * bytes lie within CLASSIFY_LINEAR (no test), else tested. */
+static __always_inline int in_linear(__u8 *h, void *end, __u32 off, __u32 n)
+{
+	if (__builtin_constant_p(off) && off + n <= CLASSIFY_LINEAR)
+		return 1;
+	return (void *)(h + n) <= end;
+}
+
 /* TCP at l4off of an IP header at l3 (both offsets into the linear data, usually
  * constants) whose bytes up to the flags the caller has not checked: 0 if they are not
  * in the linear data (classify_slow() decides), else counts and calls the service hooks. */
@@ -295,7 +314,7 @@ static __always_inline int count_tcp(struct __sk_buff *skb, __u8 *p, void *end,
 				     __u32 l3, __u32 l4off)
 {
 	__u8 *tcp = p + l4off;
-	if (likely((void *)(tcp + 14) <= end)) {
+	if (likely(in_linear(tcp, end, l4off, 14))) {
 		count_tcp_segment(skb, c, len, dir, v6, l3, l4off, tcp + 12, p, end);
 		return 1;
 	}
@@ -308,7 +327,7 @@ static __always_inline int count_udp(struct __sk_buff *skb, __u8 *p, void *end,
 				     __u32 l3, __u32 l4off)
 {
 	__u8 *udp = p + l4off;
-	if (likely((void *)(udp + 4) <= end)) {
+	if (likely(in_linear(udp, end, l4off, 4))) {
 		count_udp_datagram(skb, c, len, dir, v6, l3, l4off,
 				   *(__u16 *)(udp + (dir == VS_DIR_EGRESS ? 2 : 0)));
 		return 1;
@@ -335,78 +354,109 @@ static __always_inline int count_ip4_other(struct vs_net_counters *c, __u32 len,
 	return 1;
 }
 
-/* The fragment offset of the IPv4 header ip (not the flags: the first fragment, MF set,
- * carries the L4 header). */
-static __always_inline __u16 ip4_frag_offset(const __u8 *ip)
+/* Bytes 6-9 of an IPv4 header as a little-endian word (flags and fragment offset, TTL,
+ * protocol), masked to the fragment offset and the protocol: one compare tells a TCP or
+ * UDP header in a first (or no) fragment. */
+#define IP4_FRAG_PROTO_MASK 0xff00ff1fU
+#define IP4_TCP_NOFRAG 0x06000000U
+#define IP4_UDP_NOFRAG 0x11000000U
+
+/* IPv4 at the constant offset l3 whose fixed header the caller checked to be in the
+ * linear data, its L4 header at l4off (a constant, or l3 + IHL * 4 behind options).
+ * Returns 0, having counted nothing, where classify_slow() must decide (an L4 header
+ * beyond the linear data). */
+static __always_inline int classify_ip4_l4(struct __sk_buff *skb, __u8 *p, void *end,
+					   struct vs_net_counters *c, __u32 len, __u32 dir,
+					   __u32 l3, __u32 l4off)
 {
-	return *(__u16 *)(ip + 6) & bpf_htons(0x1fff);
+	__u32 x = *(__u32 *)(p + l3 + 6) & IP4_FRAG_PROTO_MASK;
+	if (likely(x == IP4_TCP_NOFRAG))
+		return count_tcp(skb, p, end, c, len, dir, 0, l3, l4off);
+	/* not folded with the test above into a switch, whose lowering would put TCP behind
+	 * a jump: a separate compare of its own */
+	asm volatile("" ::: "memory");
+	if (x == IP4_UDP_NOFRAG)
+		return count_udp(skb, p, end, c, len, dir, 0, l3, l4off);
+	return count_ip4_other(c, len, p[l3 + 9]);
 }
 
 /* IPv4 without options (version 4, IHL 5: nearly every frame) at the constant offset
- * l3 (14, 18 or 22), whose header the caller checked to be in the linear data. Returns
- * 0, having counted nothing, where classify_slow() must decide (an L4 header beyond the
- * linear data). All offsets are constants. */
+ * l3 (14, 18 or 22), whose header the caller checked to be in the linear data. All
+ * offsets are constants. */
 static __always_inline int classify_ip4_5(struct __sk_buff *skb, __u8 *p, void *end,
 					  struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3)
 {
-	__u8 proto = p[l3 + 9];
-	__u16 frag = ip4_frag_offset(p + l3);
-	if (likely(proto == IPPROTO_TCP && !frag))
-		return count_tcp(skb, p, end, c, len, dir, 0, l3, l3 + 20);
-	if (proto == IPPROTO_UDP && !frag)
-		return count_udp(skb, p, end, c, len, dir, 0, l3, l3 + 20);
-	return count_ip4_other(c, len, proto);
+	return classify_ip4_l4(skb, p, end, c, len, dir, l3, l3 + 20);
 }
 
-/* IPv4 at the constant offset l3, as classify_ip4_5() but any version and IHL byte: with
- * options (rare) the L4 header is at a variable offset, on a path of its own so that the
- * common one keeps constant offsets. */
+/* IPv4 at the constant offset l3 with version 4 and an IHL other than 5 (hlen: the IHL
+ * in bytes): with options (rare) the L4 header is at a variable offset, on a path of its
+ * own so that the common one keeps constant offsets. IHL < 5: no L4 header to find (the
+ * stack drops these). */
+static __always_inline int classify_ip4_opt(struct __sk_buff *skb, __u8 *p, void *end,
+					    struct vs_net_counters *c, __u32 len, __u32 dir,
+					    __u32 l3, __u32 hlen)
+{
+	if (likely(hlen > 20))
+		return classify_ip4_l4(skb, p, end, c, len, dir, l3, l3 + hlen);
+	c->l4_bytes[VS_L4_OTHER] += len;
+	return 1;
+}
+
+/* IPv4 at the constant offset l3, any version and IHL byte. */
 static __always_inline int classify_ip4(struct __sk_buff *skb, __u8 *p, void *end,
 					struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3)
 {
 	__u8 vihl = p[l3];
 	if (likely(vihl == 0x45))
 		return classify_ip4_5(skb, p, end, c, len, dir, l3);
-	/* version 4 and IHL > 5 (0x46..0x4f), else no L4 header to find (the stack drops
-	 * these) */
-	if ((__u8)(vihl - 0x46) > 0x09) {
-		c->l4_bytes[VS_L4_OTHER] += len;
+	if (unlikely((vihl & 0xf0) != 0x40)) {
+		c->l4_bytes[VS_L4_OTHER] += len; /* not version 4 */
 		return 1;
 	}
-	__u32 l4off = l3 + (vihl & 0xf) * 4;
-	__u8 proto = p[l3 + 9];
-	if (!ip4_frag_offset(p + l3)) {
-		if (proto == IPPROTO_TCP)
-			return count_tcp(skb, p, end, c, len, dir, 0, l3, l4off);
-		if (proto == IPPROTO_UDP)
-			return count_udp(skb, p, end, c, len, dir, 0, l3, l4off);
-	}
-	return count_ip4_other(c, len, proto);
+	return classify_ip4_opt(skb, p, end, c, len, dir, l3, (vihl & 0xf) * 4);
 }
 
-/* IPv6 at the constant offset l3, as classify_ip4(); the caller checked nothing beyond
- * the Ethernet header and tags. Extension headers (and a header beyond the linear
- * data) are left to classify_slow(). */
+/* IPv6 at the constant offset l3 whose version the caller checked (the Ethernet header
+ * and tags too, nothing beyond), as classify_ip4_5(). A TCP segment takes one bounds
+ * test; extension headers (and a header beyond the linear data) are left to
+ * classify_slow(). */
+static __always_inline int classify_ip6_v6(struct __sk_buff *skb, __u8 *p, void *end,
+					   struct vs_net_counters *c, __u32 len, __u32 dir,
+					   __u32 l3)
+{
+	if (likely((void *)(p + l3 + 54) <= end && p[l3 + 6] == IPPROTO_TCP)) {
+		count_tcp_segment(skb, c, len, dir, 1, l3, l3 + 40, p + l3 + 52, p, end);
+		return 1;
+	}
+	if (unlikely((void *)(p + l3 + 40) > end))
+		return 0;
+	__u8 proto = p[l3 + 6];
+	if (proto == IPPROTO_TCP)
+		return 0; /* its flags are beyond the linear data */
+	if (proto == IPPROTO_UDP)
+		return count_udp(skb, p, end, c, len, dir, 1, l3, l3 + 40);
+	if (proto == IPPROTO_ICMPV6_) {
+		c->l4_bytes[VS_L4_ICMP] += len;
+		return 1;
+	}
+	if (proto < 64 && ((1ULL << proto) & IPV6_EXT_TYPES))
+		return 0;
+	c->l4_bytes[VS_L4_OTHER] += len; /* ICMP over IPv6 too */
+	return 1;
+}
+
+/* IPv6 at the constant offset l3, any version nibble. */
 static __always_inline int classify_ip6(struct __sk_buff *skb, __u8 *p, void *end,
 					struct vs_net_counters *c, __u32 len, __u32 dir, __u32 l3)
 {
 	if (unlikely((void *)(p + l3 + 40) > end))
 		return 0;
-	__u8 proto = p[l3 + 6];
-	if (likely((p[l3] & 0xf0) == 0x60)) {
-		if (likely(proto == IPPROTO_TCP))
-			return count_tcp(skb, p, end, c, len, dir, 1, l3, l3 + 40);
-		if (proto == IPPROTO_UDP)
-			return count_udp(skb, p, end, c, len, dir, 1, l3, l3 + 40);
-		if (proto == IPPROTO_ICMPV6_) {
-			c->l4_bytes[VS_L4_ICMP] += len;
-			return 1;
-		}
-		if (proto < 64 && ((1ULL << proto) & IPV6_EXT_TYPES))
-			return 0;
+	if (unlikely((p[l3] & 0xf0) != 0x60)) {
+		c->l4_bytes[VS_L4_OTHER] += len;
+		return 1;
 	}
-	c->l4_bytes[VS_L4_OTHER] += len; /* not version 6; ICMP over IPv6 too */
-	return 1;
+	return classify_ip6_v6(skb, p, end, c, len, dir, l3);
 }
 
 static __always_inline int is_vlan(__u16 proto)
@@ -427,10 +477,20 @@ static __always_inline int classify_ip_at(struct __sk_buff *skb, __u8 *p, void *
 	return -1;
 }
 
+/* The word of bytes 12-19 (little-endian, as classify() loads it) masked to what tells
+ * the common combinations apart: the EtherType and the IP version nibble (untagged); or
+ * an 802.1Q TPID, then EtherType IPv4 and version and IHL byte 0x45 (one tag; the same
+ * test on bytes 16-23 finds the inner tag of QinQ). */
+#define W_TYPE_VERSION_MASK 0xf0ffffULL
+#define W_IP4 0x400008ULL
+#define W_IP6 0x60dd86ULL
+#define W_VLAN_IP45_MASK 0x00ffffff0000ffffULL
+#define W_VLAN_IP45 0x0045000800000081ULL
+
 /* Every frame the one-word tests in classify() leave: untagged non-IP frames, and IP
  * behind one VLAN tag (802.1Q or 802.1ad) or two (QinQ), each at its constant offset;
  * 0 where classify_slow() decides. proto: the EtherType (network order); the caller
- * checked the first 48 bytes. */
+ * checked the first CLASSIFY_LINEAR bytes. */
 static __always_inline int classify_tagged(struct __sk_buff *skb, __u8 *p, void *end,
 					   struct vs_net_counters *c, __u32 len, __u32 dir,
 					   __u16 proto)
@@ -458,38 +518,75 @@ static __always_inline int classify_tagged(struct __sk_buff *skb, __u8 *p, void 
 static __always_inline void classify(struct __sk_buff *skb, struct vs_net_counters *c, __u32 len,
 				     __u32 dir)
 {
+#ifdef VS_TEST_GENERAL_PATH
+	/* Only in the build the fast paths' differential test compares this one with
+	 * (tests/CMakeLists.txt): every frame through the general path. */
+	classify_slow(skb, c, len, dir, 0);
+	return;
+#endif
 	__u8 *p = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	/* Written so that the common frames' path falls through: the BPF backend lays blocks
 	 * out in source order, and each taken jump costs about as much as several
 	 * instructions here (measured: a VLAN frame through the general dispatch cost
 	 * ~3 ns more than through the one-word test below). */
-	if (likely((void *)(p + 48) <= end)) {
+	if (likely((void *)(p + CLASSIFY_LINEAR) <= end)) {
+		/* multicast and broadcast frames take a path placed after the return */
 		if (unlikely(p[0] & 1))
-			count_l2_group(c, p);
+			goto l2_group;
+l2_counted:;
 		/* Bytes 12-19: EtherType, and the IP version and IHL byte (untagged); or a tag's
 		 * TPID and TCI, then EtherType and that byte (one 802.1Q tag), or the inner tag's
-		 * TPID (QinQ). Each common combination has a test of its own, most common first.
-		 * The constants are the bytes as a little-endian load sees them. */
+		 * TPID (QinQ). Untagged IPv4 with IHL 5 falls through; each other common
+		 * combination has a one-word test of its own, all in a row, and jumps to its
+		 * constant-offset code when it matches (one taken jump on each of their paths,
+		 * not one per test before theirs). The constants are the bytes as a
+		 * little-endian load sees them. */
 		__u64 w = *(__u64 *)(p + 12);
-		__u16 proto = (__u16)w;
 		int done;
-		if (likely((w & 0xffffff) == 0x450008)) /* IPv4, IHL 5 */
+		if (likely((w & 0xffffff) == 0x450008)) { /* IPv4, IHL 5 */
 			done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN);
-		else if (proto == bpf_htons(ETH_P_IPV6))
-			done = classify_ip6(skb, p, end, c, len, dir, ETH_HLEN);
-		else if (proto == bpf_htons(ETH_P_IP)) /* with options (or not version 4) */
-			done = classify_ip4(skb, p, end, c, len, dir, ETH_HLEN);
-		else if ((w & 0x00ffffff0000ffffULL) == 0x0045000800000081ULL)
-			done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN + 4);
-		else if ((__u16)(w >> 32) == bpf_htons(ETH_P_8021Q) && is_vlan(proto) &&
-			 (*(__u32 *)(p + 20) & 0xffffff) == 0x450008) /* QinQ, IPv4, IHL 5 */
-			done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN + 8);
-		else
-			done = classify_tagged(skb, p, end, c, len, dir, proto);
+			goto out;
+		}
+		__u64 type_version = w & W_TYPE_VERSION_MASK;
+		if (type_version == W_IP6)
+			goto ip6;
+		if (type_version == W_IP4) /* with options (or IHL < 5) */
+			goto ip4_opt;
+		/* QinQ: an outer tag (802.1ad, the standard one, tested first; or 802.1Q), then
+		 * bytes 16-23 as one 802.1Q tag's bytes 12-19 */
+		if ((__u16)w == bpf_htons(ETH_P_8021AD))
+			goto qinq;
+		if ((w & W_VLAN_IP45_MASK) == W_VLAN_IP45)
+			goto vlan_ip4_5;
+		if ((__u16)w == bpf_htons(ETH_P_8021Q))
+			goto qinq;
+other:
+		/* reads the frame anew: without the barrier the compiler prepares values for
+		 * this rare path inside the QinQ test, on the QinQ frames' path */
+		asm volatile("" ::: "memory");
+		done = classify_tagged(skb, p, end, c, len, dir, (__u16)w);
+		goto out;
+qinq:
+		if ((*(__u64 *)(p + 16) & W_VLAN_IP45_MASK) != W_VLAN_IP45)
+			goto other;
+		done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN + 8);
+		goto out;
+ip6:
+		done = classify_ip6_v6(skb, p, end, c, len, dir, ETH_HLEN);
+		goto out;
+vlan_ip4_5:
+		done = classify_ip4_5(skb, p, end, c, len, dir, ETH_HLEN + 4);
+		goto out;
+ip4_opt:
+		done = classify_ip4_opt(skb, p, end, c, len, dir, ETH_HLEN, (w >> 14) & 0x3c);
+out:
 		if (unlikely(!done))
 			classify_slow(skb, c, len, dir, 1);
 		return;
+l2_group:
+		count_l2_group(c, p);
+		goto l2_counted;
 	}
 	/* ARP (42 B from a guest: virtio does not pad) and short frames */
 	if ((void *)(p + ETH_HLEN) <= end && *(__u16 *)(p + 12) == bpf_htons(ETH_P_ARP)) {
@@ -510,15 +607,12 @@ static __always_inline int count(struct __sk_buff *skb, __u32 dir)
 	if (skb->priority == 0x76737661)
 		return VS_CONTINUE;
 #endif
-	/* The array's own bound check (inlined) sends an ifindex beyond it to the hash. */
+	/* The array's own bound check (inlined) sends an ifindex beyond it to the hash, on
+	 * a path placed after the return, so that a found slot falls through. */
 	__u32 *slot = bpf_map_lookup_elem(&if_slot, &ifindex);
-	if (unlikely(!slot)) {
-		if (ifindex < VS_IFINDEX_DIRECT_MAX)
-			return VS_CONTINUE;
-		slot = far_slot(ifindex);
-		if (!slot)
-			return VS_CONTINUE;
-	}
+	if (unlikely(!slot))
+		goto far;
+found:;
 	/* 0 (not monitored) wraps to an index beyond net_stats: its lookup fails */
 	__u32 idx = *slot - 1;
 	struct vs_dev_counters *dev = bpf_map_lookup_elem(&net_stats, &idx);
@@ -530,6 +624,13 @@ static __always_inline int count(struct __sk_buff *skb, __u32 dir)
 	c->packets++;
 	classify(skb, c, len, dir);
 	return VS_CONTINUE;
+far:
+	if (ifindex < VS_IFINDEX_DIRECT_MAX)
+		return VS_CONTINUE;
+	slot = far_slot(ifindex);
+	if (!slot)
+		return VS_CONTINUE;
+	goto found;
 }
 
 SEC("tc")
