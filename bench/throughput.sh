@@ -35,6 +35,12 @@ command -v jq >/dev/null || { echo "throughput.sh: jq missing" >&2; exit 2; }
 source "$ROOT/bench/netns.sh"
 
 HOST=vsb-tph-$$ GUEST=vsb-tpg-$$
+# Client and server each on a CPU of their own (with two or more): the scheduler then
+# does not move them between runs, which otherwise swings a run's rate by 20 %.
+PIN_CLIENT="" PIN_SERVER=""
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  PIN_CLIENT="taskset -c 0" PIN_SERVER="taskset -c 1"
+fi
 LOG=$(mktemp /tmp/vmscope-tp.XXXXXX)
 AGENT=""
 stop_agent() {
@@ -61,7 +67,7 @@ setup() {
   ip -n "$HOST" addr add 10.201.0.1/24 dev vsbr0
   ip -n "$GUEST" addr add 10.201.0.2/24 dev vtg0
   ip -n "$GUEST" link set vtg0 up
-  ip netns exec "$GUEST" iperf3 -s -B 10.201.0.2 -D >/dev/null || return 1
+  ip netns exec "$GUEST" $PIN_SERVER iperf3 -s -B 10.201.0.2 -D >/dev/null || return 1
   # Reachable and warm: a 1 s run that succeeds (the server needs a moment to listen).
   for _ in $(seq 20); do
     ip netns exec "$HOST" iperf3 -c 10.201.0.2 -t 1 >/dev/null 2>&1 && return 0
@@ -88,10 +94,10 @@ start_agent() {
 measure() {
   local out
   if [ "$1" = tcp ]; then
-    out=$(ip netns exec "$HOST" iperf3 -c 10.201.0.2 -t "$SECONDS_PER_RUN" -J) || return 1
+    out=$(ip netns exec "$HOST" $PIN_CLIENT iperf3 -c 10.201.0.2 -t "$SECONDS_PER_RUN" -J) || return 1
     jq -r '.end.sum_received.bits_per_second' <<<"$out"
   else
-    out=$(ip netns exec "$HOST" iperf3 -c 10.201.0.2 -t "$SECONDS_PER_RUN" -u -l 64 -b 0 -J) ||
+    out=$(ip netns exec "$HOST" $PIN_CLIENT iperf3 -c 10.201.0.2 -t "$SECONDS_PER_RUN" -u -l 64 -b 0 -J) ||
       return 1
     # Received datagrams per second: what the path delivered, losses excluded.
     jq -r '.end.sum | (.packets - .lost_packets) / .seconds' <<<"$out"
