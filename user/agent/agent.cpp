@@ -126,10 +126,12 @@ class Agent {
 
   // Hands the lines to the writer threads; the next ones go into a buffer the writers
   // are done with (the same pages every tick), else a new one.
-  void write_all(std::string& lines) {
+  // A tick's chunks may wait for the sinks until wait_until (OutputWriter::take_buffer);
+  // other lines never wait.
+  void write_all(std::string& lines, std::chrono::steady_clock::time_point wait_until = {}) {
     if (lines.empty()) return;
     output_.write(std::move(lines));
-    lines = output_.take_buffer(wait_for_sinks_until_);
+    lines = output_.take_buffer(wait_until);
     // A chunk overshoots kChunkBytes by one tap's or VM's lines at most: reserved once,
     // it never doubles on the way.
     if (lines.capacity() < kChunkBytes + kChunkSlack) lines.reserve(kChunkBytes + kChunkSlack);
@@ -139,13 +141,21 @@ class Agent {
   // VMs' lines (ChunkPoint): at 10,000 VMs the tick never exists whole in memory (it is
   // ~20 MB), and the outputs send while the rest is encoded.
   struct TickChunks final : ChunkPoint {
-    explicit TickChunks(Agent& a) : agent(a) {}
+    // A chunk waits for the sinks to take the earlier ones for a quarter of the interval
+    // at most: a slow output paces the encoding, a stuck one delays the tick by that
+    // much only.
+    explicit TickChunks(Agent& a)
+        : agent(a),
+          wait_until(std::chrono::steady_clock::now() +
+                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                         std::chrono::duration<double>(a.config_.interval_s / 4))) {}
     void between(std::string& out) override {
       if (out.size() < kChunkBytes) return;
       bytes += out.size();
-      agent.write_all(out);
+      agent.write_all(out, wait_until);
     }
     Agent& agent;
+    const std::chrono::steady_clock::time_point wait_until;
     size_t bytes = 0;  // handed on so far
   };
 
@@ -212,16 +222,10 @@ class Agent {
   void tick() {
     const int64_t started = boottime_ns();
     last_tick_ns_ = started;
-    // A tick's chunks wait for the sinks to take the earlier ones (OutputWriter::
-    // take_buffer) for a quarter of the interval at most: a slow output paces the
-    // encoding, a stuck one delays the tick by that much only.
-    wait_for_sinks_until_ = std::chrono::steady_clock::now() +
-                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                std::chrono::duration<double>(config_.interval_s / 4));
+    TickChunks chunks(*this);  // its wait for the sinks counts from the tick's start
     engine_->sample(sample_);
     const int64_t now = sample_.timestamp_ns;
     batch_.clear();
-    TickChunks chunks(*this);
     size_t lines = 0, taps = 0, vms = 0;
     if (sample_.net) {
       lines += encode_net(*sample_.net, batch_, &chunks);
@@ -238,8 +242,7 @@ class Agent {
     const SelfMetrics self = self_metrics(started, lines, vms, taps);
     encode_self(self, now, batch_);
     output_.set_tick_bytes(chunks.bytes + batch_.size());
-    write_all(batch_);
-    wait_for_sinks_until_ = {};  // events between ticks never wait
+    write_all(batch_, chunks.wait_until);
     if (metrics_) metrics_->publish(sample_, self, kept_);
   }
 
@@ -262,8 +265,7 @@ class Agent {
 
   Config config_;  // what runs now; a reload replaces it as a whole
   const std::vector<std::string> args_;
-  int64_t last_tick_ns_ = 0;                                      // boottime
-  std::chrono::steady_clock::time_point wait_for_sinks_until_{};  // see tick()
+  int64_t last_tick_ns_ = 0;                // boottime
   std::unique_ptr<MetricsServer> metrics_;  // --listen; stopped after the output
   OutputWriter output_;
   std::unique_ptr<Engine> engine_;

@@ -40,9 +40,10 @@ int ProcPrograms::on_ring_record(void* ctx, void* data, size_t size) {
   // event of ours.
   if (size < VS_PROC_EVENT_HEAD_LEN) return 0;
   vs_proc_event ev{};
-  std::memcpy(&ev, data, std::min(size, sizeof(ev)));
-  ev.args_len = static_cast<uint32_t>(
-      std::min<size_t>(ev.args_len, std::min(size, sizeof(ev)) - VS_PROC_EVENT_HEAD_LEN));
+  const size_t copied = std::min(size, sizeof(ev));
+  std::memcpy(&ev, data, copied);
+  ev.args_len =
+      static_cast<uint32_t>(std::min<size_t>(ev.args_len, copied - VS_PROC_EVENT_HEAD_LEN));
   self->on_event_(ev);
   return 0;
 }

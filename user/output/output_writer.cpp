@@ -142,9 +142,9 @@ void OutputWriter::write(std::string batch) {
 
 std::string OutputWriter::take_buffer(std::chrono::steady_clock::time_point wait_until) {
   std::unique_lock lk(pool_->mu);
-  if (pool_->free.empty() && pool_->lent_bytes >= kMaxLentBytes)
-    pool_->returned.wait_until(
-        lk, wait_until, [&] { return !pool_->free.empty() || pool_->lent_bytes < kMaxLentBytes; });
+  // Returns at once when the predicate holds or wait_until has passed (the default).
+  pool_->returned.wait_until(
+      lk, wait_until, [&] { return !pool_->free.empty() || pool_->lent_bytes < kMaxLentBytes; });
   if (pool_->free.empty()) return {};
   std::string s = std::move(pool_->free.back());
   pool_->free.pop_back();
