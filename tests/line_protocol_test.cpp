@@ -238,6 +238,30 @@ TEST(LineProtocol, Integers) {
   });
 }
 
+// uints is field_uint per key: the same bytes for any value (clamped alike), its first
+// field after a space, the rest after commas, and fields on either side of it.
+TEST(LineProtocol, UintRunsWriteWhatFieldUintWrites) {
+  static constexpr UintKeys kKeys{"rx_bytes", "host_to_vm_new_connections", "a"};
+  std::mt19937_64 rng(12);
+  for (int i = 0; i < 2000; ++i) {
+    const uint64_t v[3] = {rng() >> (rng() % 64), rng(), uint64_t(i)};
+    std::string run, single;
+    LineWriter wr(run), ws(single);
+    wr.begin("m").tag("vm", "x").uints(kKeys, v[0], v[1], v[2]).field_int("z", -1).end(i);
+    ws.begin("m").tag("vm", "x").field_uint("rx_bytes", v[0]);
+    ws.field_uint("host_to_vm_new_connections", v[1]).field_uint("a", v[2]).field_int("z", -1);
+    ws.end(i);
+    ASSERT_EQ(run, single) << v[0] << " " << v[1];
+  }
+  std::string out;
+  LineWriter w(out);
+  static constexpr UintKeys kZeros{"ixrss", "idrss"};
+  w.begin("m").uints(kZeros, 0, 0).field_int("c", 1).end(1);
+  w.begin("m").field_int("c", 1).uints(kZeros, 0, std::numeric_limits<uint64_t>::max()).end(2);
+  w.uints(kZeros, 1, 2);  // no line open: ignored
+  EXPECT_EQ(out, "m ixrss=0i,idrss=0i,c=1i 1\nm c=1i,ixrss=0i,idrss=9223372036854775807i 2\n");
+}
+
 TEST(LineProtocol, Floats) {
   check_cases({
       {"0.1", [](LineWriter& w) { w.begin("m").field_float("v", 0.1); }, "m v=0.1\n"},
@@ -345,16 +369,29 @@ TEST(LineProtocol, BoolsAndFieldOrder) {
 TEST(LineProtocol, Timestamps) {
   std::string out;
   LineWriter w(out);
+  w.begin("m").field_int("v", 0).end(-1);
   w.begin("m").field_int("v", 1).end(1465839830100400200);
   w.begin("m").field_int("v", 2).end(0);
   w.begin("m").field_int("v", 3).end(-1);
   w.begin("m").field_int("v", 4).end(std::numeric_limits<int64_t>::max());
+  // end() formats a timestamp once for the lines that share it: repeats and returns.
+  w.begin("m").field_int("v", 5).end(std::numeric_limits<int64_t>::max());
+  w.begin("m").field_int("v", 6).end(-1);
+  w.begin("m").field_int("v", 7).end(-1);
+  w.begin("m").field_int("v", 8).end(1465839830100400200);
+  w.begin("m").field_int("v", 9).end(std::numeric_limits<int64_t>::min());
   EXPECT_EQ(out,
+            "m v=0i\n"
             "m v=1i 1465839830100400200\n"
             "m v=2i 0\n"
             "m v=3i\n"
-            "m v=4i 9223372036854775807\n");
-  EXPECT_EQ(w.lines(), 4u);
+            "m v=4i 9223372036854775807\n"
+            "m v=5i 9223372036854775807\n"
+            "m v=6i\n"
+            "m v=7i\n"
+            "m v=8i 1465839830100400200\n"
+            "m v=9i\n");
+  EXPECT_EQ(w.lines(), 10u);
 }
 
 TEST(LineProtocol, MultipleLinesAndRollback) {

@@ -124,13 +124,5 @@ TEST(ProcLines, StartEvent) {
             "text=\"db1 started (pid 100, qemu)\" 7\n");
 }
 
-TEST(LineWriterFields, LiteralFieldsTakeTheirSeparator) {
-  std::string out;
-  LineWriter w(out);
-  w.begin("m").fields(Fields::literal("a=0i,b=0i")).field_int("c", 1).end(1);
-  w.begin("m").field_int("c", 1).fields(Fields::literal("a=0i")).end(2);
-  EXPECT_EQ(out, "m a=0i,b=0i,c=1i 1\nm c=1i,a=0i 2\n");
-}
-
 }  // namespace
 }  // namespace vmscope

@@ -213,7 +213,8 @@ std::optional<Line> write_line(Script& in, vmscope::LineWriter& w, bool finish) 
   for (int i = 0; i < items; ++i) {
     const int kind = in.byte() % 8;
     if (kind == 7) {
-      w.fields(vmscope::Fields::literal("ixrss=0i,idrss=0i"));
+      static constexpr vmscope::UintKeys kZeros{"ixrss", "idrss"};
+      w.uints(kZeros, 0, 0);
       want.fields.push_back({"ixrss", Kind::kLiteral, "0i"});
       want.fields.push_back({"idrss", Kind::kLiteral, "0i"});
       has_field = true;

@@ -12,32 +12,54 @@ namespace {
 static_assert(VS_NET_COUNTER_WORDS == 9,
               "a new VS_NET_COUNTERS entry: encode it (or note why not), then update this count");
 
-// Field keys per direction, spelled out: building them per line cost an allocation each.
-struct DirKeys {
-  Key bytes, packets, tcp, udp, icmp, other, conns, mcast, bcast;
-};
-constexpr DirKeys kVmToHost{
-    "vm_to_host_bytes",           "vm_to_host_packets",       "vm_to_host_tcp_bytes",
-    "vm_to_host_udp_bytes",       "vm_to_host_icmp_bytes",    "vm_to_host_other_bytes",
-    "vm_to_host_new_connections", "vm_to_host_mcast_packets", "vm_to_host_bcast_packets"};
-constexpr DirKeys kHostToVm{
-    "host_to_vm_bytes",           "host_to_vm_packets",       "host_to_vm_tcp_bytes",
-    "host_to_vm_udp_bytes",       "host_to_vm_icmp_bytes",    "host_to_vm_other_bytes",
-    "host_to_vm_new_connections", "host_to_vm_mcast_packets", "host_to_vm_bcast_packets"};
+// The tap's own counters under albatross' `interface` names and order (schema reference).
+// Linux counts no TX multicast and has no queue fields: albatross writes 0 for those.
+constexpr UintKeys kInterfaceKeys{"vm_to_host_packets",
+                                  "vm_to_host_errors",
+                                  "vm_to_host_bytes",
+                                  "vm_to_host_mcast",
+                                  "vm_to_host_dropped",
+                                  "host_to_vm_packets",
+                                  "host_to_vm_errors",
+                                  "host_to_vm_bytes",
+                                  "host_to_vm_mcast",
+                                  "host_to_vm_dropped",
+                                  "mtu",
+                                  "send_queue_length",
+                                  "max_send_queue_length",
+                                  "send_queue_drops",
+                                  "baudrate",
+                                  "collisions"};
 
-void bytes_packets(LineWriter& w, Key bytes_key, Key packets_key, const vs_net_counters& c) {
-  w.field_uint(bytes_key, c.bytes).field_uint(packets_key, c.packets);
+// vm_net's fields per direction, spelled out: building them per line cost an allocation each.
+constexpr UintKeys kVmToHostNet{"vm_to_host_tcp_bytes",       "vm_to_host_udp_bytes",
+                                "vm_to_host_icmp_bytes",      "vm_to_host_other_bytes",
+                                "vm_to_host_new_connections", "vm_to_host_mcast_packets",
+                                "vm_to_host_bcast_packets"};
+constexpr UintKeys kHostToVmNet{"host_to_vm_tcp_bytes",       "host_to_vm_udp_bytes",
+                                "host_to_vm_icmp_bytes",      "host_to_vm_other_bytes",
+                                "host_to_vm_new_connections", "host_to_vm_mcast_packets",
+                                "host_to_vm_bcast_packets"};
+
+void vm_net_fields(LineWriter& w, const UintKeys<7>& keys, const vs_net_counters& c) {
+  w.uints(keys, c.l4_bytes[VS_L4_TCP], c.l4_bytes[VS_L4_UDP], c.l4_bytes[VS_L4_ICMP],
+          c.l4_bytes[VS_L4_OTHER], c.tcp_syns, c.mcast_packets, c.bcast_packets);
 }
 
-void vm_net_fields(LineWriter& w, const DirKeys& k, const vs_net_counters& c) {
-  w.field_uint(k.tcp, c.l4_bytes[VS_L4_TCP])
-      .field_uint(k.udp, c.l4_bytes[VS_L4_UDP])
-      .field_uint(k.icmp, c.l4_bytes[VS_L4_ICMP])
-      .field_uint(k.other, c.l4_bytes[VS_L4_OTHER])
-      .field_uint(k.conns, c.tcp_syns)
-      .field_uint(k.mcast, c.mcast_packets)
-      .field_uint(k.bcast, c.bcast_packets);
-}
+// Fields named as the contract's list (bpf/vmscope.h, VS_SERVICE_COUNTERS), in its order.
+#define VS_SERVICE_KEY_(field) #field,
+constexpr UintKeys kServiceKeys{VS_SERVICE_COUNTERS(VS_SERVICE_KEY_)};
+#undef VS_SERVICE_KEY_
+
+constexpr UintKeys kBridgeKeys{"taps",
+                               "vm_to_host_bytes",
+                               "vm_to_host_packets",
+                               "host_to_vm_bytes",
+                               "host_to_vm_packets",
+                               "host_rx_bytes",
+                               "host_rx_packets",
+                               "host_tx_bytes",
+                               "host_tx_packets"};
 
 }  // namespace
 
@@ -58,46 +80,41 @@ size_t encode_net(const NetSnapshot& snap, std::string& out, ChunkPoint* chunks)
     // since the tap was created. Linux counts no TX multicast and has no queue fields:
     // albatross writes 0 for those. A tap missing from this tick's statistics dump (it
     // was just removed) gets no line rather than zeros that would break derivatives.
+    // albatross' interface line (see kInterfaceKeys): the tap's RX is vm_to_host, its TX
+    // host_to_vm, cumulative since the tap was created. A tap missing from this tick's
+    // statistics dump (it was just removed) gets no line rather than zeros that would
+    // break derivatives.
     if (t.kernel_known) {
       const LinkCounters& k = t.kernel;
       w.begin("interface")
           .tag("vm", vm)
           .tag("bridge", bridge)
-          .field_uint("vm_to_host_packets", k.rx_packets)
-          .field_uint("vm_to_host_errors", k.rx_errors)
-          .field_uint("vm_to_host_bytes", k.rx_bytes)
-          .field_uint("vm_to_host_mcast", k.rx_multicast)
-          .field_uint("vm_to_host_dropped", k.rx_dropped)
-          .field_uint("host_to_vm_packets", k.tx_packets)
-          .field_uint("host_to_vm_errors", k.tx_errors)
-          .field_uint("host_to_vm_bytes", k.tx_bytes)
-          .fields(Fields::literal("host_to_vm_mcast=0i"))
-          .field_uint("host_to_vm_dropped", k.tx_dropped)
-          .field_uint("mtu", t.mtu)
-          .fields(Fields::literal(
-              "send_queue_length=0i,max_send_queue_length=0i,send_queue_drops=0i,baudrate=0i"))
-          .field_uint("collisions", k.collisions)
+          .uints(kInterfaceKeys, k.rx_packets, k.rx_errors, k.rx_bytes, k.rx_multicast,
+                 k.rx_dropped, k.tx_packets, k.tx_errors, k.tx_bytes, 0, k.tx_dropped, t.mtu, 0, 0,
+                 0, 0, k.collisions)
           .end(ts);
     }
     w.begin("vm_net").tag("bridge", bridge).tag("ifname", ifname).tag("vm", vm);
-    vm_net_fields(w, kVmToHost, t.vm_to_host);
-    vm_net_fields(w, kHostToVm, t.host_to_vm);
+    vm_net_fields(w, kVmToHostNet, t.vm_to_host);
+    vm_net_fields(w, kHostToVmNet, t.host_to_vm);
     w.end(ts);
-    // Fields named as the contract's list (bpf/vmscope.h, VS_SERVICE_COUNTERS), in its order.
-    w.begin("vm_service").tag("vm", vm).tag("bridge", bridge).tag("tap", ifname);
-#define VS_SERVICE_FIELD_(field) w.field_uint(#field, t.service.field);
-    VS_SERVICE_COUNTERS(VS_SERVICE_FIELD_)
-#undef VS_SERVICE_FIELD_
-    w.end(ts);
+#define VS_SERVICE_VALUE_(field) , t.service.field
+    w.begin("vm_service")
+        .tag("vm", vm)
+        .tag("bridge", bridge)
+        .tag("tap", ifname)
+        .uints(kServiceKeys VS_SERVICE_COUNTERS(VS_SERVICE_VALUE_))
+        .end(ts);
+#undef VS_SERVICE_VALUE_
     if (chunks) chunks->between(out);
   }
   for (const BridgeSample& b : snap.bridges) {
-    w.begin("bridge").tag("bridge", b.name).field_uint("taps", b.taps);
-    bytes_packets(w, kVmToHost.bytes, kVmToHost.packets, b.vm_to_host);
-    bytes_packets(w, kHostToVm.bytes, kHostToVm.packets, b.host_to_vm);
-    bytes_packets(w, "host_rx_bytes", "host_rx_packets", b.host_rx);
-    bytes_packets(w, "host_tx_bytes", "host_tx_packets", b.host_tx);
-    w.end(ts);
+    w.begin("bridge")
+        .tag("bridge", b.name)
+        .uints(kBridgeKeys, b.taps, b.vm_to_host.bytes, b.vm_to_host.packets, b.host_to_vm.bytes,
+               b.host_to_vm.packets, b.host_rx.bytes, b.host_rx.packets, b.host_tx.bytes,
+               b.host_tx.packets)
+        .end(ts);
   }
   return w.lines();
 }

@@ -19,10 +19,13 @@ static_assert(int{VS_TASK_COUNTER_COUNT} - int{VS_TASK_IO_COUNTER_COUNT} == 9,
               "a new VS_TASK_COUNTERS entry: encode it (or note why not), then update this count");
 
 // The fields of /proc/<pid>/io, named as the counters (VS_TASK_IO_COUNTERS).
+#define VS_IO_KEY_(field, own, dead) #field,
+constexpr UintKeys kIoKeys{VS_TASK_IO_COUNTERS(VS_IO_KEY_)};
+#undef VS_IO_KEY_
 void io_fields(LineWriter& w, const vs_task_counters& c) {
-#define VS_IO_FIELD_(field, own, dead) w.field_uint(#field, c.field);
-  VS_TASK_IO_COUNTERS(VS_IO_FIELD_)
-#undef VS_IO_FIELD_
+#define VS_IO_VALUE_(field, own, dead) , c.field
+  w.uints(kIoKeys VS_TASK_IO_COUNTERS(VS_IO_VALUE_));
+#undef VS_IO_VALUE_
 }
 
 // Blocks of 512 bytes read and written, from the I/O accounting like Linux getrusage()'s
@@ -37,6 +40,14 @@ uint64_t outblock(const vs_task_counters& c) {
                                                  : 0;
 }
 
+// resource_usage after utime and stime, in struct rusage order as albatross writes it:
+// maxflt is albatross' name for the major faults; what Linux does not count is 0.
+constexpr UintKeys kRusageKeys{"maxrss", "ixrss",    "idrss",   "isrss",    "minflt",
+                               "maxflt", "nswap",    "inblock", "outblock", "msgsnd",
+                               "msgrcv", "nsignals", "nvcsw",   "nivcsw"};
+// kinfo_mem before uptime; albatross' runtime is utime+stime in microseconds.
+constexpr UintKeys kMemKeys{"vsize", "rss", "tsize", "dsize", "ssize", "runtime", "cow_faults"};
+
 }  // namespace
 
 size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::string& out,
@@ -46,33 +57,18 @@ size_t encode_resources(const std::vector<VmResources>& vms, int64_t ts, std::st
   for (const VmResources& v : vms) {
     const vs_task_counters& c = v.counters;
     vm.set(v.vm);
-    // Field order as albatross writes resource_usage (struct rusage order).
     w.begin("resource_usage")
         .tag("vm", vm)
         .field_fixed("utime", seconds(c.utime_ns), 6)
         .field_fixed("stime", seconds(c.stime_ns), 6)
-        .field_uint("maxrss", v.rss_pages)
-        .fields(Fields::literal("ixrss=0i,idrss=0i,isrss=0i"))
-        .field_uint("minflt", c.min_flt)
-        .field_uint("maxflt", c.maj_flt)  // albatross' name for the major fault count
-        .fields(Fields::literal("nswap=0i"))
-        .field_uint("inblock", inblock(c))
-        .field_uint("outblock", outblock(c))
-        .fields(Fields::literal("msgsnd=0i,msgrcv=0i,nsignals=0i"))
-        .field_uint("nvcsw", c.nvcsw)
-        .field_uint("nivcsw", c.nivcsw)
+        .uints(kRusageKeys, v.rss_pages, 0, 0, 0, c.min_flt, c.maj_flt, 0, inblock(c), outblock(c),
+               0, 0, 0, c.nvcsw, c.nivcsw)
         .end(ts);
+    // runtime_ns (sum_exec_runtime) goes unencoded: the adjusted times add up to it.
     w.begin("kinfo_mem")
         .tag("vm", vm)
-        .field_uint("vsize", v.vsize_bytes)
-        .field_uint("rss", v.rss_pages)
-        .field_uint("tsize", v.text_pages)
-        .field_uint("dsize", v.data_pages)
-        .field_uint("ssize", v.stack_pages)
-        // albatross' runtime is utime+stime; runtime_ns (sum_exec_runtime) goes unencoded:
-        // the adjusted times add up to it.
-        .field_uint("runtime", (c.utime_ns + c.stime_ns) / 1000)
-        .fields(Fields::literal("cow_faults=0i"))
+        .uints(kMemKeys, v.vsize_bytes, v.rss_pages, v.text_pages, v.data_pages, v.stack_pages,
+               (c.utime_ns + c.stime_ns) / 1000, 0)
         .field_float("uptime", v.uptime_s)
         .end(ts);
     if (kept.cpu_wait) {
