@@ -48,16 +48,17 @@ class Key {
   bool plain_ = false;
 };
 
-// The keys of a run of unsigned integer fields, checked once at compile time (plain,
-// non-empty literals), for LineWriter::uints:
-//   constexpr UintKeys kKeys{"rx_bytes", "rx_packets"};  w.uints(kKeys, bytes, packets);
-// A tick at 1000 VMs writes ~60,000 counters: as one run per line they take one room
-// check and one call, not one of each per field.
 // One key of a uint run as ",key=", in a slot that is copied whole: a fixed-size copy per
 // field, without a branch on the key's length.
 struct UintKeySlot {
   char text[32];
 };
+
+// The keys of a run of unsigned integer fields, checked once at compile time (plain,
+// non-empty literals), for LineWriter::uints:
+//   constexpr UintKeys kKeys{"rx_bytes", "rx_packets"};  w.uints(kKeys, bytes, packets);
+// A tick at 1000 VMs writes ~60,000 counters: as one run per line they take one room
+// check and one call, not one of each per field.
 
 template <size_t N>
 class UintKeys {
@@ -131,7 +132,8 @@ class LineWriter {
   LineWriter& field_string(Key key, std::string_view v);
   LineWriter& field_bool(Key key, bool v);
   // One field_uint per key, in order, with the values given (as many as keys: checked
-  // at compile time). The albatross schema's constant zero fields are written as 0 here.
+  // at compile time; counters, never negative). The albatross schema's constant zero
+  // fields are written as 0 here.
   template <size_t N, class... V>
   LineWriter& uints(const UintKeys<N>& keys, V... values) {
     static_assert(sizeof...(V) == N, "one value per key");
