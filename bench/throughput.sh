@@ -78,11 +78,10 @@ source "$ROOT/bench/netns.sh"
 HOST=vsb-tph-$$ GUEST=vsb-tpg-$$
 TCP_PORT=5201 UDP_PORT=5202
 # See "Method" above: TCP client and server on CPU 0, UDP client on 0 and server on 1.
-PIN0="" PIN1="" PIN_TCP_SERVER=""
+PIN0="" PIN1=""
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   PIN0="taskset -c 0" PIN1="taskset -c 1"
 fi
-PIN_TCP_SERVER=$PIN0
 LOG=$(mktemp /tmp/vmscope-tp.XXXXXX)
 AGENT="" CLIENT="" GUEST_PID="" STATS=""
 stop_agent() {
@@ -132,7 +131,7 @@ setup() {
   ip netns exec "$GUEST" sleep infinity &
   GUEST_PID=$!
   disown "$GUEST_PID" # bench_netns_delete kills it, silently
-  ip netns exec "$GUEST" nice -n -20 $PIN_TCP_SERVER iperf3 -s -B 10.201.0.2 -p $TCP_PORT -D >/dev/null ||
+  ip netns exec "$GUEST" nice -n -20 $PIN0 iperf3 -s -B 10.201.0.2 -p $TCP_PORT -D >/dev/null ||
     return 1
   ip netns exec "$GUEST" $PIN1 iperf3 -s -B 10.201.0.2 -p $UDP_PORT -D >/dev/null || return 1
   # Reachable: a 1 s run that succeeds (the servers need a moment to listen).
