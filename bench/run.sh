@@ -5,7 +5,7 @@
 #   same run), runs bench/rss.sh (goal 3) in the same namespace, deletes the namespace.
 #   Then the scale goals: a namespace with 10,000 taps (--scale N) on bridges of 1000
 #   ports, the whole tick there (10,000 sleepers as VM processes) against the 1000-VM
-#   whole tick, alternating (median of three pairs <= 10x, caches cold as in the agent;
+#   whole tick, alternating (median of five pairs <= 10x, caches cold as in the agent;
 #   warm beside it) and the agent's RSS there with a VM process per tap (<= 64 MiB); and bench/
 #   throughput.sh (iperf3 with and without the agent, >= 98%).
 # Exit status: 0 every target met, 1 a target missed (or a benchmark failed), 2 setup error.
@@ -74,13 +74,16 @@ if [ "$SCALE" -gt 0 ]; then
     # little of the kernel's task and device structures (nor its own state) there, at
     # 1,000 VMs as at 10,000. Warm (the same tick repeated back to back) is reported
     # beside it: at 1,000 VMs all of it stays cached, at 10,000 it cannot
-    # (bench/RESULTS.md). The two sizes alternate, three pairs, each ratio against the
+    # (bench/RESULTS.md). The two sizes alternate, five pairs, each ratio against the
     # 1,000-VM run just before it, and the median is judged: the machine's drift over
     # minutes then falls on both sides of a ratio.
     cold_filter='^(tick_cold|proc_tick_cold)/vmscope_collect_encode'
     both_filter='^(tick|proc_tick|tick_cold|proc_tick_cold)/vmscope_collect_encode'
     ratios=()
-    for pair in 1 2 3; do
+    # Five, not three: a cold 10,000-VM tick moves by +-15 % from run to run here (25-35
+    # ms), and the ratio sits near 9 (per VM, a cold tick costs the same at both sizes).
+    PAIRS=5
+    for ((pair = 1; pair <= PAIRS; pair++)); do
       small=$("$BUILD/bench/vmscope_bench" --netns "$NS" --sleepers "$TAPS" \
         --benchmark_color=false --benchmark_filter="$cold_filter" |
         awk '/^INFO whole_tick_cold_ms/ {print $3}')
@@ -106,8 +109,8 @@ if [ "$SCALE" -gt 0 ]; then
       fi
     done
     rm -f "$OUT.scale"
-    if [ ${#ratios[@]} = 3 ]; then
-      ratio=$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n 2p)
+    if [ ${#ratios[@]} = "$PAIRS" ]; then
+      ratio=$(printf '%s\n' "${ratios[@]}" | sort -g | sed -n "$(((PAIRS + 1) / 2))p")
       verdict=$(awk -v r="$ratio" 'BEGIN {print (r <= 10) ? "PASS" : "MISS"}')
       echo "RATIO tick_${SCALE}_over_${TAPS} $ratio max 10 $verdict (median of ${ratios[*]})" | tee -a "$OUT"
       [ "$verdict" = PASS ] || scale_rc=1
@@ -132,7 +135,9 @@ bench_netns_delete "$NS"
 tp_rc=0
 if [ "$THROUGHPUT" = 1 ]; then
   echo "== throughput: bench/throughput.sh"
-  "$ROOT/bench/throughput.sh" | tee -a "$OUT"
+  # --modeled: judged on the tc programs' measured share of the CPU-bound path's CPU; the
+  # direct with/without medians (INFO) cannot resolve 2 % on this machine (A/A +-3 %).
+  "$ROOT/bench/throughput.sh" --modeled | tee -a "$OUT"
   tp_rc=${PIPESTATUS[0]}
 fi
 
