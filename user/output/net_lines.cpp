@@ -75,11 +75,6 @@ size_t encode_net(const NetSnapshot& snap, std::string& out, ChunkPoint* chunks)
     vm.set(t.vm);
     bridge.set(t.bridge);
     ifname.set(t.ifname);
-    // The tap's own counters, as albatross writes them on Linux (schema reference): field
-    // order and names exactly, the tap's RX is vm_to_host, its TX host_to_vm, cumulative
-    // since the tap was created. Linux counts no TX multicast and has no queue fields:
-    // albatross writes 0 for those. A tap missing from this tick's statistics dump (it
-    // was just removed) gets no line rather than zeros that would break derivatives.
     // albatross' interface line (see kInterfaceKeys): the tap's RX is vm_to_host, its TX
     // host_to_vm, cumulative since the tap was created. A tap missing from this tick's
     // statistics dump (it was just removed) gets no line rather than zeros that would
