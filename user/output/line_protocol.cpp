@@ -203,6 +203,10 @@ constexpr uint64_t kPow10[20] = {1ULL,
   return p + 16;
 }
 
+// InfluxDB 1.x rejects the "u" suffix unless built with uint support: unsigned fields
+// are clamped to this and written as integers.
+constexpr uint64_t kMaxUintField = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+
 [[gnu::always_inline]] inline char* write_int(char* p, int64_t v) {
   if (v < 0) {
     *p++ = '-';
@@ -330,10 +334,8 @@ LineWriter& LineWriter::field_int(Key key, int64_t v) {
 }
 
 LineWriter& LineWriter::field_uint(Key key, uint64_t v) {
-  // InfluxDB 1.x rejects the "u" suffix unless built with uint support; clamp instead.
-  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   if (char* p = field_key(key, 20)) {
-    p = write_uint(p, std::min(v, kMax));
+    p = write_uint(p, std::min(v, kMaxUintField));
     *p++ = 'i';
     commit(p);
   }
@@ -376,7 +378,6 @@ LineWriter& LineWriter::field_string(Key key, std::string_view v) {
 LineWriter& LineWriter::uint_run(const UintKeySlot* slots, const uint8_t* lengths, size_t n,
                                  size_t key_bytes, const uint64_t* values) {
   if (!open_ || n == 0) return *this;
-  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   // Per field its slot, at most 19 digits (clamped as field_uint does) and 'i'; the last
   // slot's copy runs past its key by up to a slot.
   char* p = room(key_bytes + 20 * n + sizeof(UintKeySlot));
@@ -384,7 +385,7 @@ LineWriter& LineWriter::uint_run(const UintKeySlot* slots, const uint8_t* length
   for (size_t i = 0; i < n; ++i) {
     std::memcpy(p, slots[i].text, sizeof slots[i].text);
     p += lengths[i];
-    p = write_uint(p, std::min(values[i], kMax));
+    p = write_uint(p, std::min(values[i], kMaxUintField));
     *p++ = 'i';
   }
   if (!has_field_) *first = ' ';

@@ -59,7 +59,6 @@ struct UintKeySlot {
 //   constexpr UintKeys kKeys{"rx_bytes", "rx_packets"};  w.uints(kKeys, bytes, packets);
 // A tick at 1000 VMs writes ~60,000 counters: as one run per line they take one room
 // check and one call, not one of each per field.
-
 template <size_t N>
 class UintKeys {
  public:

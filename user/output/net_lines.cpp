@@ -31,7 +31,7 @@ constexpr UintKeys kInterfaceKeys{"vm_to_host_packets",
                                   "baudrate",
                                   "collisions"};
 
-// vm_net's fields per direction, spelled out: building them per line cost an allocation each.
+// vm_net's fields per direction (the same counters, each key with its direction).
 constexpr UintKeys kVmToHostNet{"vm_to_host_tcp_bytes",       "vm_to_host_udp_bytes",
                                 "vm_to_host_icmp_bytes",      "vm_to_host_other_bytes",
                                 "vm_to_host_new_connections", "vm_to_host_mcast_packets",
